@@ -1,0 +1,236 @@
+"""TOML experiment files -> validated configuration.
+
+The core validates its own sections (``train``, ``evaluate``, ...) with pydantic models that forbid
+unknown keys; each plugin section (``dataset``, ``degradation``, ``restorer``) names its plugin
+with ``name`` and every other key is validated by that plugin's own ``Params`` model.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from coldkit.errors import ConfigError, PluginError
+from coldkit.plugins import Kind, PluginRecord, Registry
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PluginSection(BaseModel):
+    """A section choosing a plugin by ``name``; the other keys are the plugin's parameters."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+
+    def plugin_params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class DatasetSection(PluginSection):
+    image_size: int = Field(32, ge=4, description="images are resized to image_size x image_size")
+
+
+class TrainSection(Section):
+    steps: int = Field(2000, ge=0, description="optimizer steps")
+    max_minutes: float | None = Field(None, gt=0, description="wall-clock budget for training")
+    batch_size: int = Field(64, ge=1)
+    accumulate: int = Field(1, ge=1, description="micro-batches per optimizer step")
+    lr: float = Field(2e-4, gt=0)
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    warmup_steps: int = Field(0, ge=0)
+    loss: Literal["l1", "l2"] = "l1"
+    grad_clip: float | None = Field(1.0, gt=0, description="max gradient norm; none to disable")
+    ema_decay: float = Field(0.995, ge=0.0, lt=1.0, description="0 disables the EMA")
+    ema_every: int = Field(1, ge=1, description="update the EMA every N steps")
+    checkpoint_every: int = Field(500, ge=1)
+    log_every: int = Field(50, ge=1)
+
+
+class EvaluateSection(Section):
+    split: Literal["train", "val", "test"] = "test"
+    num_images: int = Field(500, ge=1, description="held-out images scored (at most)")
+    batch_size: int = Field(100, ge=1)
+    sampler: str = Field("improved", description="the sampler of the 'sampled' row")
+    figure_rows: int = Field(8, ge=1)
+    inception_weights: str | None = Field(
+        None, description="local Inception-v3 weights (pt_inception-2015-12-05) for FID"
+    )
+    dataset: DatasetSection | None = Field(
+        None, description="score on another dataset than the training one"
+    )
+
+
+class ExperimentConfig(Section):
+    name: str = "experiment"
+    seed: int = 0
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:1, mps ...")
+    dataset: DatasetSection
+    degradation: PluginSection
+    restorer: PluginSection = PluginSection(name="unet")
+    train: TrainSection = TrainSection()
+    evaluate: EvaluateSection = EvaluateSection()
+
+
+@dataclass(frozen=True)
+class ResolvedPlugin:
+    """A plugin section with its record and validated parameters."""
+
+    record: PluginRecord
+    params: BaseModel
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A validated configuration with every plugin looked up and its parameters validated."""
+
+    config: ExperimentConfig
+    dataset: ResolvedPlugin
+    degradation: ResolvedPlugin
+    restorer: ResolvedPlugin
+    sampler: PluginRecord
+    direct_sampler: PluginRecord
+    evaluate_dataset: ResolvedPlugin | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fully resolved configuration (every default filled in), as plain data."""
+        data = self.config.model_dump(mode="json", exclude_none=True)
+        for key, resolved in (
+            ("dataset", self.dataset),
+            ("degradation", self.degradation),
+            ("restorer", self.restorer),
+        ):
+            data[key] = _section_dict(data[key], resolved)
+        if self.evaluate_dataset is not None:
+            data["evaluate"]["dataset"] = _section_dict(
+                data["evaluate"]["dataset"], self.evaluate_dataset
+            )
+        return data
+
+
+def _section_dict(section: dict[str, Any], resolved: ResolvedPlugin) -> dict[str, Any]:
+    plugin_values = resolved.params.model_dump(mode="json", exclude_none=True)
+    core = {key: value for key, value in section.items() if key not in plugin_values}
+    return {**core, **plugin_values}
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse a TOML file, turning I/O and syntax problems into a :class:`ConfigError`."""
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(
+            f"Config file {path} does not exist. Pass the path of a TOML experiment file, "
+            "e.g. examples/mnist_blur.toml."
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"Config file {path} is not valid TOML: {exc}. Fix the syntax.") from None
+
+
+def write_toml(path: Path, data: dict[str, Any]) -> None:
+    path.write_text(tomli_w.dumps(data))
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``section.key=value`` overrides; values are parsed as TOML, else taken as strings."""
+    for override in overrides:
+        key, separator, raw = override.partition("=")
+        if not separator or not key.strip():
+            raise ConfigError(
+                f"Cannot read override {override!r}. Write it as section.key=value, "
+                "e.g. --set train.steps=100."
+            )
+        try:
+            value = tomllib.loads(f"value = {raw.strip()}")["value"]
+        except tomllib.TOMLDecodeError:
+            value = raw.strip()
+        target = data
+        *parents, leaf = key.strip().split(".")
+        for parent in parents:
+            child = target.setdefault(parent, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"Override {override!r}: {parent!r} is not a section.")
+            target = child
+        target[leaf] = value
+    return data
+
+
+def format_validation_error(error: ValidationError, prefix: str = "") -> str:
+    """One line per problem, naming the key in dotted form."""
+    lines = []
+    for problem in error.errors():
+        location = ".".join(str(part) for part in problem["loc"])
+        location = f"{prefix}{location}" if location else prefix.rstrip(".") or "(top level)"
+        if problem["type"] == "extra_forbidden":
+            lines.append(f"unknown key {location!r}")
+        elif problem["type"] == "missing":
+            lines.append(f"missing required key {location!r}")
+        else:
+            lines.append(f"{location}: {problem['msg']} (got {problem.get('input')!r})")
+    return "; ".join(lines)
+
+
+def _valid_keys(model: type[BaseModel]) -> str:
+    return ", ".join(sorted(model.model_fields))
+
+
+def _resolve_plugin(
+    registry: Registry, kind: Kind, section: PluginSection, where: str
+) -> ResolvedPlugin:
+    try:
+        record = registry.get(kind, section.name)
+    except PluginError as exc:
+        raise ConfigError(f"{where}.name: {exc}") from None
+    try:
+        params = record.params_model.model_validate(section.plugin_params())
+    except ValidationError as exc:
+        raise ConfigError(
+            f"Invalid parameters for {kind} {section.name!r} in [{where}]: "
+            f"{format_validation_error(exc, where + '.')}. Valid keys for {section.name!r}: "
+            f"name, {_valid_keys(record.params_model)}."
+        ) from None
+    return ResolvedPlugin(record, params)
+
+
+def build_experiment(data: dict[str, Any], registry: Registry) -> Experiment:
+    """Validate raw config data and resolve every plugin it names."""
+    try:
+        config = ExperimentConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(
+            f"Invalid config: {format_validation_error(exc)}. Top-level keys: "
+            f"{_valid_keys(ExperimentConfig)}; see docs/configuration.md for every section."
+        ) from None
+    try:
+        sampler = registry.get("sampler", config.evaluate.sampler)
+        direct_sampler = registry.get("sampler", "direct")
+    except PluginError as exc:
+        raise ConfigError(f"evaluate.sampler: {exc}") from None
+    evaluate_dataset = None
+    if config.evaluate.dataset is not None:
+        evaluate_dataset = _resolve_plugin(
+            registry, "dataset", config.evaluate.dataset, "evaluate.dataset"
+        )
+    return Experiment(
+        config=config,
+        dataset=_resolve_plugin(registry, "dataset", config.dataset, "dataset"),
+        degradation=_resolve_plugin(registry, "degradation", config.degradation, "degradation"),
+        restorer=_resolve_plugin(registry, "restorer", config.restorer, "restorer"),
+        sampler=sampler,
+        direct_sampler=direct_sampler,
+        evaluate_dataset=evaluate_dataset,
+    )
+
+
+def load_experiment(path: Path, registry: Registry, overrides: list[str] = ()) -> Experiment:
+    """Read a TOML experiment file, apply ``--set`` overrides, validate and resolve plugins."""
+    data = apply_overrides(read_toml(path), list(overrides))
+    return build_experiment(data, registry)

@@ -1,0 +1,26 @@
+"""User-facing errors: the CLI prints them as one paragraph and exits with code 2."""
+
+from __future__ import annotations
+
+
+class ColdkitError(Exception):
+    """A problem the user can fix (bad config, unknown plugin, missing data, broken checkpoint).
+
+    The message names the problem and the fix; the CLI shows it without a traceback.
+    """
+
+
+class ConfigError(ColdkitError):
+    """The experiment configuration is invalid."""
+
+
+class PluginError(ColdkitError):
+    """A plugin could not be found, loaded or registered."""
+
+
+class DataError(ColdkitError):
+    """A dataset could not be loaded."""
+
+
+class CheckpointError(ColdkitError):
+    """A checkpoint or run folder cannot be used."""

@@ -1,0 +1,63 @@
+"""Hooks a coldkit plugin implements. This module is the plugin author's reference.
+
+A plugin is a module exposed under the ``coldkit`` entry-point group of its distribution::
+
+    # pyproject.toml of your package
+    [project.entry-points.coldkit]
+    my_blur = "my_package.my_blur"
+
+    # my_package/my_blur.py
+    from coldkit import hookimpl
+
+    @hookimpl
+    def register_degradations(register):
+        register(MyBlur)
+
+``register(component, name=None, description=None, params=None)`` records one component. By
+default the name, description and parameter model are read from the component's ``name``,
+``description`` and ``Params`` attributes. ``Params`` is a pydantic model; the TOML section of the
+component (every key but ``name``) is validated against it.
+
+How each kind of component is built from its validated parameters:
+
+* degradation: ``component(params)`` returns a :class:`coldkit.protocols.Degradation`.
+* restorer: ``component(params, context)`` returns a ``torch.nn.Module`` restorer, where
+  ``context`` is a :class:`coldkit.protocols.RestorerContext` (channels, image size, T).
+* sampler: the component is a function following :class:`coldkit.protocols.Sampler`.
+* dataset: ``component(params)`` returns a :class:`coldkit.protocols.Dataset`.
+
+Built-in plugins use these same hooks through the same entry-point group.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import pluggy
+
+PROJECT_NAME = "coldkit"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+Register = Callable[..., None]
+
+
+@hookspec
+def register_degradations(register: Register) -> None:
+    """Register degradations ``D(x0, t)``: call ``register(DegradationClass)`` for each."""
+
+
+@hookspec
+def register_restorers(register: Register) -> None:
+    """Register restorer networks: call ``register(factory)`` for each."""
+
+
+@hookspec
+def register_samplers(register: Register) -> None:
+    """Register sampling algorithms: call ``register(function, name=..., description=...)``."""
+
+
+@hookspec
+def register_datasets(register: Register) -> None:
+    """Register image datasets: call ``register(DatasetClass)`` for each."""

@@ -1,0 +1,50 @@
+"""Labelled image grids saved as PNG (Figure-3 pictures, degradation previews)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+from torch import Tensor
+
+HEADER_HEIGHT = 16
+GAP = 2
+
+
+def to_uint8_rgb(image: Tensor) -> np.ndarray:
+    """A ``(C, H, W)`` image in [0, 1] (C = 1 or 3) as an ``(H, W, 3)`` uint8 array."""
+    image = image.detach().float().clamp(0, 1).cpu()
+    if image.shape[0] == 1:
+        image = image.expand(3, -1, -1)
+    return (image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+
+
+def save_grid(
+    columns: Sequence[Tensor], labels: Sequence[str], path: Path, scale: int = 3
+) -> Path:
+    """Save images side by side: one column per tensor ``(N, C, H, W)``, one row per sample.
+
+    Each cell is enlarged ``scale`` times (nearest neighbour) and each column gets a label.
+    """
+    if len(columns) != len(labels):
+        raise ValueError("one label per column")
+    rows = min(len(column) for column in columns)
+    height, width = columns[0].shape[-2] * scale, columns[0].shape[-1] * scale
+    canvas = Image.new(
+        "RGB",
+        (len(columns) * (width + GAP) + GAP, HEADER_HEIGHT + rows * (height + GAP) + GAP),
+        "white",
+    )
+    draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default()
+    for col, (column, label) in enumerate(zip(columns, labels)):
+        left = GAP + col * (width + GAP)
+        draw.text((left + 2, 2), label[: max(1, width // 6)], fill="black", font=font)
+        for row in range(rows):
+            cell = Image.fromarray(to_uint8_rgb(column[row])).resize((width, height), Image.NEAREST)
+            canvas.paste(cell, (left, HEADER_HEIGHT + GAP + row * (height + GAP)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path)
+    return path

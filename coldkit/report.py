@@ -1,0 +1,115 @@
+"""The run's artefacts: metrics.json, table.md, the rich table, Figure-3 grid, loss curve."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from coldkit.evaluate import ROWS, Evaluation
+from coldkit.imaging import save_grid
+
+METRICS = (("fid", "FID ↓"), ("ssim", "SSIM ↑"), ("rmse", "RMSE ↓"), ("psnr", "PSNR ↑"))
+
+
+def metrics_dict(evaluation: Evaluation, sampler: str, info: dict[str, Any]) -> dict[str, Any]:
+    """Everything measured, as JSON-ready data."""
+    count = len(evaluation.originals)
+    return {
+        "rows": {row: result.metrics for row, result in evaluation.rows.items()},
+        "sampler": sampler,
+        "num_images": count,
+        "seconds": {row: result.seconds for row, result in evaluation.rows.items()},
+        "seconds_per_image": {
+            row: result.seconds / count for row, result in evaluation.rows.items()
+        },
+        "fid_note": evaluation.fid_note,
+        **info,
+    }
+
+
+def _cell(value: float | None) -> str:
+    if value is None:
+        return "n/c"
+    return "∞" if math.isinf(value) else f"{value:.3f}"
+
+
+def _row_label(row: str, sampler: str) -> str:
+    return f"sampled ({sampler})" if row == "sampled" else row
+
+
+def write_table_markdown(metrics: dict[str, Any], path: Path, title: str) -> None:
+    lines = [f"# {title}", ""]
+    lines.append("| | " + " | ".join(label for _, label in METRICS) + " |")
+    lines.append("|---|" + "---:|" * len(METRICS))
+    for row in ROWS:
+        values = metrics["rows"][row]
+        cells = " | ".join(_cell(values.get(key)) for key, _ in METRICS)
+        lines.append(f"| {_row_label(row, metrics['sampler'])} | {cells} |")
+    lines.append("")
+    lines.append(
+        f"{metrics['num_images']} held-out images ({metrics.get('evaluation_source', '')}); "
+        f"model trained {metrics.get('train_steps', '?')} steps. "
+        "SSIM: 11x11 Gaussian window, sigma 1.5, valid; RMSE over all pixels; outputs clamped "
+        "to [0, 1]."
+    )
+    if metrics.get("fid_note"):
+        lines.append(f"FID {metrics['fid_note']}.")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def rich_table(metrics: dict[str, Any], title: str) -> Table:
+    table = Table(title=title)
+    table.add_column("")
+    for _, label in METRICS:
+        table.add_column(label, justify="right")
+    for row in ROWS:
+        values = metrics["rows"][row]
+        table.add_row(_row_label(row, metrics["sampler"]), *(_cell(values.get(k)) for k, _ in METRICS))
+    return table
+
+
+def write_metrics_json(metrics: dict[str, Any], path: Path) -> None:
+    path.write_text(json.dumps(metrics, indent=2, default=_json_default) + "\n")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, float) and math.isinf(value):
+        return "inf"
+    return str(value)
+
+
+def write_figure(evaluation: Evaluation, rows: int, sampler: str, path: Path) -> Path:
+    """Figure-3 style: per test image, degraded | direct | sampled | original."""
+    columns = [evaluation.rows[row].images[:rows] for row in ROWS] + [evaluation.originals[:rows]]
+    return save_grid(columns, ["degraded", "direct", sampler, "original"], path)
+
+
+def write_loss_curve(losses: list[float], path: Path, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 3.5), dpi=100)
+    steps = range(1, len(losses) + 1)
+    axes.plot(steps, losses, color="0.75", linewidth=0.8, label="per step")
+    window = max(1, len(losses) // 50)
+    if window > 1:
+        smoothed = [
+            sum(losses[max(0, i - window + 1) : i + 1]) / len(losses[max(0, i - window + 1) : i + 1])
+            for i in range(len(losses))
+        ]
+        axes.plot(steps, smoothed, color="C0", label=f"mean of {window}")
+    axes.set_xlabel("step")
+    axes.set_ylabel("training loss")
+    axes.set_yscale("log")
+    axes.set_title(title)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    return path

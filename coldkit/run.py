@@ -1,0 +1,345 @@
+"""``coldkit run``: config -> data, degradation, restorer -> training -> evaluation -> run folder.
+
+A run folder holds everything: ``config.toml`` (resolved), ``run.json`` (metadata),
+``log.txt``, ``checkpoints/last.pt``, ``metrics.json``, ``table.md``, ``figure.png`` and
+``loss_curve.png``. Pointing ``coldkit run`` at an existing run folder resumes it.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from coldkit import __version__
+from coldkit.config import (
+    Experiment,
+    ResolvedPlugin,
+    build_experiment,
+    load_experiment,
+    read_toml,
+    write_toml,
+)
+from coldkit.data import resize_images
+from coldkit.errors import ConfigError, DataError
+from coldkit.evaluate import evaluate
+from coldkit.plugins import Registry
+from coldkit.protocols import Dataset, Degradation, RestorerContext
+from coldkit.report import (
+    metrics_dict,
+    rich_table,
+    write_figure,
+    write_loss_curve,
+    write_metrics_json,
+    write_table_markdown,
+)
+from coldkit.train import StepReport, Trainer
+
+CONFIG_FILE = "config.toml"
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Where each artefact of a run lives."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / CONFIG_FILE
+
+    @property
+    def metadata(self) -> Path:
+        return self.root / "run.json"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "log.txt"
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.root / "checkpoints" / "last.pt"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.json"
+
+    @property
+    def table(self) -> Path:
+        return self.root / "table.md"
+
+    @property
+    def figure(self) -> Path:
+        return self.root / "figure.png"
+
+    @property
+    def loss_curve(self) -> Path:
+        return self.root / "loss_curve.png"
+
+
+class RunLog:
+    """Messages to the console and, with a timestamp, to the run's log.txt."""
+
+    def __init__(self, path: Path, console: Console) -> None:
+        self.path, self.console = path, console
+
+    def __call__(self, message: str, show: bool = True) -> None:
+        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        with open(self.path, "a") as handle:
+            handle.write(f"{stamp} {message}\n")
+        if show:
+            self.console.print(message)
+
+
+def prepare_run(
+    target: Path, out: Path | None, overrides: list[str], registry: Registry
+) -> tuple[Experiment, RunPaths]:
+    """Resolve the experiment and its run folder, refusing to mix two configs in one folder.
+
+    ``target`` is a TOML file, or an existing run folder to resume.
+    """
+    if target.is_dir():
+        if out is not None and out.resolve() != target.resolve():
+            raise ConfigError(
+                f"{target} is a run folder, which is resumed in place; drop --out, or pass the "
+                "TOML config to start a new run in another folder."
+            )
+        if not (target / CONFIG_FILE).is_file():
+            raise ConfigError(
+                f"{target} is a folder without {CONFIG_FILE}, so it is not a coldkit run folder. "
+                "Pass a TOML experiment file, or the folder of an earlier run to resume it."
+            )
+        experiment = load_experiment(target / CONFIG_FILE, registry, overrides)
+        paths = RunPaths(target)
+    else:
+        experiment = load_experiment(target, registry, overrides)
+        paths = RunPaths(out if out is not None else Path("runs") / experiment.config.name)
+    resolved = experiment.to_dict()
+    if paths.config.is_file():
+        saved = read_toml(paths.config)
+        if saved != json.loads(json.dumps(resolved)):
+            differences = ", ".join(_differences(saved, resolved)) or "layout"
+            raise ConfigError(
+                f"Run folder {paths.root} already holds a run with a different config "
+                f"(differs in: {differences}). Nothing was changed. Use --out NEW_FOLDER for a "
+                f"new run, or `coldkit run {paths.root}` to resume the existing one as it was."
+            )
+    else:
+        paths.root.mkdir(parents=True, exist_ok=True)
+        write_toml(paths.config, resolved)
+    return experiment, paths
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    keys = sorted(set(old) | set(new))
+    found = []
+    for key in keys:
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            found += _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            found.append(f"{prefix}{key}")
+    return found
+
+
+def select_device(name: str) -> torch.device:
+    """``auto`` picks CUDA, then MPS, then the CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"device: unknown device {name!r}; use auto, cpu, cuda or mps.") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device: {name!r} asked for, but CUDA is not available; use cpu or auto.")
+    return device
+
+
+def build_dataset(resolved: ResolvedPlugin) -> Dataset:
+    return resolved.record.component(resolved.params)
+
+
+def build_degradation(experiment: Experiment) -> Degradation:
+    return experiment.degradation.record.component(experiment.degradation.params)
+
+
+def load_split(resolved: ResolvedPlugin, split: str, image_size: int, channels: int | None = None):
+    """Load one split, resized; check it is not empty and (optionally) its channel count."""
+    image_set = build_dataset(resolved).load(split)
+    if len(image_set.images) == 0:
+        raise DataError(
+            f"The {split} split of dataset {resolved.record.name!r} is empty. Raise its "
+            f"{'val_fraction' if split == 'val' else 'test_fraction'} or use more images."
+        )
+    images = resize_images(image_set.images, image_size)
+    if channels is not None and images.shape[1] != channels:
+        raise DataError(
+            f"The evaluation images have {images.shape[1]} channels but the model was trained on "
+            f"{channels}; set evaluate.dataset.channels (or pick a matching dataset)."
+        )
+    return images, image_set.source
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("[bold]training"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}"),
+        TextColumn("{task.fields[rate]} it/s"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+def execute(experiment: Experiment, paths: RunPaths, console: Console) -> dict[str, Any]:
+    """Train (or resume), evaluate, and write every artefact; returns the metrics."""
+    config = experiment.config
+    log = RunLog(paths.log, console)
+    device = select_device(config.device)
+    torch.manual_seed(config.seed)
+    image_size = config.dataset.image_size
+    train_images, train_source = load_split(experiment.dataset, "train", image_size)
+    log(f"data: {len(train_images)} training images — {train_source}")
+    degradation = build_degradation(experiment)
+    context = RestorerContext(train_images.shape[1], image_size, degradation.steps)
+    try:
+        restorer = experiment.restorer.record.component(experiment.restorer.params, context)
+    except ValueError as exc:
+        raise ConfigError(f"restorer: {exc}. Adjust [restorer] or dataset.image_size.") from None
+    parameters = sum(p.numel() for p in restorer.parameters())
+    trainer = Trainer(
+        restorer, degradation, train_images, config.train, config.seed, device, paths.checkpoint
+    )
+    if trainer.resume():
+        log(f"resumed from {paths.checkpoint} at step {trainer.state.step}")
+    log(
+        f"model: {experiment.restorer.record.name} with {parameters / 1e6:.2f}M parameters on "
+        f"{device}; degradation {experiment.degradation.record.name} with T = {degradation.steps}"
+    )
+    _train_with_progress(trainer, log, console)
+    state = trainer.state
+    log(f"training done: {state.step} steps in {state.elapsed_seconds:.0f} s")
+
+    evaluation_dataset = experiment.evaluate_dataset or experiment.dataset
+    test_images, test_source = load_split(
+        evaluation_dataset, config.evaluate.split, image_size, channels=train_images.shape[1]
+    )
+    test_images = test_images[: config.evaluate.num_images]
+    log(f"evaluating on {len(test_images)} images — {test_source}")
+    evaluation = evaluate(
+        trainer.model_for_inference,
+        degradation,
+        experiment.sampler.component,
+        experiment.direct_sampler.component,
+        test_images,
+        device,
+        batch_size=config.evaluate.batch_size,
+        seed=config.seed,
+        fid_weights=config.evaluate.inception_weights,
+    )
+    steps_run = max(1, len(state.losses))
+    info = {
+        "train_steps": state.step,
+        "train_seconds": state.elapsed_seconds,
+        "seconds_per_train_step": state.elapsed_seconds / steps_run,
+        "final_loss": state.losses[-1] if state.losses else None,
+        "training_source": train_source,
+        "evaluation_source": test_source,
+        "parameters": parameters,
+    }
+    metrics = metrics_dict(evaluation, experiment.sampler.name, info)
+    title = f"{config.name}: Table 1 rows"
+    write_metrics_json(metrics, paths.metrics)
+    write_table_markdown(metrics, paths.table, title)
+    write_figure(evaluation, config.evaluate.figure_rows, experiment.sampler.name, paths.figure)
+    write_loss_curve(state.losses, paths.loss_curve, config.name)
+    _write_metadata(experiment, paths, device, train_source, test_source, parameters)
+    console.print(rich_table(metrics, title))
+    if evaluation.fid_note:
+        console.print(f"FID {evaluation.fid_note}.")
+    log(f"results written to {paths.root}", show=True)
+    return metrics
+
+
+def _train_with_progress(trainer: Trainer, log: RunLog, console: Console) -> None:
+    settings = trainer.settings
+    if not trainer.budget_left():
+        log(f"training already complete at step {trainer.state.step}; evaluating")
+        return
+    began = time.perf_counter()
+    first_step = trainer.state.step
+    with _progress(console) as progress:
+        task = progress.add_task(
+            "train", total=settings.steps, completed=first_step, loss="…", rate="…"
+        )
+
+        def on_step(report: StepReport) -> None:
+            rate = (report.step - first_step) / max(1e-9, time.perf_counter() - began)
+            progress.update(
+                task, completed=report.step, loss=f"{report.loss:.4f}", rate=f"{rate:.2f}"
+            )
+            if report.step % settings.log_every == 0:
+                log(f"step {report.step} loss {report.loss:.5f}", show=False)
+
+        trainer.fit(on_step)
+
+
+def _write_metadata(
+    experiment: Experiment,
+    paths: RunPaths,
+    device: torch.device,
+    train_source: str,
+    test_source: str,
+    parameters: int,
+) -> None:
+    plugins = {
+        kind: {
+            "name": resolved.record.name,
+            "plugin": resolved.record.plugin,
+            "distribution": resolved.record.distribution,
+            "version": resolved.record.version,
+        }
+        for kind, resolved in (
+            ("dataset", experiment.dataset),
+            ("degradation", experiment.degradation),
+            ("restorer", experiment.restorer),
+        )
+    }
+    metadata = {
+        "coldkit_version": __version__,
+        "torch_version": torch.__version__,
+        "python": platform.python_version(),
+        "device": str(device),
+        "finished_at": datetime.now(timezone.utc).isoformat(),
+        "training_source": train_source,
+        "evaluation_source": test_source,
+        "parameters": parameters,
+        "plugins": plugins,
+    }
+    paths.metadata.write_text(json.dumps(metadata, indent=2) + "\n")
+
+
+__all__ = ["RunPaths", "build_experiment", "execute", "prepare_run", "select_device"]

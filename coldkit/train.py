@@ -1,0 +1,216 @@
+"""The training loop: L1/L2 restoration loss at a random level per sample, Adam, EMA, clipping,
+gradient accumulation, atomic checkpoints with exact resume, a step and a wall-clock budget."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from coldkit.checkpoint import load_checkpoint, save_atomic
+from coldkit.config import TrainSection
+from coldkit.errors import CheckpointError
+from coldkit.protocols import Degradation
+
+
+@dataclass
+class TrainState:
+    """Where training stands: what a checkpoint stores besides the weights."""
+
+    step: int = 0
+    elapsed_seconds: float = 0.0
+    losses: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class StepReport:
+    """What the progress display receives after each optimizer step."""
+
+    step: int
+    total_steps: int
+    loss: float
+    elapsed_seconds: float
+
+
+class ExponentialMovingAverage:
+    """EMA of a model's weights, with the usual warm-up so early averages are not stale."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.updates = 0
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for average, current in zip(self.model.parameters(), model.parameters()):
+            average.lerp_(current, 1.0 - decay)
+        for average, current in zip(self.model.buffers(), model.buffers()):
+            average.copy_(current)
+
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "updates": self.updates}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.updates = state["updates"]
+
+
+def restoration_loss(prediction: Tensor, target: Tensor, kind: str) -> Tensor:
+    """The paper's L1 loss, or L2."""
+    return F.l1_loss(prediction, target) if kind == "l1" else F.mse_loss(prediction, target)
+
+
+def learning_rate_factor(step: int, settings: TrainSection) -> float:
+    """Linear warm-up, then constant or cosine decay to 10% over ``settings.steps``."""
+    if settings.warmup_steps and step < settings.warmup_steps:
+        return (step + 1) / settings.warmup_steps
+    if settings.lr_schedule == "constant" or settings.steps <= settings.warmup_steps:
+        return 1.0
+    progress = min(1.0, (step - settings.warmup_steps) / (settings.steps - settings.warmup_steps))
+    return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+class Trainer:
+    """Trains a restorer to invert a degradation on a tensor of images held in memory."""
+
+    def __init__(
+        self,
+        restorer: nn.Module,
+        degradation: Degradation,
+        images: Tensor,
+        settings: TrainSection,
+        seed: int,
+        device: torch.device,
+        checkpoint_path: Path,
+    ) -> None:
+        if len(images) == 0:
+            raise ValueError("no training images")
+        self.restorer = restorer.to(device)
+        self.degradation = degradation
+        self.images = images
+        self.settings = settings
+        self.device = device
+        self.checkpoint_path = checkpoint_path
+        self.optimizer = torch.optim.Adam(self.restorer.parameters(), lr=settings.lr)
+        self.ema = (
+            ExponentialMovingAverage(self.restorer, settings.ema_decay)
+            if settings.ema_decay > 0
+            else None
+        )
+        # One CPU generator draws indices, levels and degradation parameters: same seed, same run.
+        self.generator = torch.Generator().manual_seed(seed)
+        torch.manual_seed(seed)
+        self.state = TrainState()
+
+    @property
+    def model_for_inference(self) -> nn.Module:
+        """The EMA weights if an EMA is kept, else the raw weights."""
+        return self.ema.model if self.ema is not None else self.restorer
+
+    # ------------------------------------------------------------------ checkpoints
+    def save_checkpoint(self) -> None:
+        save_atomic(
+            {
+                "model": self.restorer.state_dict(),
+                "ema": self.ema.state_dict() if self.ema is not None else None,
+                "optimizer": self.optimizer.state_dict(),
+                "generator": self.generator.get_state(),
+                "torch_rng": torch.get_rng_state(),
+                "step": self.state.step,
+                "elapsed_seconds": self.state.elapsed_seconds,
+                "losses": self.state.losses,
+            },
+            self.checkpoint_path,
+        )
+
+    def resume(self) -> bool:
+        """Load the checkpoint if there is one; return whether training resumed."""
+        if not self.checkpoint_path.exists():
+            return False
+        state = load_checkpoint(self.checkpoint_path)
+        try:
+            self.restorer.load_state_dict(state["model"])
+            if self.ema is not None and state.get("ema") is not None:
+                self.ema.load_state_dict(state["ema"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, KeyError, ValueError) as exc:
+            raise CheckpointError(
+                f"Checkpoint {self.checkpoint_path} does not fit this experiment's model ({exc}). "
+                "The config was changed after the checkpoint was written: restore the original "
+                "config, or run into a new folder with --out."
+            ) from None
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        self.state = TrainState(state["step"], state["elapsed_seconds"], list(state["losses"]))
+        return True
+
+    # ------------------------------------------------------------------ training
+    def budget_left(self) -> bool:
+        settings = self.settings
+        if self.state.step >= settings.steps:
+            return False
+        if settings.max_minutes is not None:
+            return self.state.elapsed_seconds < settings.max_minutes * 60
+        return True
+
+    def train_step(self) -> float:
+        """One optimizer step over ``accumulate`` micro-batches; returns the mean loss."""
+        settings = self.settings
+        self.restorer.train()
+        for group in self.optimizer.param_groups:
+            group["lr"] = settings.lr * learning_rate_factor(self.state.step, settings)
+        self.optimizer.zero_grad(set_to_none=True)
+        total = 0.0
+        for _ in range(settings.accumulate):
+            index = torch.randint(len(self.images), (settings.batch_size,), generator=self.generator)
+            x0 = self.images[index].to(self.device)
+            steps = self.degradation.steps
+            t = torch.randint(1, steps + 1, (settings.batch_size,), generator=self.generator)
+            t = t.to(self.device)
+            params = self.degradation.sample_params(x0, self.generator)
+            x_t = self.degradation.degrade(x0, t, params)
+            loss = restoration_loss(self.restorer(x_t, t), x0, settings.loss)
+            (loss / settings.accumulate).backward()
+            total += float(loss.detach())
+        if settings.grad_clip is not None:
+            nn.utils.clip_grad_norm_(self.restorer.parameters(), settings.grad_clip)
+        self.optimizer.step()
+        self.state.step += 1
+        if self.ema is not None and self.state.step % settings.ema_every == 0:
+            self.ema.update(self.restorer)
+        return total / settings.accumulate
+
+    def fit(self, on_step: Callable[[StepReport], None] | None = None) -> TrainState:
+        """Train until ``steps`` or ``max_minutes`` is reached, checkpointing along the way."""
+        settings = self.settings
+        wrote_final = True
+        while self.budget_left():
+            started = time.perf_counter()
+            loss = self.train_step()
+            if not math.isfinite(loss):
+                raise FloatingPointError(
+                    f"training loss became {loss} at step {self.state.step}; lower train.lr or "
+                    "set train.grad_clip"
+                )
+            self.state.elapsed_seconds += time.perf_counter() - started
+            self.state.losses.append(loss)
+            wrote_final = False
+            if self.state.step % settings.checkpoint_every == 0:
+                self.save_checkpoint()
+                wrote_final = True
+            if on_step is not None:
+                on_step(
+                    StepReport(self.state.step, settings.steps, loss, self.state.elapsed_seconds)
+                )
+        if not wrote_final or not self.checkpoint_path.exists():
+            self.save_checkpoint()
+        return self.state

