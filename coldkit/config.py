@@ -47,7 +47,7 @@ class TrainSection(Section):
     lr_schedule: Literal["constant", "cosine"] = "constant"
     warmup_steps: int = Field(0, ge=0)
     loss: Literal["l1", "l2"] = "l1"
-    grad_clip: float | None = Field(1.0, gt=0, description="max gradient norm; none to disable")
+    grad_clip: float = Field(1.0, ge=0, description="max gradient norm; 0 disables clipping")
     ema_decay: float = Field(0.995, ge=0.0, lt=1.0, description="0 disables the EMA")
     ema_every: int = Field(1, ge=1, description="update the EMA every N steps")
     checkpoint_every: int = Field(500, ge=1)

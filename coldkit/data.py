@@ -56,7 +56,7 @@ def read_idx(path: Path) -> np.ndarray:
             raise ValueError("not an unsigned-byte IDX file")
         shape = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
         data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
-        return data.reshape(shape)
+        return data.reshape(shape).copy()  # writable, owned by numpy
     except (OSError, ValueError, struct.error) as exc:
         raise DataError(
             f"Cannot read IDX file {path}: {exc}. Point the dataset at valid IDX image files "

@@ -51,6 +51,8 @@ from coldkit.report import (
 from coldkit.train import StepReport, Trainer
 
 CONFIG_FILE = "config.toml"
+#: Keys that may change when a run is resumed: the budget and the evaluation, not the model.
+RESUMABLE_CHANGES = ("train.steps", "train.max_minutes", "train.checkpoint_every", "train.log_every", "evaluate.")
 
 
 @dataclass(frozen=True)
@@ -132,13 +134,16 @@ def prepare_run(
     resolved = experiment.to_dict()
     if paths.config.is_file():
         saved = read_toml(paths.config)
-        if saved != json.loads(json.dumps(resolved)):
-            differences = ", ".join(_differences(saved, resolved)) or "layout"
+        differences = _differences(saved, json.loads(json.dumps(resolved)))
+        fixed = [key for key in differences if not key.startswith(RESUMABLE_CHANGES)]
+        if fixed:
             raise ConfigError(
                 f"Run folder {paths.root} already holds a run with a different config "
-                f"(differs in: {differences}). Nothing was changed. Use --out NEW_FOLDER for a "
-                f"new run, or `coldkit run {paths.root}` to resume the existing one as it was."
+                f"(differs in: {', '.join(fixed)}). Nothing was changed. Use --out NEW_FOLDER for "
+                f"a new run, or `coldkit run {paths.root}` to resume the existing one as it was."
             )
+        if differences:  # e.g. more steps: train on from the checkpoint
+            write_toml(paths.config, resolved)
     else:
         paths.root.mkdir(parents=True, exist_ok=True)
         write_toml(paths.config, resolved)

@@ -181,7 +181,7 @@ class Trainer:
             loss = restoration_loss(self.restorer(x_t, t), x0, settings.loss)
             (loss / settings.accumulate).backward()
             total += float(loss.detach())
-        if settings.grad_clip is not None:
+        if settings.grad_clip > 0:
             nn.utils.clip_grad_norm_(self.restorer.parameters(), settings.grad_clip)
         self.optimizer.step()
         self.state.step += 1

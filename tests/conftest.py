@@ -1,0 +1,54 @@
+"""Shared fixtures: tiny experiments that run in seconds on a CPU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from coldkit.config import write_toml
+
+TINY_EXPERIMENT = {
+    "name": "tiny",
+    "seed": 0,
+    "device": "cpu",
+    "dataset": {"name": "synthetic", "image_size": 16, "count": 96, "size": 16},
+    "degradation": {"name": "blur", "steps": 4, "kernel_size": 5, "sigma": 1.0},
+    "restorer": {"name": "unet", "width": 8, "multipliers": [1, 2], "attention_levels": [1]},
+    "train": {
+        "steps": 6,
+        "batch_size": 8,
+        "lr": 1e-3,
+        "checkpoint_every": 3,
+        "log_every": 2,
+    },
+    "evaluate": {"num_images": 8, "batch_size": 4, "figure_rows": 3},
+}
+
+
+def tiny_experiment(**sections: dict) -> dict:
+    """A deep copy of the tiny experiment with some sections updated."""
+    data = {key: (dict(value) if isinstance(value, dict) else value) for key, value in TINY_EXPERIMENT.items()}
+    for key, value in sections.items():
+        if isinstance(value, dict):
+            data[key] = {**data.get(key, {}), **value}
+        else:
+            data[key] = value
+    return data
+
+
+@pytest.fixture
+def tiny_config(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.toml"
+    write_toml(path, tiny_experiment())
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _few_threads():
+    # Tests use tiny tensors: thread start-up would dominate.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

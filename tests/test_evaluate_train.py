@@ -1,0 +1,151 @@
+"""Metrics as the official code computes them, FID through torchmetrics, and the trainer."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from coldkit.checkpoint import load_checkpoint, save_atomic
+from coldkit.config import TrainSection
+from coldkit.errors import CheckpointError
+from coldkit.evaluate import fid, fid_unavailable_reason, psnr, rmse, ssim
+from coldkit.protocols import RestorerContext
+from coldkit.train import ExponentialMovingAverage, Trainer, learning_rate_factor
+from coldkit_plugins.blur import Blur, BlurParams
+from coldkit_plugins.unet import UNet, UNetParams
+
+
+def test_rmse_and_psnr_over_all_pixels():
+    a = torch.zeros(2, 1, 4, 4)
+    b = torch.zeros(2, 1, 4, 4)
+    b[0] = 0.5  # half of all pixels off by 0.5
+    assert rmse(b, a) == pytest.approx(math.sqrt(0.125))
+    assert psnr(b, a) == pytest.approx(20 * math.log10(1 / math.sqrt(0.125)))
+    assert psnr(a, a) == math.inf
+
+
+def test_ssim_matches_the_formula_on_valid_windows():
+    generator = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 1, 20, 20, generator=generator)
+    y = (x + 0.2 * torch.rand(2, 1, 20, 20, generator=generator)).clamp(0, 1)
+    assert ssim(x, x) == pytest.approx(1.0, abs=1e-5)
+    # Reference: Gaussian window 11x11, sigma 1.5, no padding, C1=(0.01)^2, C2=(0.03)^2.
+    coords = torch.arange(11, dtype=torch.float64) - 5
+    g = torch.exp(-(coords**2) / (2 * 1.5**2))
+    window = (g[:, None] * g[None, :]) / g.sum() ** 2
+
+    def local(z):
+        return torch.nn.functional.conv2d(z.double(), window[None, None])
+
+    mu_x, mu_y = local(x), local(y)
+    var_x = local(x * x) - mu_x**2
+    var_y = local(y * y) - mu_y**2
+    cov = local(x * y) - mu_x * mu_y
+    c1, c2 = 0.01**2, 0.03**2
+    reference = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
+        (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)
+    )
+    assert ssim(y, x) == pytest.approx(float(reference.mean()), abs=1e-4)
+
+
+class TinyFeatures(torch.nn.Module):
+    """Stands in for Inception: mean colour and spatial statistics as features."""
+
+    def forward(self, images):
+        images = images.float() / 255.0 if images.dtype == torch.uint8 else images
+        return torch.cat([images.mean(dim=(2, 3)), images.std(dim=(2, 3)), torch.nn.functional.adaptive_avg_pool2d(images, 4).flatten(1)], 1)
+
+
+def test_fid_through_torchmetrics_with_a_feature_module():
+    generator = torch.Generator().manual_seed(0)
+    real = torch.rand(64, 1, 16, 16, generator=generator)
+    same = fid(real, real, feature=TinyFeatures())
+    shifted = fid(real, (real * 0.3).clamp(0, 1), feature=TinyFeatures())
+    assert abs(same) < 1e-3 and shifted > 1.0
+
+
+def test_fid_unavailable_reasons(tmp_path: Path):
+    assert "evaluate.inception_weights" in fid_unavailable_reason(None)
+    assert "does not exist" in fid_unavailable_reason(str(tmp_path / "nope.pth"))
+
+
+def make_trainer(tmp_path: Path, seed: int = 0, **settings) -> Trainer:
+    torch.manual_seed(seed)  # as `coldkit run` does before building the model
+    blur = Blur(BlurParams(steps=4, kernel_size=5, sigma=1.0))
+    unet = UNet(UNetParams(width=8, multipliers=[1, 2], attention_levels=[1]), RestorerContext(1, 16, 4))
+    images = torch.rand(32, 1, 16, 16, generator=torch.Generator().manual_seed(1))
+    defaults = dict(steps=5, batch_size=4, lr=1e-3, checkpoint_every=2)
+    return Trainer(
+        unet, blur, images, TrainSection(**{**defaults, **settings}), seed, torch.device("cpu"),
+        tmp_path / "checkpoints" / "last.pt",
+    )
+
+
+def test_same_seed_same_loss_curve_and_different_seed_differs(tmp_path: Path):
+    first = make_trainer(tmp_path / "a").fit().losses
+    second = make_trainer(tmp_path / "b").fit().losses
+    other = make_trainer(tmp_path / "c", seed=1).fit().losses
+    assert first == second and first != other and len(first) == 5
+
+
+def test_accumulation_and_l2_and_cosine_run(tmp_path: Path):
+    trainer = make_trainer(tmp_path, accumulate=2, loss="l2", lr_schedule="cosine", warmup_steps=2)
+    state = trainer.fit()
+    assert state.step == 5 and all(math.isfinite(loss) for loss in state.losses)
+
+
+def test_learning_rate_schedule():
+    settings = TrainSection(steps=12, warmup_steps=2, lr_schedule="cosine")
+    factors = [learning_rate_factor(step, settings) for step in range(12)]
+    assert factors[0] == 0.5 and factors[2] == pytest.approx(1.0)
+    assert factors[-1] < factors[5] < factors[2] and min(factors) >= 0.1
+
+
+def test_wall_clock_budget_stops_training(tmp_path: Path):
+    trainer = make_trainer(tmp_path, steps=10_000, max_minutes=1e-9)
+    assert trainer.fit().step == 1
+
+
+def test_ema_averages_towards_the_model():
+    model = torch.nn.Linear(2, 2)
+    ema = ExponentialMovingAverage(model, decay=0.9)
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    before = ema.model.weight.clone()
+    ema.update(model)
+    after = ema.model.weight
+    assert torch.all(after > before) and torch.all(after < model.weight)
+
+
+def test_checkpoints_are_atomic_and_checked(tmp_path: Path):
+    path = tmp_path / "c" / "last.pt"
+    save_atomic({"model": {}, "step": 3}, path)
+    assert load_checkpoint(path)["step"] == 3 and not list(path.parent.glob("*.tmp"))
+    path.write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="cannot be read"):
+        load_checkpoint(path)
+    torch.save({"weights": 1}, path)
+    with pytest.raises(CheckpointError, match="not a coldkit checkpoint"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("preset", ["small", "paper"])
+def test_unet_presets_shapes(preset):
+    unet = UNet(UNetParams(preset=preset), RestorerContext(1, 32, 20))
+    x = torch.rand(2, 1, 32, 32)
+    assert unet(x, torch.tensor([1, 20])).shape == x.shape
+    parameters = sum(p.numel() for p in unet.parameters())
+    assert (parameters > 30e6) if preset == "paper" else (parameters < 2e6)
+
+
+def test_residual_unet_starts_as_identity_and_checks_sizes():
+    unet = UNet(UNetParams(), RestorerContext(3, 16, 5))
+    x = torch.rand(2, 3, 16, 16)
+    assert torch.allclose(unet(x, torch.tensor([1, 5])), x)
+    with pytest.raises(ValueError, match="divisible"):
+        UNet(UNetParams(), RestorerContext(1, 30, 5))
+    with pytest.raises(ValueError, match="attention_levels"):
+        UNetParams(attention_levels=[5])

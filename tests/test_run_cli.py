@@ -1,0 +1,187 @@
+"""End-to-end `coldkit run` on tiny synthetic data, resume, and config errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from coldkit.cli import app
+from coldkit.config import read_toml, write_toml
+from coldkit.train import Trainer
+from tests.conftest import tiny_experiment
+
+runner = CliRunner()
+
+ARTEFACTS = (
+    "config.toml",
+    "run.json",
+    "log.txt",
+    "checkpoints/last.pt",
+    "metrics.json",
+    "table.md",
+    "figure.png",
+    "loss_curve.png",
+)
+
+
+def run(*args: str):
+    return runner.invoke(app, ["run", *args])
+
+
+def test_tiny_run_writes_every_artefact(tiny_config: Path, tmp_path: Path):
+    out = tmp_path / "run"
+    result = run(str(tiny_config), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    for name in ARTEFACTS:
+        assert (out / name).is_file(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["rows"]) == {"degraded", "direct", "sampled"}
+    for row in metrics["rows"].values():
+        assert 0.0 <= row["rmse"] <= 1.0 and -1.0 <= row["ssim"] <= 1.0
+        assert row["fid"] is None
+    assert "not computed" in metrics["fid_note"]
+    assert metrics["train_steps"] == 6 and metrics["num_images"] == 8
+    table = (out / "table.md").read_text()
+    for row in ("degraded", "direct", "sampled (improved)"):
+        assert f"| {row} |" in table
+    with Image.open(out / "figure.png") as figure:
+        # 4 columns (degraded, direct, sampled, original) of 16 px images enlarged 3x, 3 rows.
+        assert figure.width == 4 * (48 + 2) + 2 and figure.height == 16 + 3 * (48 + 2) + 2
+    saved = read_toml(out / "config.toml")
+    assert saved["degradation"]["padding"] == "circular"  # defaults are filled in
+    assert saved["restorer"]["residual"] is True
+    assert json.loads((out / "run.json").read_text())["plugins"]["degradation"]["name"] == "blur"
+    assert "sampled (improved)" in result.output  # the rich table
+
+
+def test_set_overrides_and_default_run_folder(tiny_config: Path, tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run(str(tiny_config), "--set", "train.steps=2", "--set", "name=custom")
+    assert result.exit_code == 0, result.output
+    assert json.loads(Path("runs/custom/metrics.json").read_text())["train_steps"] == 2
+
+
+def test_interrupted_run_resumes_from_checkpoint(tiny_config: Path, tmp_path: Path, monkeypatch):
+    out = tmp_path / "run"
+    original_step = Trainer.train_step
+
+    def interrupted_step(self):
+        if self.state.step == 4:  # after the checkpoint at step 3
+            raise KeyboardInterrupt
+        return original_step(self)
+
+    monkeypatch.setattr(Trainer, "train_step", interrupted_step)
+    result = run(str(tiny_config), "--out", str(out))
+    assert result.exit_code == 130
+    assert (out / "checkpoints" / "last.pt").is_file()
+    assert not (out / "metrics.json").exists()
+    monkeypatch.setattr(Trainer, "train_step", original_step)
+
+    result = run(str(out))  # the run folder itself
+    assert result.exit_code == 0, result.output
+    assert "resumed from" in result.output and "at step 3" in result.output
+    resumed = json.loads((out / "metrics.json").read_text())
+    assert resumed["train_steps"] == 6
+
+    # Same seed, uninterrupted: the resumed run has exactly the same loss curve.
+    fresh = tmp_path / "fresh"
+    assert run(str(tiny_config), "--out", str(fresh)).exit_code == 0
+    from coldkit.checkpoint import load_checkpoint
+
+    assert load_checkpoint(out / "checkpoints/last.pt")["losses"] == load_checkpoint(
+        fresh / "checkpoints/last.pt"
+    )["losses"]
+
+
+def test_resume_with_more_steps_trains_on(tiny_config: Path, tmp_path: Path):
+    out = tmp_path / "run"
+    assert run(str(tiny_config), "--out", str(out)).exit_code == 0
+    result = run(str(out), "--set", "train.steps=8")
+    assert result.exit_code == 0, result.output
+    assert "at step 6" in result.output
+    assert json.loads((out / "metrics.json").read_text())["train_steps"] == 8
+
+
+def test_same_folder_different_model_is_refused_and_nothing_is_lost(tiny_config, tmp_path):
+    out = tmp_path / "run"
+    assert run(str(tiny_config), "--out", str(out)).exit_code == 0
+    before = {name: (out / name).read_bytes() for name in ARTEFACTS}
+    result = run(str(tiny_config), "--out", str(out), "--set", "restorer.width=16")
+    assert result.exit_code == 2
+    assert "restorer.width" in result.output and "--out" in result.output
+    assert {name: (out / name).read_bytes() for name in ARTEFACTS} == before
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"train": {"stepz": 3}}, "train.stepz"),
+        ({"train": {"steps": "many"}}, "train.steps"),
+        ({"degradation": {"name": "blurr"}}, "blur"),  # lists the valid names
+        ({"degradation": {"sigmaa": 1.0}}, "degradation.sigmaa"),
+        ({"degradation": {"kernel_size": 4}}, "odd"),
+        ({"dataset": {"name": "nope"}}, "synthetic"),
+        ({"evaluate": {"sampler": "fancy"}}, "improved"),
+        ({"colour": "blue"}, "colour"),
+    ],
+)
+def test_bad_config_exits_2_and_names_the_key(tmp_path: Path, change, expected):
+    path = tmp_path / "bad.toml"
+    write_toml(path, tiny_experiment(**change))
+    result = run(str(path), "--out", str(tmp_path / "out"))
+    assert result.exit_code == 2, result.output
+    assert expected in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_and_malformed_config_files(tmp_path: Path):
+    result = run(str(tmp_path / "absent.toml"))
+    assert result.exit_code == 2 and "does not exist" in result.output
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[train\nsteps = 3")
+    result = run(str(broken))
+    assert result.exit_code == 2 and "not valid TOML" in result.output
+    result = run(str(tmp_path))  # a folder that is not a run folder
+    assert result.exit_code == 2 and "not a coldkit run folder" in result.output
+
+
+def test_bad_override_syntax(tiny_config: Path):
+    result = run(str(tiny_config), "--set", "train.steps")
+    assert result.exit_code == 2 and "section.key=value" in result.output
+
+
+def test_broken_checkpoint_is_reported_not_overwritten(tiny_config: Path, tmp_path: Path):
+    out = tmp_path / "run"
+    assert run(str(tiny_config), "--out", str(out)).exit_code == 0
+    checkpoint = out / "checkpoints" / "last.pt"
+    checkpoint.write_bytes(b"not a checkpoint")
+    result = run(str(out))
+    assert result.exit_code == 2 and "cannot be read" in result.output
+    assert checkpoint.read_bytes() == b"not a checkpoint"
+
+
+def test_validate_prints_resolved_config(tiny_config: Path):
+    result = runner.invoke(app, ["validate", str(tiny_config)])
+    assert result.exit_code == 0, result.output
+    assert 'padding = "circular"' in result.output
+
+
+@pytest.mark.parametrize("kind", ["degradations", "restorers", "samplers", "datasets"])
+def test_listings(kind):
+    result = runner.invoke(app, [f"list-{kind}", "--json"])
+    assert result.exit_code == 0, result.output
+    names = {row["name"] for row in json.loads(result.output)}
+    expected = {
+        "degradations": {"blur"},
+        "restorers": {"unet"},
+        "samplers": {"direct", "naive", "improved"},
+        "datasets": {"mnist", "fashion-mnist", "image-folder", "synthetic"},
+    }[kind]
+    assert expected <= names
+    rows = json.loads(result.output)
+    assert all(row["distribution"] == "coldkit" for row in rows if row["name"] in expected)
