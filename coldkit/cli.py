@@ -37,7 +37,7 @@ def load_registry() -> Registry:
 
 
 def fail(error: ColdkitError) -> typer.Exit:
-    error_console.print(f"[bold red]error:[/] {error}", highlight=False)
+    error_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
     return typer.Exit(code=2)
 
 
@@ -80,6 +80,40 @@ def validate(
     except ColdkitError as error:
         raise fail(error) from None
     console.print(tomli_w.dumps(experiment.to_dict()), highlight=False, markup=False)
+
+
+@app.command("show-degradation")
+def show_degradation(
+    name: Annotated[str, typer.Argument(help="degradation name (see list-degradations)")],
+    config: Annotated[
+        Optional[Path],
+        typer.Option("--config", help="TOML experiment: its dataset's images, its parameters"),
+    ] = None,
+    out: Annotated[
+        Optional[Path], typer.Option("--out", help="PNG to write (default: NAME_preview.png)")
+    ] = None,
+    overrides: Annotated[
+        Optional[list[str]],
+        typer.Option("--set", help="set a degradation parameter: key=value (repeatable)"),
+    ] = None,
+    images: Annotated[int, typer.Option("--images", help="number of images (rows)")] = 4,
+) -> None:
+    """Write a PNG grid of a degradation: one row per image, one column per level t."""
+    from coldkit.preview import preview_degradation
+
+    try:
+        path = preview_degradation(
+            name,
+            config=config,
+            out=out,
+            overrides=overrides or [],
+            images=images,
+            registry=load_registry(),
+            notify=lambda message: console.print(message, highlight=False, markup=False),
+        )
+    except ColdkitError as error:
+        raise fail(error) from None
+    console.print(f"wrote [bold]{path}[/]")
 
 
 def _listing(kind: Kind, as_json: bool) -> None:

@@ -185,3 +185,35 @@ def test_listings(kind):
     assert expected <= names
     rows = json.loads(result.output)
     assert all(row["distribution"] == "coldkit" for row in rows if row["name"] in expected)
+
+
+def test_evaluation_on_another_dataset(tmp_path: Path):
+    """A model can be judged on data it never saw: here an IDX file of other images."""
+    import numpy as np
+
+    from coldkit.data import write_idx
+
+    idx = tmp_path / "held_back.idx"
+    write_idx(idx, np.random.default_rng(0).integers(0, 256, (40, 28, 28)))
+    config = tmp_path / "other.toml"
+    write_toml(
+        config,
+        tiny_experiment(
+            evaluate={
+                "num_images": 6,
+                "dataset": {"name": "image-folder", "path": str(idx), "test_fraction": 0.5},
+            }
+        ),
+    )
+    out = tmp_path / "run"
+    result = run(str(config), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert str(idx) in metrics["evaluation_source"] and metrics["num_images"] == 6
+    assert "synthetic" in metrics["training_source"]
+
+    # Re-scoring a finished run on other data needs no retraining.
+    result = run(str(out), "--set", "evaluate.num_images=4")
+    assert result.exit_code == 0, result.output
+    assert "training already complete" in result.output
+    assert json.loads((out / "metrics.json").read_text())["num_images"] == 4

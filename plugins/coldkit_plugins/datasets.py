@@ -1,4 +1,4 @@
-"""Built-in datasets: mnist, fashion-mnist, image-folder and synthetic.
+"""Built-in datasets: mnist, fashion-mnist, cifar10, image-folder and synthetic.
 
 Every dataset serves three disjoint splits: ``train``, ``val`` and ``test``. Where a dataset has an
 official test set (torchvision MNIST), ``test`` is that set and ``val`` is carved out of the
@@ -179,6 +179,41 @@ class FashionMnist:
         return ImageSet(_official_split(train, test, split, self.params), f"{source}, {split} split")
 
 
+# -------------------------------------------------------------------------------------- cifar10
+class Cifar10Params(SplitParams):
+    root: str = Field(DEFAULT_ROOT, description="where torchvision stores the download")
+    download: bool = True
+
+
+class Cifar10:
+    """CIFAR-10 (32x32 RGB) through torchvision: the official test set is the ``test`` split."""
+
+    name: ClassVar[str] = "cifar10"
+    description: ClassVar[str] = "CIFAR-10 colour images (torchvision download)"
+    Params: ClassVar[type[BaseModel]] = Cifar10Params
+
+    def __init__(self, params: Cifar10Params | None = None) -> None:
+        self.params = params or Cifar10Params()
+
+    def load(self, split: str) -> ImageSet:
+        from torchvision.datasets import CIFAR10
+
+        root = Path(self.params.root).expanduser()
+        try:
+            train = CIFAR10(root, train=True, download=self.params.download)
+            test = CIFAR10(root, train=False, download=self.params.download)
+        except Exception as exc:  # offline, blocked, corrupt download ...
+            raise DataError(
+                f"Cannot load CIFAR-10 through torchvision ({exc}). Connect to the internet, or "
+                f"put the extracted cifar-10-batches-py folder under {root}."
+            ) from None
+        # torchvision keeps CIFAR-10 as (N, H, W, C) uint8.
+        train_images = to_unit_float(train.data).permute(0, 3, 1, 2).contiguous()
+        test_images = to_unit_float(test.data).permute(0, 3, 1, 2).contiguous()
+        images = _official_split(train_images, test_images, split, self.params)
+        return ImageSet(images, f"CIFAR-10 via torchvision ({root}), {split} split")
+
+
 # --------------------------------------------------------------------------------- image-folder
 class ImageFolderParams(SplitParams):
     path: str = Field(..., description="a folder of images (searched recursively) or an IDX file")
@@ -261,5 +296,5 @@ def make_synthetic_images(count: int, size: int, channels: int, seed: int) -> to
 
 @hookimpl
 def register_datasets(register) -> None:
-    for dataset in (Mnist, FashionMnist, ImageFolder, Synthetic):
+    for dataset in (Mnist, FashionMnist, Cifar10, ImageFolder, Synthetic):
         register(dataset)
