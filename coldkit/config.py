@@ -55,7 +55,9 @@ class TrainSection(Section):
 
 
 class EvaluateSection(Section):
-    split: Literal["train", "val", "test"] = "test"
+    split: Literal["train", "val", "test", "all"] = Field(
+        "test", description="split scored; 'all' scores every image (e.g. of evaluate.dataset)"
+    )
     num_images: int = Field(500, ge=1, description="held-out images scored (at most)")
     batch_size: int = Field(100, ge=1)
     sampler: str = Field("improved", description="the sampler of the 'sampled' row")

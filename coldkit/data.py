@@ -14,6 +14,8 @@ from torch import Tensor
 from coldkit.errors import DataError
 
 SPLITS = ("train", "val", "test")
+#: Every image of a dataset, e.g. a folder of held-back test images given as `evaluate.dataset`.
+ALL = "all"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
@@ -25,8 +27,10 @@ def split_indices(
     The permutation is ``[test | val | train]``, so changing ``val_fraction`` never moves an image
     into or out of the test split.
     """
+    if split == ALL:
+        return torch.arange(count)
     if split not in SPLITS:
-        raise DataError(f"Unknown split {split!r}; use one of {', '.join(SPLITS)}.")
+        raise DataError(f"Unknown split {split!r}; use one of {', '.join(SPLITS)} or {ALL}.")
     order = torch.randperm(count, generator=torch.Generator().manual_seed(seed))
     n_test = int(round(count * test_fraction))
     n_val = int(round(count * val_fraction))

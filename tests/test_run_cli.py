@@ -217,3 +217,22 @@ def test_evaluation_on_another_dataset(tmp_path: Path):
     assert result.exit_code == 0, result.output
     assert "training already complete" in result.output
     assert json.loads((out / "metrics.json").read_text())["num_images"] == 4
+
+
+def test_all_split_scores_every_image_of_a_held_back_set(tmp_path: Path):
+    import numpy as np
+
+    from coldkit.data import write_idx
+
+    idx = tmp_path / "t10k-images-idx3-ubyte"
+    write_idx(idx, np.random.default_rng(1).integers(0, 256, (12, 28, 28)))
+    config = tmp_path / "all.toml"
+    write_toml(
+        config,
+        tiny_experiment(
+            evaluate={"split": "all", "num_images": 100, "dataset": {"name": "image-folder", "path": str(idx)}}
+        ),
+    )
+    result = run(str(config), "--out", str(tmp_path / "run"))
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["num_images"] == 12

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from coldkit import ImageSet, hookimpl
 from coldkit.data import (
+    ALL,
     find_idx_file,
     load_image_folder,
     read_idx,
@@ -56,9 +57,12 @@ def _limit(images: torch.Tensor, params: SplitParams) -> torch.Tensor:
 def _official_split(
     train: torch.Tensor, test: torch.Tensor, split: str, params: SplitParams
 ) -> torch.Tensor:
-    """``test`` is the official test set; ``val`` and ``train`` partition the official train set."""
+    """``test`` is the official test set; ``val`` and ``train`` partition the official train set;
+    ``all`` is both sets."""
     if split == "test":
         return _limit(test, params)
+    if split == ALL:
+        return _limit(torch.cat([train, test]), params)
     indices = split_indices(len(train), split, params.val_fraction, 0.0, params.split_seed)
     return _limit(train[indices], params)
 
