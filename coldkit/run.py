@@ -30,7 +30,6 @@ from coldkit import __version__
 from coldkit.config import (
     Experiment,
     ResolvedPlugin,
-    build_experiment,
     load_experiment,
     read_toml,
     write_toml,
@@ -347,4 +346,4 @@ def _write_metadata(
     paths.metadata.write_text(json.dumps(metadata, indent=2) + "\n")
 
 
-__all__ = ["RunPaths", "build_experiment", "execute", "prepare_run", "select_device"]
+__all__ = ["RunPaths", "execute", "prepare_run", "select_device"]

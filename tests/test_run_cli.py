@@ -187,24 +187,23 @@ def test_listings(kind):
     assert all(row["distribution"] == "coldkit" for row in rows if row["name"] in expected)
 
 
-def test_evaluation_on_another_dataset(tmp_path: Path):
-    """A model can be judged on data it never saw: here an IDX file of other images."""
+def held_back_config(tmp_path: Path, count: int, seed: int, **evaluate) -> tuple[Path, Path]:
+    """A tiny experiment scored on an IDX file of ``count`` other images; returns (config, idx)."""
     import numpy as np
 
     from coldkit.data import write_idx
 
-    idx = tmp_path / "held_back.idx"
-    write_idx(idx, np.random.default_rng(0).integers(0, 256, (40, 28, 28)))
-    config = tmp_path / "other.toml"
-    write_toml(
-        config,
-        tiny_experiment(
-            evaluate={
-                "num_images": 6,
-                "dataset": {"name": "image-folder", "path": str(idx), "test_fraction": 0.5},
-            }
-        ),
-    )
+    idx = tmp_path / "t10k-images-idx3-ubyte"
+    write_idx(idx, np.random.default_rng(seed).integers(0, 256, (count, 28, 28)))
+    dataset = {"name": "image-folder", "path": str(idx), **evaluate.pop("dataset", {})}
+    config = tmp_path / "held_back.toml"
+    write_toml(config, tiny_experiment(evaluate={**evaluate, "dataset": dataset}))
+    return config, idx
+
+
+def test_evaluation_on_another_dataset(tmp_path: Path):
+    """A model can be judged on data it never saw: here an IDX file of other images."""
+    config, idx = held_back_config(tmp_path, 40, 0, num_images=6, dataset={"test_fraction": 0.5})
     out = tmp_path / "run"
     result = run(str(config), "--out", str(out))
     assert result.exit_code == 0, result.output
@@ -220,19 +219,7 @@ def test_evaluation_on_another_dataset(tmp_path: Path):
 
 
 def test_all_split_scores_every_image_of_a_held_back_set(tmp_path: Path):
-    import numpy as np
-
-    from coldkit.data import write_idx
-
-    idx = tmp_path / "t10k-images-idx3-ubyte"
-    write_idx(idx, np.random.default_rng(1).integers(0, 256, (12, 28, 28)))
-    config = tmp_path / "all.toml"
-    write_toml(
-        config,
-        tiny_experiment(
-            evaluate={"split": "all", "num_images": 100, "dataset": {"name": "image-folder", "path": str(idx)}}
-        ),
-    )
+    config, _ = held_back_config(tmp_path, 12, 1, split="all", num_images=100)
     result = run(str(config), "--out", str(tmp_path / "run"))
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["num_images"] == 12
