@@ -70,6 +70,36 @@ class EvaluateSection(Section):
     )
 
 
+class PriorSection(PluginSection):
+    """``[generate.prior]``: the prior plugin by ``name``; other keys are its parameters."""
+
+
+class GenerateSection(Section):
+    """``[generate]``: fit a prior on D(x0, T), generate from it, and judge what comes out."""
+
+    prior: PriorSection = Field(
+        default_factory=lambda: PriorSection(name="pca-gmm"),
+        description="the prior over x_T ([generate.prior], see coldkit list-priors)",
+    )
+    num_samples: int = Field(1000, ge=1, description="images generated (and judged)")
+    sampler: str = Field("improved", description="the sampler that runs from x_T to x_0")
+    step_noise: float = Field(
+        0.0, ge=0.0, description="noise std per step, for samplers that take it (stochastic)"
+    )
+    batch_size: int = Field(250, ge=1, description="images sampled at once")
+    seed: int | None = Field(None, description="seed of the draws (default: the experiment's)")
+    grid_size: int = Field(100, ge=1, description="samples shown in generated.png")
+    judge: bool = Field(
+        True, description="judge samples with a classifier trained on the labelled training split"
+    )
+    classifier: str | None = Field(
+        None, description="a saved coldkit classifier to judge with instead of training one"
+    )
+    blank_threshold: float = Field(
+        0.03, ge=0.0, description="an image whose mean ink is below this counts as blank"
+    )
+
+
 class ExperimentConfig(Section):
     name: str = "experiment"
     seed: int = 0
@@ -79,6 +109,9 @@ class ExperimentConfig(Section):
     restorer: PluginSection = PluginSection(name="unet")
     train: TrainSection = TrainSection()
     evaluate: EvaluateSection = EvaluateSection()
+    generate: GenerateSection | None = Field(
+        None, description="optional: generate from a prior after training (paper §5)"
+    )
 
 
 @dataclass(frozen=True)
@@ -100,6 +133,8 @@ class Experiment:
     sampler: PluginRecord
     direct_sampler: PluginRecord
     evaluate_dataset: ResolvedPlugin | None
+    prior: ResolvedPlugin | None = None
+    generate_sampler: PluginRecord | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The fully resolved configuration (every default filled in), as plain data."""
@@ -114,6 +149,8 @@ class Experiment:
             data["evaluate"]["dataset"] = _section_dict(
                 data["evaluate"]["dataset"], self.evaluate_dataset
             )
+        if self.prior is not None:
+            data["generate"]["prior"] = _section_dict(data["generate"]["prior"], self.prior)
         return data
 
 
@@ -184,7 +221,7 @@ def _valid_keys(model: type[BaseModel]) -> str:
     return ", ".join(sorted(model.model_fields))
 
 
-def _resolve_plugin(
+def resolve_plugin(
     registry: Registry, kind: Kind, section: PluginSection, where: str
 ) -> ResolvedPlugin:
     try:
@@ -218,17 +255,26 @@ def build_experiment(data: dict[str, Any], registry: Registry) -> Experiment:
         raise ConfigError(f"evaluate.sampler: {exc}") from None
     evaluate_dataset = None
     if config.evaluate.dataset is not None:
-        evaluate_dataset = _resolve_plugin(
+        evaluate_dataset = resolve_plugin(
             registry, "dataset", config.evaluate.dataset, "evaluate.dataset"
         )
+    prior, generate_sampler = None, None
+    if config.generate is not None:
+        prior = resolve_plugin(registry, "prior", config.generate.prior, "generate.prior")
+        try:
+            generate_sampler = registry.get("sampler", config.generate.sampler)
+        except PluginError as exc:
+            raise ConfigError(f"generate.sampler: {exc}") from None
     return Experiment(
         config=config,
-        dataset=_resolve_plugin(registry, "dataset", config.dataset, "dataset"),
-        degradation=_resolve_plugin(registry, "degradation", config.degradation, "degradation"),
-        restorer=_resolve_plugin(registry, "restorer", config.restorer, "restorer"),
+        dataset=resolve_plugin(registry, "dataset", config.dataset, "dataset"),
+        degradation=resolve_plugin(registry, "degradation", config.degradation, "degradation"),
+        restorer=resolve_plugin(registry, "restorer", config.restorer, "restorer"),
         sampler=sampler,
         direct_sampler=direct_sampler,
         evaluate_dataset=evaluate_dataset,
+        prior=prior,
+        generate_sampler=generate_sampler,
     )
 
 

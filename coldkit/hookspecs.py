@@ -25,6 +25,8 @@ How each kind of component is built from its validated parameters:
   ``context`` is a :class:`coldkit.protocols.RestorerContext` (channels, image size, T).
 * sampler: the component is a function following :class:`coldkit.protocols.Sampler`.
 * dataset: ``component(params)`` returns a :class:`coldkit.protocols.Dataset`.
+* prior: ``component(params)`` returns an unfitted :class:`coldkit.protocols.Prior`; coldkit
+  fits it on ``D(x0, T)`` of the training split and saves its ``state_dict``.
 
 Built-in plugins use these same hooks through the same entry-point group.
 """
@@ -61,3 +63,8 @@ def register_samplers(register: Register) -> None:
 @hookspec
 def register_datasets(register: Register) -> None:
     """Register image datasets: call ``register(DatasetClass)`` for each."""
+
+
+@hookspec
+def register_priors(register: Register) -> None:
+    """Register priors over fully degraded images (generation): call ``register(PriorClass)``."""

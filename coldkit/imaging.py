@@ -48,3 +48,23 @@ def save_grid(
     path.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(path)
     return path
+
+
+def save_tiles(images: Tensor, path: Path, per_row: int = 10, scale: int = 2) -> Path:
+    """Save ``(N, C, H, W)`` images as a tiled grid, ``per_row`` to a row (generated samples)."""
+    count = len(images)
+    if count == 0:
+        raise ValueError("no images to tile")
+    columns = min(per_row, count)
+    rows = -(-count // columns)
+    height, width = images.shape[-2] * scale, images.shape[-1] * scale
+    canvas = Image.new(
+        "RGB", (columns * (width + GAP) + GAP, rows * (height + GAP) + GAP), "white"
+    )
+    for index in range(count):
+        cell = Image.fromarray(to_uint8_rgb(images[index])).resize((width, height), Image.NEAREST)
+        row, col = divmod(index, columns)
+        canvas.paste(cell, (GAP + col * (width + GAP), GAP + row * (height + GAP)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path)
+    return path

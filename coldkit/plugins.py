@@ -22,13 +22,14 @@ ENTRY_POINT_GROUP = "coldkit"
 #: The distribution whose entry points are loaded first, so built-in names win over third parties.
 BUILTIN_DISTRIBUTION = "coldkit"
 
-Kind = Literal["degradation", "restorer", "sampler", "dataset"]
-KINDS: tuple[Kind, ...] = ("degradation", "restorer", "sampler", "dataset")
+Kind = Literal["degradation", "restorer", "sampler", "dataset", "prior"]
+KINDS: tuple[Kind, ...] = ("degradation", "restorer", "sampler", "dataset", "prior")
 _HOOK_OF_KIND: dict[Kind, str] = {
     "degradation": "register_degradations",
     "restorer": "register_restorers",
     "sampler": "register_samplers",
     "dataset": "register_datasets",
+    "prior": "register_priors",
 }
 
 

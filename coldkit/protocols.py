@@ -74,10 +74,15 @@ class Sampler(Protocol):
 
 @dataclass(frozen=True)
 class ImageSet:
-    """Images of one split, float ``(N, C, H, W)`` in [0, 1], and where they came from."""
+    """Images of one split, float ``(N, C, H, W)`` in [0, 1], and where they came from.
+
+    ``labels`` is an optional ``(N,)`` integer tensor of class labels (MNIST digits, ...): a
+    dataset that has them should pass them, so generated samples can be judged by a classifier.
+    """
 
     images: Tensor
     source: str
+    labels: Tensor | None = None
 
 
 @runtime_checkable
@@ -89,6 +94,35 @@ class Dataset(Protocol):
 
     def load(self, split: str) -> ImageSet:
         """Load one split. Raise :class:`coldkit.errors.DataError` with a fix if it cannot."""
+        ...
+
+
+@runtime_checkable
+class Prior(Protocol):
+    """A distribution over fully degraded images ``x_T``: what generation starts from (paper §5).
+
+    Built as ``component(params)``; fitted on ``D(x0, T)`` of the training split; saved as plain
+    tensors (``state_dict``), so a fitted prior is stored without pickle and loads with
+    ``torch.load(weights_only=True)``.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+
+    def fit(self, x_T: Tensor, seed: int = 0) -> None:
+        """Fit to fully degraded training images ``x_T`` ``(N, C, H, W)`` (on the CPU)."""
+        ...
+
+    def sample(self, count: int, generator: torch.Generator) -> Tensor:
+        """Draw ``count`` images ``x_T`` ``(count, C, H, W)`` (CPU, float32), seeded by ``generator``."""
+        ...
+
+    def state_dict(self) -> dict[str, Tensor]:
+        """Everything the fitted prior needs, as tensors."""
+        ...
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        """Restore a fitted prior from :meth:`state_dict`."""
         ...
 
 

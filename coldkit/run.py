@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,8 @@ from coldkit.data import resize_images
 from coldkit.errors import ConfigError, DataError
 from coldkit.evaluate import evaluate
 from coldkit.plugins import Registry
-from coldkit.protocols import Dataset, Degradation, RestorerContext
+from coldkit.generate import generate_for_run
+from coldkit.protocols import Dataset, Degradation, ImageSet, RestorerContext
 from coldkit.report import (
     metrics_dict,
     rich_table,
@@ -47,11 +48,19 @@ from coldkit.report import (
     write_metrics_json,
     write_table_markdown,
 )
+from coldkit.runfolder import build_degradation, build_restorer
 from coldkit.train import StepReport, Trainer
 
 CONFIG_FILE = "config.toml"
 #: Keys that may change when a run is resumed: the budget and the evaluation, not the model.
-RESUMABLE_CHANGES = ("train.steps", "train.max_minutes", "train.checkpoint_every", "train.log_every", "evaluate.")
+RESUMABLE_CHANGES = (
+    "train.steps",
+    "train.max_minutes",
+    "train.checkpoint_every",
+    "train.log_every",
+    "evaluate.",
+    "generate",
+)
 
 
 @dataclass(frozen=True)
@@ -182,11 +191,9 @@ def build_dataset(resolved: ResolvedPlugin) -> Dataset:
     return resolved.record.component(resolved.params)
 
 
-def build_degradation(experiment: Experiment) -> Degradation:
-    return experiment.degradation.record.component(experiment.degradation.params)
-
-
-def load_split(resolved: ResolvedPlugin, split: str, image_size: int, channels: int | None = None):
+def load_split(
+    resolved: ResolvedPlugin, split: str, image_size: int, channels: int | None = None
+) -> ImageSet:
     """Load one split, resized; check it is not empty and (optionally) its channel count."""
     image_set = build_dataset(resolved).load(split)
     if len(image_set.images) == 0:
@@ -200,7 +207,7 @@ def load_split(resolved: ResolvedPlugin, split: str, image_size: int, channels: 
             f"The evaluation images have {images.shape[1]} channels but the model was trained on "
             f"{channels}; set evaluate.dataset.channels (or pick a matching dataset)."
         )
-    return images, image_set.source
+    return replace(image_set, images=images)
 
 
 def _progress(console: Console) -> Progress:
@@ -225,14 +232,13 @@ def execute(experiment: Experiment, paths: RunPaths, console: Console) -> dict[s
     device = select_device(config.device)
     torch.manual_seed(config.seed)
     image_size = config.dataset.image_size
-    train_images, train_source = load_split(experiment.dataset, "train", image_size)
+    train_set = load_split(experiment.dataset, "train", image_size)
+    train_images, train_source = train_set.images, train_set.source
     log(f"data: {len(train_images)} training images — {train_source}")
     degradation = build_degradation(experiment)
     context = RestorerContext(train_images.shape[1], image_size, degradation.steps)
-    try:
-        restorer = experiment.restorer.record.component(experiment.restorer.params, context)
-    except ValueError as exc:
-        raise ConfigError(f"restorer: {exc}. Adjust [restorer] or dataset.image_size.") from None
+    restorer = build_restorer(experiment, context)
+    _record_context(paths, context)
     parameters = sum(p.numel() for p in restorer.parameters())
     trainer = Trainer(
         restorer, degradation, train_images, config.train, config.seed, device, paths.checkpoint
@@ -248,10 +254,11 @@ def execute(experiment: Experiment, paths: RunPaths, console: Console) -> dict[s
     log(f"training done: {state.step} steps in {state.elapsed_seconds:.0f} s")
 
     evaluation_dataset = experiment.evaluate_dataset or experiment.dataset
-    test_images, test_source = load_split(
+    test_set = load_split(
         evaluation_dataset, config.evaluate.split, image_size, channels=train_images.shape[1]
     )
-    test_images = test_images[: config.evaluate.num_images]
+    test_source = test_set.source
+    test_images = test_set.images[: config.evaluate.num_images]
     log(f"evaluating on {len(test_images)} images — {test_source}")
     evaluation = evaluate(
         trainer.model_for_inference,
@@ -275,17 +282,46 @@ def execute(experiment: Experiment, paths: RunPaths, console: Console) -> dict[s
         "parameters": parameters,
     }
     metrics = metrics_dict(evaluation, experiment.sampler.name, info)
+    if experiment.prior is not None:
+        metrics["generation"] = _generate(
+            experiment, paths, trainer.model_for_inference, degradation, train_set,
+            test_set.images, device, log, console,
+        )
     title = f"{config.name}: Table 1 rows"
     write_metrics_json(metrics, paths.metrics)
     write_table_markdown(metrics, paths.table, title)
     write_figure(evaluation, config.evaluate.figure_rows, experiment.sampler.name, paths.figure)
     write_loss_curve(state.losses, paths.loss_curve, config.name)
-    _write_metadata(experiment, paths, device, train_source, test_source, parameters)
+    _write_metadata(experiment, paths, device, train_source, test_source, parameters, context)
     console.print(rich_table(metrics, title))
     if evaluation.fid_note:
         console.print(f"FID {evaluation.fid_note}.")
     log(f"results written to {paths.root}", show=True)
     return metrics
+
+
+def _generate(
+    experiment: Experiment,
+    paths: RunPaths,
+    restorer: torch.nn.Module,
+    degradation: Degradation,
+    train_set: ImageSet,
+    real_images: torch.Tensor,
+    device: torch.device,
+    log: RunLog,
+    console: Console,
+) -> dict[str, Any] | None:
+    """The ``[generate]`` stage: prior, samples, generated.png and the judge's report."""
+    settings = experiment.config.generate
+    assert settings is not None and experiment.prior is not None
+    assert experiment.generate_sampler is not None
+    result = generate_for_run(
+        paths.root, paths.root, settings, experiment.prior, experiment.generate_sampler,
+        restorer, degradation, lambda: train_set, lambda: real_images,
+        settings.seed if settings.seed is not None else experiment.config.seed, device, console,
+        log,
+    )
+    return result.report
 
 
 def _train_with_progress(trainer: Trainer, log: RunLog, console: Console) -> None:
@@ -311,6 +347,19 @@ def _train_with_progress(trainer: Trainer, log: RunLog, console: Console) -> Non
         trainer.fit(on_step)
 
 
+def _record_context(paths: RunPaths, context: RestorerContext) -> None:
+    """Record the model's input shape in run.json before training, so a checkpoint written by an
+    interrupted run can already be opened by ``coldkit generate`` and ``coldkit restore``."""
+    metadata = {}
+    if paths.metadata.is_file():
+        try:
+            metadata = json.loads(paths.metadata.read_text())
+        except ValueError:
+            metadata = {}
+    metadata["restorer_context"] = asdict(context)
+    paths.metadata.write_text(json.dumps(metadata, indent=2) + "\n")
+
+
 def _write_metadata(
     experiment: Experiment,
     paths: RunPaths,
@@ -318,6 +367,7 @@ def _write_metadata(
     train_source: str,
     test_source: str,
     parameters: int,
+    context: RestorerContext,
 ) -> None:
     plugins = {
         kind: {
@@ -341,6 +391,7 @@ def _write_metadata(
         "training_source": train_source,
         "evaluation_source": test_source,
         "parameters": parameters,
+        "restorer_context": asdict(context),
         "plugins": plugins,
     }
     paths.metadata.write_text(json.dumps(metadata, indent=2) + "\n")

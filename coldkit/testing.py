@@ -1,4 +1,4 @@
-"""Contract checks for degradations: run them on your own plugin (like scikit-learn's
+"""Contract checks for degradations (and priors: :func:`check_prior`): run them on your own plugin (like scikit-learn's
 ``check_estimator``).
 
 ::
@@ -50,6 +50,7 @@ __all__ = [
     "check_interface",
     "check_mixed_levels",
     "check_params",
+    "check_prior",
     "check_preserves_tensor",
     "make_test_images",
     "measure_cost_ratio",
@@ -425,3 +426,61 @@ def check_degradation(
         )
         report.passed.append("cost")
     return report
+
+
+# ------------------------------------------------------------------------------------- priors
+def check_prior(prior_factory: Callable[[], object], x_T: Tensor | None = None, seed: int = 0) -> list[str]:
+    """Run the prior contract on fresh priors from ``prior_factory`` (e.g. ``lambda: Gmm()``).
+
+    ``x_T`` (default: blurred :func:`make_test_images`, 64 images) is what the prior is fitted on.
+    Checks: the protocol's attributes; ``sample`` returns ``(count, C, H, W)`` float32 finite
+    images shaped like ``x_T``; the same seed gives the same draws and another seed other draws;
+    ``state_dict`` holds tensors only, survives ``torch.save`` / ``torch.load(weights_only=True)``
+    and a fresh prior loaded from it draws exactly what the fitted one draws. Returns the names of
+    the checks passed; raises :class:`AssertionError` naming the first failure.
+    """
+    import io
+
+    from coldkit.protocols import Prior
+
+    if x_T is None:
+        x_T = F.avg_pool2d(make_test_images(64, 16, 3, seed), 5, stride=1, padding=2)
+    prior = prior_factory()
+    label = str(getattr(prior, "name", type(prior).__name__))
+    passed = []
+    missing = [a for a in ("name", "description", "fit", "sample", "state_dict", "load_state_dict")
+               if not hasattr(prior, a)]
+    assert not missing and isinstance(prior, Prior), f"prior {label}: lacks {', '.join(missing)}"
+    passed.append("interface")
+
+    prior.fit(x_T, seed=seed)
+    draws = prior.sample(5, _generator(seed))
+    assert isinstance(draws, Tensor) and draws.shape == (5, *x_T.shape[1:]), (
+        f"prior {label}: sample(5) gave shape {tuple(getattr(draws, 'shape', ()))}, "
+        f"expected {(5, *x_T.shape[1:])}"
+    )
+    assert draws.dtype == torch.float32, f"prior {label}: samples are {draws.dtype}, not float32"
+    assert bool(torch.isfinite(draws).all()), f"prior {label}: samples hold NaN or inf"
+    passed.append("sample shape, dtype, finite")
+
+    again = prior.sample(5, _generator(seed))
+    assert torch.equal(draws, again), f"prior {label}: the same seed gave different draws"
+    other = prior.sample(5, _generator(seed + 1))
+    assert not torch.equal(draws, other), f"prior {label}: another seed gave the same draws"
+    passed.append("seeded")
+
+    state = prior.state_dict()
+    bad = [key for key, value in state.items() if not isinstance(value, Tensor)]
+    assert not bad, f"prior {label}: state_dict entries {bad} are not tensors"
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    loaded_state = torch.load(buffer, weights_only=True)
+    fresh = prior_factory()
+    fresh.load_state_dict(loaded_state)
+    reloaded = fresh.sample(5, _generator(seed))
+    assert torch.equal(draws, reloaded), (
+        f"prior {label}: a prior loaded from state_dict draws differently from the fitted one"
+    )
+    passed.append("state_dict round trip")
+    return passed

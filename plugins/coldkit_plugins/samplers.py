@@ -51,6 +51,26 @@ def improved(
     params: DegradationParams | None = None,
 ) -> Tensor:
     """Algorithm 2: for s = t … 1, ``x̂0 = R(x_s, s)``; ``x_{s-1} = x_s − D(x̂0, s) + D(x̂0, s−1)``."""
+    return stochastic(restorer, degradation, x_t, t, params, noise=0.0)
+
+
+@torch.no_grad()
+def stochastic(
+    restorer: Restorer,
+    degradation: Degradation,
+    x_t: Tensor,
+    t: Tensor,
+    params: DegradationParams | None = None,
+    *,
+    noise: float = 0.01,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Algorithm 2 plus Gaussian noise of std ``noise`` on ``x_{s-1}`` at every step but the last.
+
+    The small per-step noise (as in inverse heat dissipation models) lets generation branch away
+    from the restorer's mean prediction; ``noise = 0`` is exactly Algorithm 2. Noise is drawn on
+    the CPU from ``generator``, so a seeded run gives the same samples on every device.
+    """
     x = x_t
     for s in range(int(t.max()), 0, -1):
         active = (t >= s).view(-1, 1, 1, 1)
@@ -59,6 +79,8 @@ def improved(
         step = x - degradation.degrade(x0_hat, level, params) + degradation.degrade(
             x0_hat, level - 1, params
         )
+        if noise > 0 and s > 1:
+            step = step + noise * torch.randn(step.shape, generator=generator).to(step)
         x = torch.where(active, step, x)
     return x
 
@@ -71,4 +93,9 @@ def register_samplers(register) -> None:
         improved,
         name="improved",
         description="Algorithm 2: x_{s-1} = x_s - D(x̂0, s) + D(x̂0, s-1)",
+    )
+    register(
+        stochastic,
+        name="stochastic",
+        description="Algorithm 2 plus small Gaussian noise at each step (generation diversity)",
     )
