@@ -67,6 +67,53 @@ def run(
 
 
 @app.command()
+def generate(
+    run_dir: Annotated[Path, typer.Argument(help="a run folder written by `coldkit run`")],
+    count: Annotated[
+        Optional[int],
+        typer.Option("-n", "--num-samples", min=1, help="images to generate (default: the run's "
+                     "generate.num_samples, else 64)"),
+    ] = None,
+    prior: Annotated[
+        Optional[str], typer.Option("--prior", help="prior plugin (see list-priors)")
+    ] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="seed of the draws")] = None,
+    out: Annotated[
+        Optional[Path],
+        typer.Option("--out", help="output folder (default: RUN_DIR/generated/PRIOR-seedS-nN)"),
+    ] = None,
+    batch_size: Annotated[
+        Optional[int], typer.Option("--batch-size", min=1, help="images sampled at once")
+    ] = None,
+    sampler: Annotated[
+        Optional[str], typer.Option("--sampler", help="sampler from x_T to x_0 (list-samplers)")
+    ] = None,
+    step_noise: Annotated[
+        Optional[float],
+        typer.Option("--step-noise", min=0.0, help="per-step noise (sampler 'stochastic')"),
+    ] = None,
+    judge: Annotated[
+        Optional[bool],
+        typer.Option("--judge/--no-judge", help="judge the samples with a digit classifier"),
+    ] = None,
+    overrides: SetOption = None,
+) -> None:
+    """Generate images from a trained run: draw x_T from a prior, restore with a sampler."""
+    from coldkit.generate import generate_from_run_folder
+
+    try:
+        result = generate_from_run_folder(
+            run_dir, registry=load_registry(), console=console, count=count, prior=prior,
+            seed=seed, out=out, batch_size=batch_size, sampler=sampler, step_noise=step_noise,
+            judge=judge, overrides=overrides or [],
+        )
+    except ColdkitError as error:
+        raise fail(error) from None
+    for label, path in result.files.items():
+        console.print(f"{label}: [bold]{path}[/]", highlight=False)
+
+
+@app.command()
 def validate(
     config: Annotated[Path, typer.Argument(help="TOML experiment file")],
     overrides: SetOption = None,
@@ -153,7 +200,7 @@ def _make_listing(kind: Kind) -> Callable[..., None]:
     return command
 
 
-for _kind in ("degradation", "restorer", "sampler", "dataset"):
+for _kind in ("degradation", "restorer", "sampler", "dataset", "prior"):
     app.command(f"list-{_kind}s")(_make_listing(_kind))  # type: ignore[arg-type]
 
 
@@ -174,6 +221,53 @@ def plugins() -> None:
     console.print(table)
     for problem in registry.problems:
         console.print(f"[yellow]problem:[/] {problem.plugin}: {problem.message}")
+
+
+@app.command()
+def restore(
+    run_dir: Annotated[Path, typer.Argument(help="run folder written by `coldkit run`")],
+    images: Annotated[list[Path], typer.Argument(help="degraded PNG or JPEG files to restore")],
+    level: Annotated[
+        Optional[int],
+        typer.Option("--t", help="degradation level of the inputs, 0..T (default: estimated)"),
+    ] = None,
+    estimate_t: Annotated[
+        bool,
+        typer.Option("--estimate-t", help="pick each image's level t where D(R(x, t), t) ≈ x"),
+    ] = False,
+    sampler: Annotated[
+        Optional[str],
+        typer.Option("--sampler", help="sampler (see list-samplers; default: the run's evaluate.sampler)"),
+    ] = None,
+    out: Annotated[
+        Optional[Path], typer.Option("--out", help="output folder (default: RUN_DIR/restored)")
+    ] = None,
+) -> None:
+    """Restore image files that are already degraded; write each result and a before/after sheet."""
+    from coldkit.restore import restore_files
+    from coldkit.runfolder import open_run
+
+    def say(message: str) -> None:
+        console.print(message, highlight=False, markup=False, soft_wrap=True)
+
+    try:
+        registry = load_registry()
+        loaded = open_run(run_dir, registry)
+        report = restore_files(
+            loaded,
+            images,
+            registry=registry,
+            t=level,
+            estimate=estimate_t,
+            sampler=sampler,
+            out=out,
+            notify=say,
+        )
+    except ColdkitError as error:
+        raise fail(error) from None
+    say(f"sampler: {report.sampler}")
+    for path in report.paths:
+        say(f"wrote {path}")
 
 
 def main() -> None:  # pragma: no cover - console-script convenience

@@ -1,0 +1,313 @@
+"""``coldkit restore``: restore image files that are already degraded with a trained run.
+
+The paper's test scripts always degrade clean images first; this module starts from files a user
+already has. Each file is read (PNG, JPEG or anything else Pillow opens), converted to the model's
+channel count, fitted to the model's square size, restored at a level ``t`` (given, or estimated
+per image by :func:`estimate_levels`) with a sampler, and written as ``<stem>_restored.png``
+together with one before/after sheet ``restore_sheet.png``::
+
+    from coldkit.runfolder import open_run
+    from coldkit.restore import restore_files
+    run = open_run("runs/mnist_blur")
+    report = restore_files(run, ["blurry.png"], t=20)
+
+Everything is checked (options, every file) before anything is computed, and everything is
+computed before anything is written: a call that fails writes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch import Tensor
+
+from coldkit.data import resize_images
+from coldkit.errors import ConfigError, DataError, PluginError
+from coldkit.imaging import save_grid, to_uint8_rgb
+from coldkit.plugins import Registry
+from coldkit.protocols import Degradation, DegradationParams, Restorer
+from coldkit.runfolder import LoadedRun
+
+#: Longer side / shorter side up to which an image counts as "close to square" and is resized to
+#: the model's size; anything longer is refused (crop it first).
+MAX_ASPECT_RATIO = 1.1
+#: Default output folder, inside the run folder.
+OUTPUT_FOLDER = "restored"
+SHEET_FILE = "restore_sheet.png"
+RESTORED_SUFFIX = "_restored.png"
+
+#: Pillow modes that hold a single grey channel (with or without alpha).
+_GREY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+#: Grey modes whose values are 16-bit integers rather than 0..255.
+_WIDE_GREY_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N"}
+
+Notify = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class RestoredImage:
+    """One restored file: where it came from, where it went, and the level used."""
+
+    source: Path
+    output: Path
+    level: int
+    estimated: bool
+    #: Mean ``|D(R(x, t), t) - x|`` at the chosen level (``None`` when ``t`` was given).
+    error: float | None = None
+
+
+@dataclass(frozen=True)
+class RestoreReport:
+    """What :func:`restore_files` wrote."""
+
+    images: list[RestoredImage]
+    sheet: Path
+    sampler: str
+
+    @property
+    def paths(self) -> list[Path]:
+        """Every file written: the restored images, then the sheet."""
+        return [image.output for image in self.images] + [self.sheet]
+
+
+def read_image(path: Path | str, channels: int, notify: Notify | None = None) -> Tensor:
+    """Read one image file as ``(C, H, W)`` float in [0, 1] with ``channels`` channels (1 or 3).
+
+    Colour is converted to grey (or grey to colour) to match the model, with a notice; any alpha
+    channel is dropped. A missing file, a folder, or a file that is not an image raises
+    :class:`DataError` naming it.
+    """
+    path = Path(path)
+    say = notify or (lambda message: None)
+    if channels not in (1, 3):
+        raise DataError(
+            f"The model takes {channels}-channel images; restoring files needs a model trained on "
+            "1-channel (grey) or 3-channel (RGB) images."
+        )
+    if path.is_dir():
+        raise DataError(f"{path} is a folder, not an image file. Pass the files, e.g. {path}/*.png.")
+    if not path.is_file():
+        raise DataError(f"{path} does not exist. Check the path of the image to restore.")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            mode = image.mode
+            if mode == "P":  # a palette: read it as colour (or grey) values first
+                image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+                mode = image.mode
+            grey = mode in _GREY_MODES
+            if channels == 1:
+                if not grey:
+                    say(f"{path}: colour image ({mode}) converted to grey for this 1-channel model")
+                array = _grey_array(image)[None]
+            else:
+                if grey:
+                    say(f"{path}: grey image ({mode}) converted to RGB for this 3-channel model")
+                    array = np.repeat(_grey_array(image)[None], 3, axis=0)
+                else:
+                    rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+                    array = rgb.transpose(2, 0, 1)
+    except UnidentifiedImageError:
+        raise DataError(
+            f"{path} is not an image Pillow can read. Pass PNG or JPEG files."
+        ) from None
+    except (OSError, ValueError, SyntaxError) as exc:  # truncated or corrupt files
+        raise DataError(f"Cannot read image {path}: {exc}. Pass an intact PNG or JPEG file.") from None
+    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).clamp_(0.0, 1.0)
+
+
+def _grey_array(image: Image.Image) -> np.ndarray:
+    """A grey ``(H, W)`` float array in [0, 1]; 16-bit grey keeps its full range."""
+    if image.mode in _WIDE_GREY_MODES:
+        return np.asarray(image, dtype=np.float32) / 65535.0
+    if image.mode == "F":
+        values = np.asarray(image, dtype=np.float32)
+        return values / 255.0 if values.size and float(values.max()) > 1.0 else values
+    return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+
+
+def fit_image(image: Tensor, size: int, name: str, notify: Notify | None = None) -> Tensor:
+    """Bring a ``(C, H, W)`` image to the model's ``size x size``.
+
+    An image whose sides differ by at most :data:`MAX_ASPECT_RATIO` is resized (antialiased
+    bilinear) with a notice naming the file and both sizes; a clearly non-square one raises
+    :class:`DataError` asking for a square crop.
+    """
+    height, width = image.shape[-2:]
+    if (height, width) == (size, size):
+        return image
+    if max(height, width) > MAX_ASPECT_RATIO * min(height, width):
+        side = min(height, width)
+        raise DataError(
+            f"{name} is {width}x{height} pixels (width x height), not square, and the model takes "
+            f"{size}x{size} images. Crop it to a square (e.g. its central {side}x{side}) and run "
+            "again."
+        )
+    if notify is not None:
+        notify(f"{name}: resized from {width}x{height} to {size}x{size}, the model's size")
+    return resize_images(image[None], size)[0]
+
+
+def load_images(
+    files: Sequence[Path | str], channels: int, size: int, notify: Notify | None = None
+) -> Tensor:
+    """Read and fit every file; return ``(N, C, size, size)``. Raises before returning anything."""
+    if not files:
+        raise DataError("No images given. Pass one or more PNG or JPEG files to restore.")
+    images = [
+        fit_image(read_image(path, channels, notify), size, str(path), notify) for path in files
+    ]
+    return torch.stack(images)
+
+
+@torch.no_grad()
+def estimate_levels(
+    restorer: Restorer,
+    degradation: Degradation,
+    x: Tensor,
+    params: DegradationParams | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Estimate the degradation level of each image in ``x`` ``(B, C, H, W)``.
+
+    For every ``t`` in ``1 .. T`` (one batched restorer call per level) it computes
+    ``x̂0 = R(x, t)`` and the error ``mean |D(x̂0, t) - x|`` of each image; the level with the
+    smallest error wins (the lowest such ``t`` on a tie). Returns ``levels`` ``(B,)`` (long) and
+    ``errors`` ``(B, T)`` where ``errors[:, t - 1]`` belongs to level ``t``.
+    """
+    steps = degradation.steps
+    errors = []
+    for level in range(1, steps + 1):
+        t = torch.full((x.shape[0],), level, dtype=torch.long, device=x.device)
+        x0_hat = restorer(x, t)
+        again = degradation.degrade(x0_hat, t, params)
+        errors.append((again - x).abs().flatten(1).mean(dim=1))
+    table = torch.stack(errors, dim=1)
+    return table.argmin(dim=1) + 1, table
+
+
+def output_paths(files: Sequence[Path | str], out: Path) -> list[Path]:
+    """``out/<stem>_restored.png`` for each file; refuses names that collide or overwrite inputs."""
+    outputs: list[Path] = []
+    seen: dict[str, Path] = {}
+    inputs = {Path(file).resolve() for file in files}
+    for file in files:
+        file = Path(file)
+        name = file.stem + RESTORED_SUFFIX
+        if name in seen:
+            raise DataError(
+                f"{seen[name]} and {file} would both be written to {out / name}. Restore them in "
+                "separate runs with different --out folders, or rename one."
+            )
+        seen[name] = file
+        outputs.append(out / name)
+    for path in [*outputs, out / SHEET_FILE]:
+        if path.resolve() in inputs:
+            raise DataError(
+                f"Restoring would overwrite the input {path}. Choose another --out folder."
+            )
+    return outputs
+
+
+def restore_files(
+    run: LoadedRun,
+    files: Sequence[Path | str],
+    *,
+    registry: Registry | None = None,
+    t: int | None = None,
+    estimate: bool = False,
+    sampler: str | None = None,
+    out: Path | str | None = None,
+    batch_size: int | None = None,
+    seed: int | None = None,
+    notify: Notify | None = None,
+) -> RestoreReport:
+    """Restore image files with a trained run; write ``<stem>_restored.png`` each and a sheet.
+
+    ``t`` is the inputs' degradation level (``0 .. T``); without it (or with ``estimate``) each
+    image's level is estimated with :func:`estimate_levels`. ``sampler`` defaults to the run's
+    ``evaluate.sampler``; ``out`` to ``RUN_DIR/restored``; ``batch_size`` to the run's
+    ``evaluate.batch_size`` and ``seed`` (the degradation's random draw) to the run's seed.
+    ``notify`` receives one-line notes (conversions, resizes, estimated levels). Options and files
+    are all checked, and every image restored, before anything is written.
+    """
+    say = notify or (lambda message: None)
+    steps = run.degradation.steps
+    if t is not None and estimate:
+        raise ConfigError("Pass either --t or --estimate-t, not both.")
+    if t is not None and not 0 <= t <= steps:
+        raise ConfigError(
+            f"--t {t} is outside the run's levels 0..{steps}. Pass a level in 0..{steps}, or "
+            "--estimate-t to let coldkit pick one."
+        )
+    config = run.experiment.config
+    sampler_name = sampler or run.experiment.sampler.name
+    registry = registry if registry is not None else Registry.discover()
+    try:
+        sample = registry.get("sampler", sampler_name).component
+    except PluginError as exc:  # unknown name: the message lists the valid ones
+        raise ConfigError(f"--sampler: {exc}") from None
+    batch_size = batch_size or config.evaluate.batch_size
+    if batch_size < 1:
+        raise ConfigError(f"batch size must be at least 1, got {batch_size}.")
+    out_dir = Path(out) if out is not None else run.root / OUTPUT_FOLDER
+    files = [Path(file) for file in files]
+    outputs = output_paths(files, out_dir)
+    inputs = load_images(files, run.context.channels, run.context.image_size, say)
+    if t is None and not estimate:
+        say("no --t given: estimating each image's level (as with --estimate-t)")
+    estimate = t is None
+    fixed = 0 if t is None else t
+
+    generator = torch.Generator().manual_seed(config.seed if seed is None else seed)
+    restored, levels, errors = [], [], []
+    with torch.no_grad():
+        for start in range(0, len(inputs), batch_size):
+            x = inputs[start : start + batch_size].to(run.device)
+            params = run.degradation.sample_params(x, generator)
+            if estimate:
+                level, table = estimate_levels(run.restorer, run.degradation, x, params)
+                errors.extend(table.gather(1, (level - 1)[:, None])[:, 0].tolist())
+            else:
+                level = torch.full((len(x),), fixed, dtype=torch.long, device=run.device)
+            restored.append(sample(run.restorer, run.degradation, x, level, params).float().cpu())
+            levels.extend(int(value) for value in level.tolist())
+    results = torch.cat(restored).clamp_(0.0, 1.0)
+
+    items = []
+    for index, (file, output) in enumerate(zip(files, outputs)):
+        error = errors[index] if estimate else None
+        items.append(RestoredImage(file, output, levels[index], estimate, error))
+        note = f" (estimated; mean |D(R(x, t), t) - x| = {error:.4f})" if error is not None else ""
+        say(f"{file}: t = {levels[index]}{note}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for image, item in zip(results, items):
+        save_image(image, item.output)
+    sheet = save_grid([inputs, results], ["input", "restored"], out_dir / SHEET_FILE)
+    return RestoreReport(items, sheet, sampler_name)
+
+
+def save_image(image: Tensor, path: Path) -> Path:
+    """Save a ``(C, H, W)`` image in [0, 1] as PNG: grey for 1 channel, RGB for 3."""
+    pixels = to_uint8_rgb(image)
+    picture = Image.fromarray(pixels[..., 0] if image.shape[0] == 1 else pixels)
+    picture.save(path)
+    return path
+
+
+__all__ = [
+    "MAX_ASPECT_RATIO",
+    "RestoreReport",
+    "RestoredImage",
+    "estimate_levels",
+    "fit_image",
+    "load_images",
+    "output_paths",
+    "read_image",
+    "restore_files",
+    "save_image",
+]
