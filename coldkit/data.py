@@ -87,11 +87,35 @@ def find_idx_file(folder: Path, stem: str) -> Path | None:
     return None
 
 
+def image_files(folder: Path) -> list[Path]:
+    """Every image file under ``folder``, recursive, in the order :func:`load_image_folder` uses."""
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def folder_class_labels(folder: Path) -> tuple[Tensor | None, list[str]]:
+    """Class labels of the images under ``folder``, aligned with :func:`load_image_folder`.
+
+    Images laid out as ``folder/<class>/...`` (torchvision's ImageFolder convention) get the index
+    of their first-level subfolder among the sorted names of the subfolders that hold images. There
+    are no labels (``None``, ``[]``) when an image lies directly in ``folder`` or when fewer than
+    two such subfolders exist, since then the layout says nothing about classes.
+    """
+    files = image_files(folder)
+    parts = [file.relative_to(folder).parts for file in files]
+    if not parts or any(len(part) < 2 for part in parts):
+        return None, []
+    classes = sorted({part[0] for part in parts})
+    if len(classes) < 2:
+        return None, []
+    index = {name: i for i, name in enumerate(classes)}
+    return torch.tensor([index[part[0]] for part in parts], dtype=torch.long), classes
+
+
 def load_image_folder(folder: Path, channels: int) -> Tensor:
     """Every image file under ``folder`` (sorted, recursive) as ``(N, C, H, W)`` in [0, 1]."""
     from PIL import Image
 
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = image_files(folder)
     if not files:
         raise DataError(
             f"No images found in {folder}. Put image files ({', '.join(sorted(IMAGE_SUFFIXES))}) "

