@@ -408,12 +408,13 @@ class GenerationReport:
                 f"{self.frechet:.3f}",
                 f"between Gaussians fitted to the classifier's 128-d features of the samples and "
                 f"of real half A ({half_a} held-out images), averaged over chunks of "
-                f"{half_b} samples so both distances compare sets of one size",
+                f"{min(half_b, self.count)} samples",
             ),
             (
                 "Fréchet floor",
                 f"{self.frechet_floor:.3f}",
-                f"the same distance between real half B ({half_b} images) and real half A",
+                f"the same distance between {min(half_b, self.count)} images of real half B and "
+                "real half A: both distances compare sets of one size",
             ),
             (
                 "Fréchet ratio",
@@ -456,10 +457,10 @@ def judge_generation(
 
     Images are clamped to [0, 1] first. Diversity: the predicted-class histogram, the number of
     classes present and the largest class share. Blank: mean ink below ``blank_threshold``.
-    Realism: ``real`` is split by a seeded permutation into halves A and B;
-    ``frechet_floor = FD(B, A)`` in the classifier's features, and ``frechet`` is ``FD(S, A)``
-    for sample sets S of B's size, averaged over the consecutive chunks of that size (one chunk
-    when there are fewer samples). A Fréchet estimate shrinks as its sets grow, so comparing
+    Realism: ``real`` is split by a seeded permutation into halves A and B. With n the smaller of
+    the sample count and B's size, ``frechet_floor = FD(n images of B, A)`` in the classifier's
+    features, and ``frechet`` is ``FD(S, A)`` for sample sets S of n, averaged over the
+    consecutive chunks of n samples. A Fréchet estimate shrinks as its sets grow, so comparing
     sets of equal size keeps the ratio honest: about 1 means as close as real images are.
     The classifier is used as it is (put it in eval mode).
     """
@@ -478,12 +479,13 @@ def judge_generation(
     order = torch.randperm(len(real), generator=torch.Generator().manual_seed(seed))
     half = len(real) // 2
     half_b, half_a = real_features[order[:half]], real_features[order[half:]]
+    size = min(half, len(sample_features))  # every distance compares a set of `size` with A
     chunks = [
-        sample_features[start : start + half]
-        for start in range(0, max(1, len(sample_features) - half + 1), half)
+        sample_features[start : start + size]
+        for start in range(0, len(sample_features) - size + 1, size)
     ]
     frechet = sum(frechet_distance(chunk, half_a) for chunk in chunks) / len(chunks)
-    floor = frechet_distance(half_b, half_a)
+    floor = frechet_distance(half_b[:size], half_a)
     if floor > 0:
         ratio = frechet / floor
     else:

@@ -251,7 +251,8 @@ def execute(experiment: Experiment, paths: RunPaths, console: Console) -> dict[s
     )
     _train_with_progress(trainer, log, console)
     state = trainer.state
-    log(f"training done: {state.step} steps in {state.elapsed_seconds:.0f} s")
+    log(f"training done: {state.step} steps in {state.elapsed_seconds:.0f} s; "
+        f"{_limit_note(trainer)}")
 
     evaluation_dataset = experiment.evaluate_dataset or experiment.dataset
     test_set = load_split(
@@ -277,6 +278,7 @@ def execute(experiment: Experiment, paths: RunPaths, console: Console) -> dict[s
         "train_seconds": state.elapsed_seconds,
         "seconds_per_train_step": state.elapsed_seconds / steps_run,
         "final_loss": state.losses[-1] if state.losses else None,
+        "stopped_by": trainer.stopped_by(),
         "training_source": train_source,
         "evaluation_source": test_source,
         "parameters": parameters,
@@ -324,10 +326,23 @@ def _generate(
     return result.report
 
 
+def _limit_note(trainer: Trainer) -> str:
+    """Which limit ended training, and the ``--set`` that lifts it."""
+    settings = trainer.settings
+    if trainer.stopped_by() == "max_minutes":
+        return (
+            f"stopped by train.max_minutes = {settings.max_minutes:g} at step "
+            f"{trainer.state.step} of {settings.steps}; raise it with "
+            f"--set train.max_minutes=N to train on"
+        )
+    return f"reached train.steps = {settings.steps}; raise it with --set train.steps=N to train on"
+
+
 def _train_with_progress(trainer: Trainer, log: RunLog, console: Console) -> None:
     settings = trainer.settings
     if not trainer.budget_left():
-        log(f"training already complete at step {trainer.state.step}; evaluating")
+        log(f"training already complete at step {trainer.state.step} ({_limit_note(trainer)}); "
+            "evaluating")
         return
     began = time.perf_counter()
     first_step = trainer.state.step

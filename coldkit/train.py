@@ -69,14 +69,33 @@ def restoration_loss(prediction: Tensor, target: Tensor, kind: str) -> Tensor:
     return F.l1_loss(prediction, target) if kind == "l1" else F.mse_loss(prediction, target)
 
 
-def learning_rate_factor(step: int, settings: TrainSection) -> float:
-    """Linear warm-up, then constant or cosine decay to 10% over ``settings.steps``."""
+def budget_progress(step: int, elapsed_seconds: float, settings: TrainSection) -> float:
+    """Share of the training budget used: ``max(step / steps, minutes / max_minutes)``, at most 1.
+
+    Schedules run on this, not on the step count alone, so a run stopped by ``max_minutes`` on a
+    slow machine still finishes its learning-rate decay.
+    """
+    progress = step / settings.steps if settings.steps > 0 else 1.0
+    if settings.max_minutes is not None:
+        progress = max(progress, elapsed_seconds / (settings.max_minutes * 60.0))
+    return min(1.0, progress)
+
+
+def learning_rate_factor(step: int, settings: TrainSection, progress: float | None = None) -> float:
+    """Linear warm-up over ``warmup_steps``, then constant or cosine decay to 10%.
+
+    The decay follows ``progress`` (see :func:`budget_progress`; by default ``step / steps``),
+    counted from the end of the warm-up.
+    """
     if settings.warmup_steps and step < settings.warmup_steps:
         return (step + 1) / settings.warmup_steps
     if settings.lr_schedule == "constant" or settings.steps <= settings.warmup_steps:
         return 1.0
-    progress = min(1.0, (step - settings.warmup_steps) / (settings.steps - settings.warmup_steps))
-    return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress))
+    if progress is None:
+        progress = step / settings.steps
+    warmup_share = settings.warmup_steps / settings.steps
+    after_warmup = min(1.0, max(0.0, (progress - warmup_share) / (1.0 - warmup_share)))
+    return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * after_warmup))
 
 
 class Trainer:
@@ -154,6 +173,19 @@ class Trainer:
         return True
 
     # ------------------------------------------------------------------ training
+    @property
+    def progress(self) -> float:
+        """Share of the step-or-time budget used (see :func:`budget_progress`)."""
+        return budget_progress(self.state.step, self.state.elapsed_seconds, self.settings)
+
+    def stopped_by(self) -> str | None:
+        """Which limit ended training: ``"steps"``, ``"max_minutes"``, or None if budget is left."""
+        if self.state.step >= self.settings.steps:
+            return "steps"
+        if not self.budget_left():
+            return "max_minutes"
+        return None
+
     def budget_left(self) -> bool:
         settings = self.settings
         if self.state.step >= settings.steps:
@@ -167,7 +199,9 @@ class Trainer:
         settings = self.settings
         self.restorer.train()
         for group in self.optimizer.param_groups:
-            group["lr"] = settings.lr * learning_rate_factor(self.state.step, settings)
+            group["lr"] = settings.lr * learning_rate_factor(
+                self.state.step, settings, self.progress
+            )
         self.optimizer.zero_grad(set_to_none=True)
         total = 0.0
         for _ in range(settings.accumulate):

@@ -45,8 +45,10 @@ def test_every_builtin_is_discovered():
 
 @pytest.mark.parametrize("name", BUILTINS)
 def test_builtin_passes_the_contract_on_colour_images(name):
-    report = check_degradation(build(name))
-    assert report.cost_ratio is not None and report.cost_ratio <= 3.0
+    # A generous cost factor: timing on a shared 2-core machine is noisy (3.4x seen for blur
+    # under load, 1.05x when idle), while a loop over t costs about T times (20 or more).
+    report = check_degradation(build(name), cost_factor=8.0)
+    assert report.cost_ratio is not None and report.cost_ratio <= 8.0
     assert "grows with t" in report.passed and "mixed levels" in report.passed
 
 

@@ -13,7 +13,12 @@ from coldkit.config import TrainSection
 from coldkit.errors import CheckpointError
 from coldkit.evaluate import fid, fid_unavailable_reason, psnr, rmse, ssim
 from coldkit.protocols import RestorerContext
-from coldkit.train import ExponentialMovingAverage, Trainer, learning_rate_factor
+from coldkit.train import (
+    ExponentialMovingAverage,
+    Trainer,
+    budget_progress,
+    learning_rate_factor,
+)
 from coldkit_plugins.blur import Blur, BlurParams
 from coldkit_plugins.unet import UNet, UNetParams
 
@@ -107,6 +112,31 @@ def test_learning_rate_schedule():
 def test_wall_clock_budget_stops_training(tmp_path: Path):
     trainer = make_trainer(tmp_path, steps=10_000, max_minutes=1e-9)
     assert trainer.fit().step == 1
+    assert trainer.stopped_by() == "max_minutes"
+
+
+def test_schedule_follows_the_time_budget_when_it_binds_first():
+    settings = TrainSection(steps=10_000, max_minutes=1.0, warmup_steps=10, lr_schedule="cosine")
+    # 100 of 10,000 steps but the whole minute used: the decay has reached its end, 10%.
+    assert budget_progress(100, 60.0, settings) == 1.0
+    assert learning_rate_factor(100, settings, budget_progress(100, 60.0, settings)) == pytest.approx(0.1)
+    # Half the minute: the middle of the cosine, whatever the step count.
+    halfway = learning_rate_factor(100, settings, budget_progress(100, 30.0, settings))
+    assert halfway == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (0.5 - 0.001) / 0.999)))
+    # Steps bind first: progress follows the steps.
+    assert budget_progress(5_000, 1.0, settings) == 0.5
+
+
+def test_a_tiny_time_budgeted_run_ends_at_the_final_learning_rate(tmp_path: Path):
+    trainer = make_trainer(
+        tmp_path, steps=10_000, max_minutes=0.05, lr_schedule="cosine", warmup_steps=0
+    )
+    trainer.fit()
+    assert trainer.stopped_by() == "max_minutes" and trainer.state.step < 10_000
+    last_lr = trainer.optimizer.param_groups[0]["lr"]
+    # The last step ran at (nearly) the end of the budget: close to the final 10% of lr
+    # (with steps of up to a third of a second, it is below 30%).
+    assert last_lr < 0.3 * trainer.settings.lr
 
 
 def test_ema_averages_towards_the_model():

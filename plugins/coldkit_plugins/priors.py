@@ -6,8 +6,8 @@
   its lowest Fourier modes at a few per cent) it throws that shape away, and the restorer maps
   nearly every draw to the same few digits.
 * ``pca-gmm`` — keeps the shape: a Gaussian mixture over the leading principal components of
-  ``D(x0, T)``, mapped back to images by the same linear basis (the least-squares map from the
-  code to the image). For a linear degradation such as blur the principal directions lie in the
+  ``D(x0, T)`` (those above rounding noise, at most ``dims``), mapped back to images by the same
+  linear basis (the least-squares map from the code to the image). For a linear degradation such as blur the principal directions lie in the
   range of ``D(., T)``, so a draw is a valid ``x_T``.
 
 Mixtures are fitted with scikit-learn and stored as tensors (weights, means, Cholesky factors);
@@ -136,7 +136,14 @@ class Gmm(_MixturePrior):
 
 class PcaGmmParams(MixtureParams):
     components: int = Field(20, ge=1, description="number of Gaussian components")
-    dims: int = Field(16, ge=1, description="principal components of D(x0, T) kept")
+    dims: int = Field(32, ge=1, description="at most this many principal components are kept")
+    rank_tolerance: float = Field(
+        1e-4,
+        ge=0.0,
+        lt=1.0,
+        description="components whose singular value is below this fraction of the largest "
+        "are dropped: rounding noise, not structure",
+    )
 
 
 class PcaGmm(_MixturePrior):
@@ -153,9 +160,12 @@ class PcaGmm(_MixturePrior):
     def fit(self, x_T: Tensor, seed: int = 0) -> None:
         flat = x_T.double().reshape(len(x_T), -1)
         centre = flat.mean(dim=0)
-        dims = min(self.params.dims, len(flat) - 1, flat.shape[1])
         # Principal directions from an SVD of the centred data: rows of `basis` are orthonormal.
         _, singular, right = torch.linalg.svd(flat - centre, full_matrices=False)
+        # Blur to T leaves a handful of real directions (its lowest Fourier modes) and float
+        # rounding in all the others; a mixture over the rounding only dilutes the real ones.
+        significant = int((singular > self.params.rank_tolerance * singular[0]).sum())
+        dims = max(1, min(self.params.dims, significant, len(flat) - 1))
         basis = right[:dims]
         codes = (flat - centre) @ basis.T
         self.state = fit_mixture(codes.numpy(), self.params, seed)
