@@ -1,4 +1,4 @@
-"""coldkit: cold diffusion with pluggable degradations, restorers, samplers and datasets."""
+"""coldkit: cold diffusion with pluggable degradations, restorers, samplers, datasets and priors."""
 
 from coldkit.errors import ColdkitError
 from coldkit.hookspecs import hookimpl
@@ -8,6 +8,7 @@ from coldkit.protocols import (
     DegradationParams,
     ImageSet,
     NoParams,
+    Prior,
     Restorer,
     RestorerContext,
     Sampler,
@@ -22,6 +23,7 @@ __all__ = [
     "DegradationParams",
     "ImageSet",
     "NoParams",
+    "Prior",
     "Restorer",
     "RestorerContext",
     "Sampler",

@@ -99,7 +99,7 @@ def generate(
     overrides: SetOption = None,
 ) -> None:
     """Generate images from a trained run: draw x_T from a prior, restore with a sampler."""
-    from coldkit.generate import generate_from_run_folder
+    from coldkit.generation_stage import generate_from_run_folder
 
     try:
         result = generate_from_run_folder(

@@ -38,7 +38,7 @@ from coldkit.data import resize_images
 from coldkit.errors import ConfigError, DataError
 from coldkit.evaluate import evaluate
 from coldkit.plugins import Registry
-from coldkit.generate import generate_for_run
+from coldkit.generation_stage import generate_for_run
 from coldkit.protocols import Dataset, Degradation, ImageSet, RestorerContext
 from coldkit.report import (
     metrics_dict,
@@ -321,9 +321,9 @@ def _generate(
         paths.root, paths.root, settings, experiment.prior, experiment.generate_sampler,
         restorer, degradation, lambda: train_set, lambda: real_images,
         settings.seed if settings.seed is not None else experiment.config.seed, device, console,
-        log,
+        log, experiment.config.evaluate.inception_weights,
     )
-    return result.report
+    return result.summary
 
 
 def _limit_note(trainer: Trainer) -> str:

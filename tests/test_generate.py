@@ -286,3 +286,44 @@ def test_degrade_fully_matches_the_degradation():
     expected = blur.degrade(images, torch.full((7,), 3), {})
     assert torch.allclose(degrade_fully(blur, images, seed=0, batch_size=3), expected)
     assert F.l1_loss(expected, images) > 0.01
+
+
+def test_run_judges_generation_on_a_labelled_set(tmp_path):
+    config = tmp_path / "judged.toml"
+    write_toml(
+        config,
+        tiny_experiment(generate={**GENERATE, "judge": True, "num_samples": 20}),
+    )
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["run", str(config), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "generation.json").read_text())
+    report = summary["report"]
+    assert report["count"] == 20 and report["num_classes"] == 4  # synthetic: disc quadrants
+    assert sum(report["class_histogram"]) == 20
+    assert report["frechet_floor"] > 0 and report["frechet_ratio"] > 0
+    assert "fid" in summary and summary["fid"] is None and "not computed" in summary["fid_note"]
+    assert (out / "generation.md").is_file() and (out / "judge" / "classifier.pt").is_file()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["generation"]["report"]["count"] == 20
+    # `coldkit generate` reuses the run's classifier and prior.
+    again = runner.invoke(app, ["generate", str(out), "-n", "6", "--out", str(tmp_path / "g")])
+    assert again.exit_code == 0, again.output
+    assert again.output.count("loaded from") == 2
+    assert json.loads((tmp_path / "g" / "generation.json").read_text())["report"]["count"] == 6
+
+
+def test_generation_without_labels_says_why_it_is_not_judged(tmp_path):
+    from coldkit.config import GenerateSection
+    from coldkit.generation_stage import judge_for_run
+    from coldkit.protocols import ImageSet
+
+    messages: list[str] = []
+    images = make_test_images(8, 16, 1)
+    report, note = judge_for_run(
+        images, GenerateSection(), tmp_path, lambda: ImageSet(images, "unlabelled"),
+        lambda: images, 0, torch.device("cpu"), messages.append,
+    )
+    assert report is None and "no labels" in note and "generate.classifier" in note
+    assert any("no labels" in message for message in messages)
+    assert not (tmp_path / "judge").exists()
