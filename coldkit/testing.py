@@ -1,7 +1,15 @@
-"""Contract checks for degradations (and priors: :func:`check_prior`): run them on your own plugin (like scikit-learn's
+"""Contract checks for every kind of plugin: run them on your own plugin (like scikit-learn's
 ``check_estimator``).
 
-::
+One line per kind -- :func:`check_degradation`, :func:`check_restorer`, :func:`check_sampler`,
+:func:`check_dataset`, :func:`check_prior` -- or one for a whole installed distribution::
+
+    from coldkit.testing import check_plugin
+
+    def test_my_plugins():
+        check_plugin("my-dist")
+
+The degradation checks in detail::
 
     from coldkit.testing import check_degradation
 
@@ -37,11 +45,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from coldkit.protocols import Degradation, DegradationParams
+from coldkit.protocols import Degradation, DegradationParams, ImageSet, RestorerContext
 
 __all__ = [
+    "DEFAULT_RESTORER_CONTEXT",
     "ContractReport",
+    "PluginReport",
+    "builtin_degradations",
     "check_cost",
+    "check_dataset",
     "check_degradation",
     "check_deterministic",
     "check_finite",
@@ -50,8 +62,11 @@ __all__ = [
     "check_interface",
     "check_mixed_levels",
     "check_params",
+    "check_plugin",
     "check_prior",
     "check_preserves_tensor",
+    "check_restorer",
+    "check_sampler",
     "make_test_images",
     "measure_cost_ratio",
 ]
@@ -484,3 +499,638 @@ def check_prior(prior_factory: Callable[[], object], x_T: Tensor | None = None, 
     )
     passed.append("state_dict round trip")
     return passed
+
+
+# ======================================================================= the other kinds
+# Restorers, samplers and datasets have contract checks of their own, and check_plugin runs the
+# right check on everything one installed distribution registers. Each check returns the names of
+# the checks passed and raises AssertionError naming the first failure.
+
+#: The context :func:`check_restorer` and :func:`check_plugin` build restorers for by default.
+DEFAULT_RESTORER_CONTEXT = RestorerContext(channels=3, image_size=16, steps=10)
+
+
+def _named(component: object, kind: str) -> str:
+    name = getattr(component, "name", None)
+    if not isinstance(name, str):
+        name = getattr(component, "__name__", None) or type(component).__name__
+    return f"{kind} {name!r}"
+
+
+# --------------------------------------------------------------------------------- restorers
+def check_restorer(
+    factory_or_module: object,
+    context: RestorerContext | None = None,
+    *,
+    seed: int = 0,
+    batch: int = 4,
+    atol: float = 1e-5,
+) -> list[str]:
+    """Run the restorer contract on a restorer ``R(x_t, t) ≈ x0``.
+
+    ``factory_or_module`` is a ``torch.nn.Module`` (it is copied, never changed) or a function
+    that builds one from a :class:`coldkit.protocols.RestorerContext`, e.g.
+    ``lambda context: MyNet(MyNet.Params(), context)``. ``context`` defaults to
+    :data:`DEFAULT_RESTORER_CONTEXT` (3 channels, 16x16 images, T = 10); the inputs are ``batch``
+    images of that shape with levels spread over ``0 .. T``.
+
+    Checks, in order:
+
+    * interface -- a ``torch.nn.Module`` with at least one trainable parameter;
+    * shape, dtype, finite -- ``R(x_t, t)`` has the shape and dtype of ``x_t``, no NaN or inf;
+    * deterministic in eval mode -- two calls give the same output;
+    * mixed levels -- in a batch with mixed ``t``, each sample's output equals its output alone
+      (each sample uses its own ``t``; samples do not mix);
+    * gradients -- after ``loss.backward()`` every parameter with ``requires_grad`` has a finite
+      gradient (``None`` means the forward pass never uses it), and at least one is non-zero;
+    * time conditioning -- the same ``x`` at ``t = 1`` and ``t = T`` gives different outputs. A
+      network that starts as the identity (a zero-initialised output layer, like the built-in
+      ``unet`` with ``residual = true``) ignores ``t`` until it is trained, so if the output does
+      not depend on ``t``, every all-zero parameter (of the checked copy) is set to small seeded values
+      and the check is repeated; only a network that still ignores ``t`` then fails.
+    """
+    import copy
+
+    from torch import nn
+
+    context = DEFAULT_RESTORER_CONTEXT if context is None else context
+    if isinstance(factory_or_module, nn.Module):
+        module = copy.deepcopy(factory_or_module)
+    else:
+        assert callable(factory_or_module), (
+            "check_restorer takes a torch.nn.Module or a function context -> module, got "
+            f"{type(factory_or_module).__name__}"
+        )
+        module = factory_or_module(context)
+    label = _named(module, "restorer")
+    passed: list[str] = []
+
+    assert isinstance(module, nn.Module), (
+        f"{label}: a restorer must be a torch.nn.Module (coldkit trains its parameters, keeps an "
+        f"EMA copy and saves its state_dict), got {type(module).__name__}"
+    )
+    trainable = [name for name, p in module.named_parameters() if p.requires_grad]
+    assert trainable, f"{label}: has no trainable parameters, so there is nothing to train"
+    passed.append("interface")
+
+    x = make_test_images(batch, context.image_size, context.channels, seed)
+    t = _mixed_levels(context.steps, batch, seed)
+    module.eval()
+    with torch.no_grad():
+        out = module(x, t)
+        assert isinstance(out, Tensor), (
+            f"{label}: R(x_t, t) must return a tensor, got {type(out).__name__}"
+        )
+        assert out.shape == x.shape, (
+            f"{label}: output shape {tuple(out.shape)} != input shape {tuple(x.shape)} "
+            f"(context: {context}); R(x_t, t) estimates x0, an image like x_t"
+        )
+        assert out.dtype == x.dtype, (
+            f"{label}: {x.dtype} input came back as {out.dtype}; return the input's dtype"
+        )
+        bad = int((~torch.isfinite(out)).sum())
+        assert bad == 0, f"{label}: R(x_t, t) has {bad} NaN or inf values"
+        passed.append("shape, dtype, finite")
+
+        again = module(x, t)
+        difference = _max_difference(out, again)
+        assert difference <= atol, (
+            f"{label}: in eval mode two calls on the same input differ by up to {difference:.3g}; "
+            "a restorer must be deterministic in eval mode (no sampling, dropout only in training)"
+        )
+        passed.append("deterministic in eval mode")
+
+        for index in range(batch):
+            alone = module(x[index : index + 1], t[index : index + 1])
+            difference = _max_difference(out[index : index + 1], alone)
+            assert difference <= atol * 10, (
+                f"{label}: sample {index} at t = {int(t[index])} in a batch with levels "
+                f"{t.tolist()} differs by {difference:.3g} from the same sample restored alone. "
+                "Each sample must use its own t (not e.g. t[0] or t.max()), and samples must not "
+                "mix in eval mode."
+            )
+        passed.append("mixed levels")
+
+    module.train()
+    module.zero_grad(set_to_none=True)
+    target = make_test_images(batch, context.image_size, context.channels, seed + 1)
+    loss = (module(x, t) - target).square().mean()
+    assert bool(torch.isfinite(loss)), f"{label}: the training loss is {float(loss)}"
+    loss.backward()
+    parameters = [(name, p) for name, p in module.named_parameters() if p.requires_grad]
+    missing = [name for name, p in parameters if p.grad is None]
+    assert not missing, (
+        f"{label}: no gradient reaches {len(missing)} parameter(s): "
+        f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}. The forward pass never "
+        "uses them: remove them, or set requires_grad=False if they are fixed."
+    )
+    bad_grads = [name for name, p in parameters if not bool(torch.isfinite(p.grad).all())]
+    assert not bad_grads, (
+        f"{label}: the gradients of {', '.join(bad_grads[:5])} hold NaN or inf (e.g. sqrt or log "
+        "at 0, division by zero)"
+    )
+    assert any(bool(p.grad.abs().sum() > 0) for _, p in parameters), (
+        f"{label}: every gradient is zero, so training cannot change the network"
+    )
+    module.zero_grad(set_to_none=True)
+    passed.append("gradients reach every parameter")
+
+    low = 1 if context.steps > 1 else 0
+    t_low = torch.full((batch,), low, dtype=torch.long)
+    t_high = torch.full((batch,), context.steps, dtype=torch.long)
+
+    def time_effect(network) -> float:
+        network.eval()
+        with torch.no_grad():
+            return _max_difference(network(x, t_low), network(x, t_high))
+
+    effect = time_effect(module)
+    perturbed: list[str] = []
+    if effect == 0.0:
+        generator = _generator(seed)
+        with torch.no_grad():
+            for name, p in module.named_parameters():
+                if p.numel() and not bool(p.any()):
+                    noise = torch.randn(p.shape, generator=generator, dtype=torch.float32)
+                    p.copy_(0.02 * noise.to(p))
+                    perturbed.append(name)
+        if perturbed:
+            effect = time_effect(module)
+    assert effect > 0.0, (
+        f"{label}: the output does not depend on t: the same images at t = {low} and "
+        f"t = {context.steps} give the same output"
+        + (
+            f", even after giving its all-zero parameters ({', '.join(perturbed[:5])}) random "
+            "values"
+            if perturbed
+            else ""
+        )
+        + ". A restorer must be conditioned on the level t (e.g. a time embedding)."
+    )
+    passed.append("time conditioning")
+    return passed
+
+
+# ---------------------------------------------------------------------------------- samplers
+class _OracleRestorer(torch.nn.Module):
+    """A perfect restorer: returns the true ``x0`` whatever it is given (and checks its input)."""
+
+    def __init__(self, x0: Tensor, steps: int, label: str) -> None:
+        super().__init__()
+        self.x0, self.steps, self.label = x0, steps, label
+        self.calls = 0
+
+    def forward(self, x_t: Tensor, t: Tensor) -> Tensor:
+        self.calls += 1
+        assert isinstance(x_t, Tensor) and x_t.shape == self.x0.shape, (
+            f"{self.label}: called the restorer with images of shape "
+            f"{tuple(getattr(x_t, 'shape', ()))}, not the batch's {tuple(self.x0.shape)}; the "
+            "oracle check needs the restorer called on the whole batch"
+        )
+        assert isinstance(t, Tensor) and t.shape == (self.x0.shape[0],), (
+            f"{self.label}: called the restorer with t of shape "
+            f"{tuple(getattr(t, 'shape', ()))}; pass one level per sample, shape (B,)"
+        )
+        assert not t.is_floating_point() and not t.is_complex() and t.dtype != torch.bool, (
+            f"{self.label}: called the restorer with t of dtype {t.dtype}; levels are integers"
+        )
+        assert int(t.min()) >= 0 and int(t.max()) <= self.steps, (
+            f"{self.label}: called the restorer with levels {t.tolist()} outside 0..{self.steps}"
+        )
+        return self.x0.clone()
+
+
+class _SpyDegradation:
+    """Delegates to a degradation and records the params of every ``degrade`` call."""
+
+    def __init__(self, inner: Degradation) -> None:
+        self._inner = inner
+        self.name = inner.name
+        self.description = inner.description
+        self.steps = inner.steps
+        self.received: list[DegradationParams | None] = []
+        self.draws = 0
+
+    def sample_params(self, x0: Tensor, generator: torch.Generator | None = None):
+        self.draws += 1
+        return self._inner.sample_params(x0, generator)
+
+    def degrade(self, x0: Tensor, t: Tensor, params: DegradationParams | None = None) -> Tensor:
+        self.received.append(params)
+        return self._inner.degrade(x0, t, params)
+
+    def __getattr__(self, attribute: str):
+        return getattr(self._inner, attribute)
+
+
+def _same_params(a: DegradationParams | None, b: DegradationParams) -> bool:
+    if a is b:
+        return True
+    if not isinstance(a, dict) or a.keys() != b.keys():
+        return False
+    return all(
+        isinstance(a[key], Tensor)
+        and a[key].shape == b[key].shape
+        and torch.equal(a[key].detach().cpu(), b[key].detach().cpu())
+        for key in b
+    )
+
+
+def builtin_degradations() -> list[Degradation]:
+    """Every degradation of the built-in distribution (``coldkit``), with its default parameters,
+    found through :meth:`coldkit.plugins.Registry.discover`."""
+    from coldkit.plugins import BUILTIN_DISTRIBUTION, Registry
+
+    registry = Registry.discover()
+    return [
+        record.component(record.params_model())
+        for name, record in sorted(registry.records["degradation"].items())
+        if record.distribution == BUILTIN_DISTRIBUTION
+    ]
+
+
+def check_sampler(
+    sampler: Callable[..., Tensor],
+    degradations: Sequence[Degradation] | None = None,
+    *,
+    images: Tensor | None = None,
+    seed: int = 0,
+    atol: float = 1e-4,
+    kwargs: dict | None = None,
+    name: str | None = None,
+) -> list[str]:
+    """Run the sampler contract on ``sampler(restorer, degradation, x_t, t, params)``.
+
+    With an oracle restorer (one that returns the true ``x0``), the sampler must give back ``x0``
+    (to ``atol``) for every degradation in ``degradations`` (default: every built-in one, with its
+    default parameters, see :func:`builtin_degradations`), from ``x_t = D(x0, t)`` with every
+    sample at ``T`` and with mixed starting levels that include 0 and ``T``. Also checked on each
+    run: the restorer is called on the whole batch with integer levels ``(B,)`` in ``0 .. T``;
+    every ``degrade`` call gets the params the sampler was given (the same object, or equal
+    tensors) and ``sample_params`` is never called (Algorithm 2 is exact only when the random draw
+    is reused); ``x_t`` and the params are not changed in place; the result has the shape and
+    dtype of ``x_t``.
+
+    ``images`` default to 6 colour images of 16x16 (:func:`make_test_images`). ``kwargs`` are
+    extra keyword arguments for every sampler call. By default a sampler with a ``noise``
+    parameter (coldkit's convention for per-step noise: ``generate.step_noise`` is passed to it)
+    is called with ``noise=0.0``, so that it can be exact; pass ``kwargs`` to choose otherwise.
+    ``name`` is the sampler's registered name, for the messages (default: the function's name).
+    """
+    import inspect
+
+    assert callable(sampler), f"a sampler must be a function, got {type(sampler).__name__}"
+    label = f"sampler {name!r}" if name else _named(sampler, "sampler")
+    passed = ["interface"]
+    if degradations is None:
+        degradations = builtin_degradations()
+    x0 = make_test_images(count=6, seed=seed + 1) if images is None else images
+    if kwargs is None:
+        try:
+            takes_noise = "noise" in inspect.signature(sampler).parameters
+        except (TypeError, ValueError):  # a callable without a signature
+            takes_noise = False
+        kwargs = {"noise": 0.0} if takes_noise else {}
+        if takes_noise:
+            passed.append("called with noise=0.0")
+    extra = dict(kwargs)
+    for degradation in degradations:
+        steps = degradation.steps
+        where = f"{label} with {_label(degradation)} (T = {steps})"
+        params = degradation.sample_params(x0, _generator(seed))
+        snapshot = {key: value.clone() for key, value in params.items()}
+        for t in (_full(steps, x0), _mixed_levels(steps, x0.shape[0], seed).to(x0.device)):
+            spy = _SpyDegradation(degradation)
+            x_t = degradation.degrade(x0, t, params)
+            x_t_before = x_t.clone()
+            oracle = _OracleRestorer(x0, steps, where)
+            restored = sampler(oracle, spy, x_t, t, params, **extra)
+            levels = f"starting levels t = {t.tolist()}"
+            assert isinstance(restored, Tensor), (
+                f"{where}: returned {type(restored).__name__}, not a tensor"
+            )
+            assert restored.shape == x0.shape and restored.dtype == x0.dtype, (
+                f"{where}: returned shape {tuple(restored.shape)} {restored.dtype} for x_t of "
+                f"shape {tuple(x0.shape)} {x0.dtype}"
+            )
+            assert torch.equal(x_t, x_t_before), (
+                f"{where}: changed x_t in place; work on a copy"
+            )
+            assert spy.draws == 0, (
+                f"{where}: called degradation.sample_params {spy.draws} time(s). The params "
+                "passed in must be reused at every step; a new draw makes Algorithm 2 inexact."
+            )
+            for call, received in enumerate(spy.received):
+                assert received is not None, (
+                    f"{where}: degrade call {call} got params=None; pass the params the sampler "
+                    "was given to every degrade call"
+                )
+                assert _same_params(received, params), (
+                    f"{where}: degrade call {call} got other params than the sampler was given "
+                    f"(keys {sorted(received) if isinstance(received, dict) else received!r}); "
+                    "reuse the same params at every step"
+                )
+            assert _same_params(params, snapshot), (
+                f"{where}: changed the params in place"
+            )
+            errors = (restored.double() - x0.double()).abs().flatten(1).amax(dim=1)
+            worst = int(errors.argmax())
+            error = float(errors[worst])
+            assert error <= atol, (
+                f"{where}, {levels}: with an oracle restorer that returns the true x0 the sampler "
+                f"returned images that differ from x0 by up to {error:.3g} (allowed {atol:g}; "
+                f"worst: sample {worst}, starting at t = {int(t[worst])}). Check the loop runs "
+                "from each sample's own t down to 0 and leaves samples at t = 0 unchanged."
+                + (
+                    f" (called with {extra})" if extra else ""
+                )
+            )
+        passed.append(f"x0 from an oracle restorer: {degradation.name}")
+    passed.append("params reused at every step")
+    return passed
+
+
+# ---------------------------------------------------------------------------------- datasets
+SPLIT_NAMES = ("train", "val", "test")
+
+
+def _content_hashes(images: Tensor) -> list[bytes]:
+    import hashlib
+
+    rows = images.detach().cpu().contiguous().flatten(1).numpy()
+    return [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in rows]
+
+
+def check_dataset(dataset: object, *, max_shared: int = 0) -> list[str]:
+    """Run the dataset contract on a dataset (``load(split)`` for ``train``, ``val``, ``test``).
+
+    Checks: ``name`` and ``description`` strings and a ``load`` method; each split is an
+    :class:`coldkit.protocols.ImageSet` whose images are a float tensor ``(N, C, H, W)`` with
+    values in [0, 1], with a ``source`` string; ``train`` is not empty (``val`` and ``test`` may
+    be, e.g. a dataset with ``val_fraction = 0``); every split has the same number of channels;
+    labels, where given, are an integer ``(N,)`` tensor aligned with the images, with no negative
+    class; the splits are disjoint: no image content (hashed bit for bit) appears in two splits,
+    or at most ``max_shared`` for data with exact duplicates across its official splits.
+    """
+    label = _named(dataset, "dataset")
+    missing = [a for a in ("name", "description", "load") if not hasattr(dataset, a)]
+    assert not missing, f"{label}: lacks {', '.join(missing)} (see coldkit.protocols.Dataset)"
+    assert isinstance(dataset.name, str) and dataset.name, f"{label}: name must be a non-empty str"
+    assert isinstance(dataset.description, str), f"{label}: description must be a str"
+    passed = ["interface"]
+
+    splits: dict[str, ImageSet] = {}
+    for split in SPLIT_NAMES:
+        loaded = dataset.load(split)
+        assert isinstance(loaded, ImageSet), (
+            f"{label}: load({split!r}) returned {type(loaded).__name__}, not a "
+            "coldkit.ImageSet(images, source, labels)"
+        )
+        images = loaded.images
+        assert isinstance(images, Tensor), (
+            f"{label}: the {split} images are a {type(images).__name__}, not a torch.Tensor"
+        )
+        assert images.ndim == 4, (
+            f"{label}: the {split} images have shape {tuple(images.shape)}; images are "
+            "(N, C, H, W), e.g. (N, 1, 28, 28) for grey images"
+        )
+        assert images.is_floating_point(), (
+            f"{label}: the {split} images are {images.dtype}; return floats in [0, 1] "
+            "(e.g. uint8 / 255)"
+        )
+        if len(images):
+            low, high = float(images.min()), float(images.max())
+            assert bool(torch.isfinite(images).all()), f"{label}: the {split} images hold NaN or inf"
+            assert 0.0 <= low and high <= 1.0, (
+                f"{label}: the {split} images range over [{low:.4g}, {high:.4g}]; values must lie "
+                "in [0, 1] (divide 8-bit images by 255)"
+            )
+        assert isinstance(loaded.source, str) and loaded.source, (
+            f"{label}: the {split} split needs a source string (where the images came from)"
+        )
+        labels = loaded.labels
+        if labels is not None:
+            assert isinstance(labels, Tensor), (
+                f"{label}: the {split} labels are a {type(labels).__name__}, not a torch.Tensor"
+            )
+            assert labels.shape == (len(images),), (
+                f"{label}: the {split} labels have shape {tuple(labels.shape)} for "
+                f"{len(images)} images; labels are (N,), one per image, in the images' order"
+            )
+            assert not (labels.is_floating_point() or labels.is_complex()) and labels.dtype != torch.bool, (
+                f"{label}: the {split} labels are {labels.dtype}; class labels are integers "
+                "(e.g. torch.long)"
+            )
+            assert len(labels) == 0 or int(labels.min()) >= 0, (
+                f"{label}: the {split} labels include {int(labels.min())}; classes are 0, 1, ..."
+            )
+        splits[split] = loaded
+    assert len(splits["train"].images) > 0, f"{label}: the train split is empty"
+    passed.append("splits: float (N, C, H, W) in [0, 1]")
+    channels = {split: s.images.shape[1] for split, s in splits.items() if len(s.images)}
+    assert len(set(channels.values())) == 1, (
+        f"{label}: the splits have different numbers of channels: {channels}"
+    )
+    if any(s.labels is not None for s in splits.values()):
+        passed.append("labels aligned, integer")
+
+    hashes = {split: set(_content_hashes(s.images)) for split, s in splits.items()}
+    for first, second in (("train", "val"), ("train", "test"), ("val", "test")):
+        shared = len(hashes[first] & hashes[second])
+        assert shared <= max_shared, (
+            f"{label}: {shared} image(s) appear in both the {first} and the {second} split "
+            f"({len(splits[first].images)} and {len(splits[second].images)} images); the splits "
+            "must be disjoint (split one seeded permutation of the indices)"
+        )
+    passed.append("splits disjoint")
+    return passed
+
+
+# ----------------------------------------------------------------------------------- plugins
+@dataclass
+class PluginReport:
+    """What :func:`check_plugin` checked for one distribution.
+
+    ``checked`` maps ``"kind name"`` (e.g. ``"degradation swirl"``) to the checks it passed;
+    ``skipped`` maps ``"kind name"`` to why it was not checked.
+    """
+
+    distribution: str
+    version: str | None
+    checked: dict[str, list[str]] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        lines = [f"{self.distribution} {self.version or ''}".rstrip()]
+        lines += [f"  ok       {key}: {', '.join(passed)}" for key, passed in self.checked.items()]
+        lines += [f"  skipped  {key}: {why}" for key, why in self.skipped.items()]
+        return "\n".join(lines)
+
+
+def _normalise(distribution: str) -> str:
+    import re
+
+    return re.sub(r"[-_.]+", "-", distribution).lower()
+
+
+def check_plugin(
+    distribution: str,
+    *,
+    params: dict[str, dict] | None = None,
+    sampler_kwargs: dict[str, dict] | None = None,
+    skip: Sequence[str] = (),
+    context: RestorerContext | None = None,
+    check_speed: bool = True,
+    cost_factor: float = 3.0,
+) -> PluginReport:
+    """Run the right contract check on everything the installed ``distribution`` registers.
+
+    One line in a plugin's test suite: ``def test_my_plugins(): check_plugin("my-dist")``.
+
+    Components are found through :meth:`coldkit.plugins.Registry.discover` (records whose
+    ``distribution`` is this one; names compared as pip does, so ``my_dist`` finds ``my-dist``)
+    and built from their parameter model's defaults:
+
+    * degradation: :func:`check_degradation` on ``component(Params())``;
+    * restorer: :func:`check_restorer` on ``component(Params(), context)`` (``context`` defaults
+      to :data:`DEFAULT_RESTORER_CONTEXT`);
+    * sampler: :func:`check_sampler` over the built-in degradations and the distribution's own;
+    * dataset: :func:`check_dataset` on ``component(Params())``;
+    * prior: :func:`check_prior` on ``component(Params())``.
+
+    ``params`` maps a component's name (or ``"kind:name"`` where a name is used by two kinds) to
+    parameters used instead of the defaults; a component whose parameter model has required
+    fields and no entry there is skipped, and so is a dataset whose ``load`` raises
+    :class:`coldkit.errors.ColdkitError` (its data is not available here). ``sampler_kwargs``
+    maps a sampler's name to keyword arguments for its calls (e.g. ``{"noise": 0.0}``); ``skip``
+    lists names (or ``"kind:name"``) not to check. ``check_speed`` and ``cost_factor`` go to
+    :func:`check_degradation`.
+
+    Raises :class:`AssertionError` if the distribution is not installed, registers nothing, had a
+    plugin that failed to load or a name that was refused (e.g. already taken by another
+    package), if no component could be checked, or on the first component that breaks its
+    contract (the message names it). Returns a :class:`PluginReport`.
+    """
+    import importlib.metadata as metadata
+
+    from pydantic import ValidationError
+
+    from coldkit.errors import ColdkitError
+    from coldkit.plugins import ENTRY_POINT_GROUP, KINDS, Registry
+
+    wanted = _normalise(distribution)
+    try:
+        dist = metadata.distribution(distribution)
+    except metadata.PackageNotFoundError:
+        raise AssertionError(
+            f"distribution {distribution!r} is not installed in this environment "
+            "(pip install -e . in the plugin's folder, then run the tests)"
+        ) from None
+    entry_points = [ep for ep in dist.entry_points if ep.group == ENTRY_POINT_GROUP]
+    assert entry_points, (
+        f"distribution {distribution!r} declares no entry point in group {ENTRY_POINT_GROUP!r}; "
+        f"add [project.entry-points.{ENTRY_POINT_GROUP}] to its pyproject.toml and reinstall it"
+    )
+    registry = Registry.discover()
+    labels = {ep.name for ep in entry_points} | {
+        f"{ep.name} ({dist.metadata['Name']})" for ep in entry_points
+    }
+    problems = [f"{p.plugin}: {p.message}" for p in registry.problems if p.plugin in labels]
+    assert not problems, (
+        f"distribution {distribution!r}: plugin problems: " + "; ".join(problems)
+    )
+    records = [
+        record
+        for kind in KINDS
+        for record in registry.records[kind].values()
+        if record.distribution is not None and _normalise(record.distribution) == wanted
+    ]
+    assert records, (
+        f"distribution {distribution!r} registers nothing: its entry points "
+        f"({', '.join(ep.name for ep in entry_points)}) implement no coldkit hook that registers "
+        "a component (see coldkit.hookspecs)"
+    )
+    report = PluginReport(distribution=dist.metadata["Name"], version=dist.version)
+    params = params or {}
+    sampler_kwargs = sampler_kwargs or {}
+    restorer_context = DEFAULT_RESTORER_CONTEXT if context is None else context
+    own_degradations: list[Degradation] = []
+    deferred_samplers = []
+
+    def lookup(mapping, record):
+        return mapping.get(f"{record.kind}:{record.name}", mapping.get(record.name))
+
+    for record in sorted(records, key=lambda r: (KINDS.index(r.kind), r.name)):
+        key = f"{record.kind} {record.name}"
+        if f"{record.kind}:{record.name}" in skip or record.name in skip:
+            report.skipped[key] = "skipped as asked"
+            continue
+        if record.kind == "sampler":
+            deferred_samplers.append(record)  # after the degradations: samplers use them too
+            continue
+        try:
+            validated = record.params_model.model_validate(lookup(params, record) or {})
+        except ValidationError as exc:
+            required = [
+                str(error["loc"][0]) for error in exc.errors() if error["type"] == "missing"
+            ]
+            assert required and lookup(params, record) is None, (
+                f"{key}: its parameters are invalid: {exc}"
+            )
+            report.skipped[key] = (
+                f"no default for {', '.join(required)}; pass params={{{record.name!r}: {{...}}}}"
+            )
+            continue
+        try:
+            if record.kind == "restorer":
+                component = record.component(validated, restorer_context)
+            elif record.kind == "prior":
+                component = lambda record=record, validated=validated: record.component(validated)  # noqa: E731
+            else:
+                component = record.component(validated)
+        except Exception as exc:
+            raise AssertionError(
+                f"{key} ({distribution}): building it from {validated!r} raised {exc!r}"
+            ) from exc
+        try:
+            if record.kind == "degradation":
+                own_degradations.append(component)
+                result = check_degradation(
+                    component, check_speed=check_speed, cost_factor=cost_factor
+                ).passed
+            elif record.kind == "restorer":
+                result = check_restorer(component, restorer_context)
+            elif record.kind == "dataset":
+                try:
+                    result = check_dataset(component)
+                except ColdkitError as exc:
+                    report.skipped[key] = f"its data is not available here: {exc}"
+                    continue
+            else:  # prior
+                result = check_prior(component)
+        except AssertionError:
+            raise
+        except Exception as exc:
+            raise AssertionError(f"{key} ({distribution}): its check raised {exc!r}") from exc
+        report.checked[key] = list(result)
+    if deferred_samplers:
+        degradations = builtin_degradations()
+        names = {d.name for d in degradations}
+        degradations += [d for d in own_degradations if d.name not in names]
+        for record in deferred_samplers:
+            key = f"sampler {record.name}"
+            try:
+                report.checked[key] = check_sampler(
+                    record.component,
+                    degradations,
+                    kwargs=lookup(sampler_kwargs, record),
+                    name=record.name,
+                )
+            except AssertionError:
+                raise
+            except Exception as exc:
+                raise AssertionError(f"{key} ({distribution}): its check raised {exc!r}") from exc
+    assert report.checked, (
+        f"distribution {distribution!r}: nothing could be checked ({report})"
+    )
+    return report
