@@ -369,8 +369,10 @@ class GenerationReport:
     blank_threshold: float  #: mean pixel value (in [0, 1]) below which an image counts as blank
     frechet: float  #: Fréchet distance, classifier features, samples vs real half A
     frechet_floor: float  #: the same distance between real half B and real half A
+    #: (both averaged over several random halvings of the real images)
     frechet_ratio: float  #: frechet / frechet_floor (about 1: as close as real images get)
     real_count: int  #: held-out real images used (split into halves A and B)
+    halvings: int = 1  #: random halvings of the real images the distances are averaged over
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON values (non-finite floats become ``None``, which JSON cannot hold)."""
@@ -408,7 +410,8 @@ class GenerationReport:
                 f"{self.frechet:.3f}",
                 f"between Gaussians fitted to the classifier's 128-d features of the samples and "
                 f"of real half A ({half_a} held-out images), averaged over chunks of "
-                f"{min(half_b, self.count)} samples",
+                f"{min(half_b, self.count)} samples and over {self.halvings} random halvings of the "
+                "real images",
             ),
             (
                 "Fréchet floor",
@@ -452,6 +455,7 @@ def judge_generation(
     blank_threshold: float = 0.03,
     seed: int = 0,
     batch_size: int = 500,
+    splits: int = 5,
 ) -> GenerationReport:
     """Judge generated ``samples`` against held-out ``real`` images with ``classifier``.
 
@@ -460,7 +464,8 @@ def judge_generation(
     Realism: ``real`` is split by a seeded permutation into halves A and B. With n the smaller of
     the sample count and B's size, ``frechet_floor = FD(n images of B, A)`` in the classifier's
     features, and ``frechet`` is ``FD(S, A)`` for sample sets S of n, averaged over the
-    consecutive chunks of n samples. A Fréchet estimate shrinks as its sets grow, so comparing
+    consecutive chunks of n samples; both are averaged over ``splits`` random halvings. A
+    Fréchet estimate shrinks as its sets grow, so comparing
     sets of equal size keeps the ratio honest: about 1 means as close as real images are.
     The classifier is used as it is (put it in eval mode).
     """
@@ -476,16 +481,22 @@ def judge_generation(
         )
     sample_features, sample_classes = _features_and_classes(classifier, samples, batch_size)
     real_features, _ = _features_and_classes(classifier, real, batch_size)
-    order = torch.randperm(len(real), generator=torch.Generator().manual_seed(seed))
     half = len(real) // 2
-    half_b, half_a = real_features[order[:half]], real_features[order[half:]]
     size = min(half, len(sample_features))  # every distance compares a set of `size` with A
-    chunks = [
-        sample_features[start : start + size]
-        for start in range(0, len(sample_features) - size + 1, size)
-    ]
-    frechet = sum(frechet_distance(chunk, half_a) for chunk in chunks) / len(chunks)
-    floor = frechet_distance(half_b[:size], half_a)
+    generator = torch.Generator().manual_seed(seed)
+    distances, floors = [], []
+    # Several random halvings: one split of a few hundred images gives a floor that varies by
+    # a factor of two from split to split; the mean over splits is far steadier.
+    for _ in range(splits):
+        order = torch.randperm(len(real), generator=generator)
+        half_b, half_a = real_features[order[:half]], real_features[order[half:]]
+        chunks = [
+            sample_features[start : start + size]
+            for start in range(0, len(sample_features) - size + 1, size)
+        ]
+        distances.append(sum(frechet_distance(chunk, half_a) for chunk in chunks) / len(chunks))
+        floors.append(frechet_distance(half_b[:size], half_a))
+    frechet, floor = sum(distances) / splits, sum(floors) / splits
     if floor > 0:
         ratio = frechet / floor
     else:
@@ -505,4 +516,5 @@ def judge_generation(
         frechet_floor=floor,
         frechet_ratio=ratio,
         real_count=len(real),
+        halvings=splits,
     )
