@@ -1,7 +1,7 @@
 """coldkit: cold diffusion with pluggable degradations, restorers, samplers, datasets and priors."""
 
 from coldkit.errors import ColdkitError
-from coldkit.hookspecs import hookimpl
+from coldkit.hookspecs import PLUGIN_API_VERSION, hookimpl
 from coldkit.protocols import (
     Dataset,
     Degradation,
@@ -23,6 +23,7 @@ __all__ = [
     "DegradationParams",
     "ImageSet",
     "NoParams",
+    "PLUGIN_API_VERSION",
     "Prior",
     "Restorer",
     "RestorerContext",

@@ -38,6 +38,9 @@ from typing import Callable
 import pluggy
 
 PROJECT_NAME = "coldkit"
+#: The plugin API coldkit promises (hook names, ``register``'s signature, the protocols as
+#: documented). A change to any of them raises this number and coldkit's minor version.
+PLUGIN_API_VERSION = 1
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
