@@ -11,8 +11,9 @@ import torch
 from coldkit.errors import CheckpointError
 
 
-def save_atomic(state: dict[str, Any], path: Path) -> None:
-    """Write ``state`` to ``path`` through a temporary file and an atomic rename."""
+def save_atomic(state: Any, path: Path) -> None:
+    """Write ``state`` (``torch.save``-able) to ``path`` through a temporary file and an atomic
+    rename, so a crash mid-write never leaves a half-written file under ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
     torch.save(state, temporary)

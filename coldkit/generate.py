@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -23,6 +22,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor, nn
 
+from coldkit.checkpoint import save_atomic
 from coldkit.config import ResolvedPlugin
 from coldkit.errors import CheckpointError, ConfigError
 from coldkit.imaging import save_tiles
@@ -77,7 +77,6 @@ def fit_prior(
 
 def save_prior(fitted: FittedPrior, path: Path) -> Path:
     """Write a fitted prior atomically: format tag, plugin name, parameters (JSON), tensors."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": PRIOR_FORMAT,
         "version": PRIOR_VERSION,
@@ -85,9 +84,7 @@ def save_prior(fitted: FittedPrior, path: Path) -> Path:
         "params": json.dumps(fitted.params, sort_keys=True),
         "state": {key: value.detach().cpu() for key, value in fitted.prior.state_dict().items()},
     }
-    temporary = path.with_name(path.name + ".tmp")
-    torch.save(payload, temporary)
-    os.replace(temporary, path)
+    save_atomic(payload, path)
     return path
 
 
@@ -231,9 +228,7 @@ def write_samples(samples: Tensor, folder: Path, grid_size: int = 100) -> dict[s
     folder.mkdir(parents=True, exist_ok=True)
     grid = save_tiles(samples[:grid_size], folder / "generated.png")
     tensor_path = folder / "samples.pt"
-    temporary = tensor_path.with_name(tensor_path.name + ".tmp")
-    torch.save(samples, temporary)
-    os.replace(temporary, tensor_path)
+    save_atomic(samples, tensor_path)
     return {"grid": grid, "samples": tensor_path}
 
 

@@ -20,7 +20,6 @@ A trained classifier is stored without pickle (plain tensors plus a few integers
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from coldkit.checkpoint import save_atomic
 from coldkit.errors import CheckpointError
 
 __all__ = [
@@ -240,10 +240,8 @@ def train_classifier(
 def save_classifier(classifier: Classifier, path: str | Path) -> None:
     """Write ``classifier`` as plain tensors and integers (no pickled classes), atomically.
 
-    A crash mid-write leaves any earlier file intact (temporary file + ``os.replace``).
+    A crash mid-write leaves any earlier file intact (:func:`coldkit.checkpoint.save_atomic`).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {
         "format": CLASSIFIER_FORMAT,
         "version": CLASSIFIER_VERSION,
@@ -252,9 +250,7 @@ def save_classifier(classifier: Classifier, path: str | Path) -> None:
         "width": classifier.width,
         "state_dict": {k: v.detach().cpu().clone() for k, v in classifier.state_dict().items()},
     }
-    temporary = path.with_name(path.name + ".tmp")
-    torch.save(state, temporary)
-    os.replace(temporary, path)
+    save_atomic(state, Path(path))
 
 
 def load_classifier(path: str | Path) -> Classifier:
