@@ -8,10 +8,11 @@ from typing import Annotated, Callable, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from coldkit.errors import ColdkitError
-from coldkit.plugins import Kind, Registry
+from coldkit.plugins import DISABLE_ENV, TRACE_ENV, Kind, Registry
 
 app = typer.Typer(
     help="coldkit: cold diffusion — train models that invert image degradations.",
@@ -28,16 +29,60 @@ SetOption = Annotated[
 ]
 
 
+#: Set by the app callback from ``--trace-plugins`` on every invocation.
+_trace_plugins = False
+
+
+@app.callback()
+def _global_options(
+    trace_plugins: Annotated[
+        bool,
+        typer.Option(
+            "--trace-plugins",
+            help=f"log to stderr which plugin serves each name a config resolves (or set "
+            f"{TRACE_ENV}=1)",
+        ),
+    ] = False,
+) -> None:
+    global _trace_plugins
+    _trace_plugins = trace_plugins
+
+
+def _stderr(message: str) -> None:
+    error_console.print(message, highlight=False, markup=False, soft_wrap=True)
+
+
+def _note(message: str) -> None:
+    _stderr(f"note: {message}")
+
+
+def _discover() -> Registry:
+    """The registry, tracing lookups to stderr with --trace-plugins (or COLDKIT_TRACE_PLUGINS)."""
+    registry = Registry.discover(trace=_stderr if _trace_plugins else None)
+    registry.notify = _note
+    return registry
+
+
 def load_registry() -> Registry:
     """Discover plugins, warning (not failing) about any that could not be loaded."""
-    registry = Registry.discover()
+    registry = _discover()
     for problem in registry.problems:
-        error_console.print(f"[yellow]warning:[/] plugin {problem.plugin}: {problem.message}")
+        error_console.print(
+            f"[yellow]warning:[/] plugin {escape(problem.label)}: {escape(problem.message)}",
+            highlight=False, soft_wrap=True,
+        )
+    if registry.disabled:
+        _note(
+            f"plugins disabled by {DISABLE_ENV}: "
+            + ", ".join(info.describe() for info in registry.disabled)
+        )
     return registry
 
 
 def fail(error: ColdkitError) -> typer.Exit:
-    error_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+    # The message is plain text: "[degradation]" must not be read as rich markup and vanish.
+    error_console.print("error:", style="bold red", end=" ")
+    error_console.print(str(error), highlight=False, soft_wrap=True, markup=False)
     return typer.Exit(code=2)
 
 
@@ -165,11 +210,13 @@ def show_degradation(
 
 def _listing(kind: Kind, as_json: bool) -> None:
     registry = load_registry()
-    records = [registry.records[kind][name] for name in registry.names(kind)]
+    records = registry.all_records(kind)  # clashing and shadowed registrations too
     if as_json:
         rows = [
             {
                 "name": record.name,
+                "config_name": registry.config_name(record),
+                "qualified_name": record.qualified_name,
                 "description": record.description,
                 "plugin": record.plugin,
                 "distribution": record.distribution,
@@ -182,12 +229,19 @@ def _listing(kind: Kind, as_json: bool) -> None:
         return
     table = Table(title=f"{kind}s")
     for column in ("name", "description", "package", "version"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for record in records:
         table.add_row(
-            record.name, record.description, record.distribution or record.plugin, record.version or ""
+            registry.config_name(record), record.description,
+            record.distribution or record.plugin, record.version or "",
         )
     console.print(table)
+    for name, group in sorted(registry.clashes[kind].items()):
+        console.print(
+            f"note: {kind} {name!r} is registered by {len(group)} packages; a config names one "
+            f"as " + " or ".join(repr(record.qualified_name) for record in group) + ".",
+            highlight=False, markup=False, soft_wrap=True,
+        )
 
 
 def _make_listing(kind: Kind) -> Callable[..., None]:
@@ -204,23 +258,151 @@ for _kind in ("degradation", "restorer", "sampler", "dataset", "prior"):
     app.command(f"list-{_kind}s")(_make_listing(_kind))  # type: ignore[arg-type]
 
 
+def _plugin_rows(registry: Registry) -> list[dict]:
+    rows = []
+    for info in registry.plugins:
+        rows.append(
+            {
+                "name": info.name,
+                "distribution": info.distribution,
+                "version": info.version,
+                "target": info.target,
+                "status": info.status,
+                "disabled_by": info.disabled_by,
+                "hooks": list(info.hooks),
+                "registered": [
+                    {"kind": r.kind, "name": r.name, "config_name": registry.config_name(r)}
+                    for r in registry.registered
+                    if info.owns(r)
+                ],
+                "problems": [p.message for p in registry.problems if info.owns(p)],
+            }
+        )
+    return sorted(
+        rows,
+        key=lambda row: (row["distribution"] != "coldkit", row["name"], row["distribution"] or ""),
+    )
+
+
+def _status(row: dict) -> str:
+    if row["status"] == "disabled":
+        return f"disabled by {row['disabled_by']}"
+    if row["status"] == "failed":
+        return "failed to load"
+    return f"loaded, {len(row['problems'])} problem(s)" if row["problems"] else "loaded"
+
+
 @app.command()
-def plugins() -> None:
-    """List every loaded plugin module and every plugin that failed to load."""
-    registry = Registry.discover()
+def plugins(
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """List every plugin: its package, version, hooks, what it registered, and any problem."""
+    registry = _discover()
+    rows = _plugin_rows(registry)
+    if as_json:
+        problems = [
+            {"plugin": p.plugin, "distribution": p.distribution, "message": p.message}
+            for p in registry.problems
+        ]
+        typer.echo(json.dumps({"plugins": rows, "problems": problems}, indent=2))
+        return
     table = Table(title="plugins")
-    for column in ("plugin", "package", "version", "provides"):
-        table.add_column(column)
-    provided: dict[tuple[str, str | None, str | None], list[str]] = {}
-    for kind, records in registry.records.items():
-        for record in records.values():
-            key = (record.plugin, record.distribution, record.version)
-            provided.setdefault(key, []).append(f"{kind} {record.name}")
-    for (plugin, distribution, version), items in sorted(provided.items()):
-        table.add_row(plugin, distribution or "", version or "", ", ".join(items))
+    for column in ("plugin", "package", "version", "hooks (register_*)", "registered", "status"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        by_kind: dict[str, list[str]] = {}
+        for item in row["registered"]:
+            by_kind.setdefault(item["kind"], []).append(item["config_name"])
+        registered = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in by_kind.items())
+        hooks = ", ".join(hook.removeprefix("register_") for hook in row["hooks"])
+        table.add_row(
+            row["name"], row["distribution"] or "", row["version"] or "", hooks, registered,
+            _status(row),
+        )
     console.print(table)
     for problem in registry.problems:
-        console.print(f"[yellow]problem:[/] {problem.plugin}: {problem.message}")
+        console.print(
+            f"problem: {problem.label}: {problem.message}",
+            highlight=False, markup=False, soft_wrap=True,
+        )
+
+
+@app.command()
+def compare(
+    run_dirs: Annotated[
+        list[str],
+        typer.Argument(help="run folders, or patterns such as 'runs/*'", show_default=False),
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="print the comparison as JSON")] = False,
+    as_markdown: Annotated[
+        bool, typer.Option("--markdown", help="print the comparison as a Markdown table")
+    ] = False,
+    out: Annotated[
+        Optional[Path],
+        typer.Option("--out", help="write the report to FILE (format: --json/--markdown, else "
+                     "from the suffix: .json is JSON, anything else Markdown)"),
+    ] = None,
+    figure: Annotated[
+        Optional[Path],
+        typer.Option("--figure", help="PNG of every run restoring the same held-out images "
+                     "(default: compare.png)"),
+    ] = None,
+    no_figure: Annotated[
+        bool, typer.Option("--no-figure", help="no figure (no model is loaded)")
+    ] = False,
+    images: Annotated[
+        Optional[int],
+        typer.Option("--images", min=1, help="held-out images (rows) in the figure (default: the "
+                     "first run's evaluate.figure_rows)"),
+    ] = None,
+) -> None:
+    """Compare run folders: their Table-1 rows side by side, and one figure for the same images."""
+    from coldkit.compare import (
+        comparison_notes,
+        expand_run_paths,
+        figure_target,
+        render_report,
+        report_format,
+        rich_table,
+        summarize_runs,
+        write_comparison_figure,
+        write_report,
+    )
+
+    try:
+        kind = report_format(as_json, as_markdown, out)
+        target = figure_target(figure, no_figure)
+        summaries = summarize_runs(expand_run_paths(run_dirs))
+    except ColdkitError as error:
+        raise fail(error) from None
+    report_on_stdout = kind is not None and out is None
+    messages = error_console if report_on_stdout else console
+
+    def say(message: str) -> None:
+        messages.print(message, highlight=False, markup=False, soft_wrap=True)
+
+    if not report_on_stdout:
+        console.print(rich_table(summaries))
+        for note in comparison_notes(summaries):
+            say(f"note: {note}")
+    drawn = None
+    try:
+        if target is not None:
+            drawn = write_comparison_figure(
+                summaries, target, registry=load_registry(), images=images
+            )
+        if out is not None and kind is not None:
+            say(f"wrote {write_report(summaries, kind, out, drawn)}")
+    except ColdkitError as error:
+        raise fail(error) from None
+    if report_on_stdout and kind is not None:
+        typer.echo(render_report(summaries, kind, drawn), nl=False)
+    if drawn is not None:
+        for note in drawn.notes:
+            say(f"figure: {note}")
+        if drawn.path is not None:
+            say(f"wrote {drawn.path}: {drawn.images} held-out images; columns "
+                f"{', '.join(drawn.labels)}")
 
 
 @app.command()

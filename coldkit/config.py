@@ -16,7 +16,7 @@ import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from coldkit.errors import ConfigError, PluginError
-from coldkit.plugins import Kind, PluginRecord, Registry
+from coldkit.plugins import Kind, PluginInfo, PluginRecord, Registry
 
 
 class Section(BaseModel):
@@ -112,6 +112,11 @@ class ExperimentConfig(Section):
     generate: GenerateSection | None = Field(
         None, description="optional: generate from a prior after training (paper §5)"
     )
+    disable_plugins: list[str] | None = Field(
+        None,
+        description="plugins whose registrations this experiment ignores: entry-point names, "
+        "package:entry or package names (see coldkit plugins)",
+    )
 
 
 @dataclass(frozen=True)
@@ -135,6 +140,8 @@ class Experiment:
     evaluate_dataset: ResolvedPlugin | None
     prior: ResolvedPlugin | None = None
     generate_sampler: PluginRecord | None = None
+    #: Plugins disabled while resolving (by COLDKIT_DISABLE_PLUGINS or ``disable_plugins``).
+    disabled_plugins: tuple[PluginInfo, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The fully resolved configuration (every default filled in), as plain data."""
@@ -248,6 +255,11 @@ def build_experiment(data: dict[str, Any], registry: Registry) -> Experiment:
             f"Invalid config: {format_validation_error(exc)}. Top-level keys: "
             f"{_valid_keys(ExperimentConfig)}; see docs/configuration.md for every section."
         ) from None
+    if config.disable_plugins:
+        try:
+            registry = registry.without(config.disable_plugins, "disable_plugins in the config")
+        except PluginError as exc:
+            raise ConfigError(f"disable_plugins: {exc}") from None
     try:
         sampler = registry.get("sampler", config.evaluate.sampler)
         direct_sampler = registry.get("sampler", "direct")
@@ -275,6 +287,7 @@ def build_experiment(data: dict[str, Any], registry: Registry) -> Experiment:
         evaluate_dataset=evaluate_dataset,
         prior=prior,
         generate_sampler=generate_sampler,
+        disabled_plugins=tuple(registry.disabled),
     )
 
 

@@ -229,6 +229,11 @@ def execute(experiment: Experiment, paths: RunPaths, console: Console) -> dict[s
     """Train (or resume), evaluate, and write every artefact; returns the metrics."""
     config = experiment.config
     log = RunLog(paths.log, console)
+    if experiment.disabled_plugins:
+        disabled = ", ".join(
+            f"{plugin.describe()} (by {plugin.disabled_by})" for plugin in experiment.disabled_plugins
+        )
+        log(f"plugins disabled: {disabled}", show=False)
     device = select_device(config.device)
     torch.manual_seed(config.seed)
     image_size = config.dataset.image_size

@@ -98,14 +98,15 @@ def test_plugin_that_fails_to_import_does_not_break_the_others(site: Path):
     )
     registry = Registry.discover()
     assert "dim" in registry.names("degradation") and "blur" in registry.names("degradation")
-    assert [problem.plugin for problem in registry.problems] == ["broken (coldkit-broken)"]
+    assert [(p.plugin, p.distribution) for p in registry.problems] == [("broken", "coldkit-broken")]
+    assert registry.problems[0].label == "broken (coldkit-broken)"
     result = runner.invoke(app, ["list-degradations"])
     assert result.exit_code == 0
     assert "warning" in result.output and "broken" in result.output
     assert "blur" in result.output and "dim" in result.output
 
 
-def test_duplicate_name_is_refused_by_name(site: Path):
+def test_builtin_name_is_kept_by_the_builtin(site: Path):
     stealer = GOOD_PLUGIN.replace('name: ClassVar[str] = "dim"', 'name: ClassVar[str] = "blur"')
     install_fake_distribution(
         site, "coldkit-thief", "0.1", {"thief": "coldkit_thief_plugin"}, {"coldkit_thief_plugin": stealer}
@@ -114,6 +115,7 @@ def test_duplicate_name_is_refused_by_name(site: Path):
     assert registry.get("degradation", "blur").distribution == "coldkit"  # the built-in kept it
     messages = [f"{p.plugin}: {p.message}" for p in registry.problems]
     assert any("thief" in m and "'blur' is already registered" in m for m in messages)
+    assert [p.distribution for p in registry.problems] == ["coldkit-thief"]
 
 
 def test_hook_that_raises_and_misspelled_hook_are_reported():

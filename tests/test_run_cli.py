@@ -223,3 +223,12 @@ def test_all_split_scores_every_image_of_a_held_back_set(tmp_path: Path):
     result = run(str(config), "--out", str(tmp_path / "run"))
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["num_images"] == 12
+
+
+def test_error_messages_keep_bracketed_section_names(tmp_path: Path):
+    # Rich markup once swallowed "[degradation]", printing "... for degradation 'blur' in : ...".
+    config = tmp_path / "bad.toml"
+    write_toml(config, tiny_experiment(degradation={"name": "blur", "sigma": -1.0}))
+    result = runner.invoke(app, ["validate", str(config)])
+    assert result.exit_code == 2
+    assert "Invalid parameters for degradation 'blur' in [degradation]" in result.output
