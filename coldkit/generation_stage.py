@@ -163,6 +163,12 @@ def judge_for_run(
         f"{report.largest_class_share:.1%}, blank {report.blank_share:.1%}, Fréchet "
         f"{report.frechet:.3g} = {report.frechet_ratio:.2f}x the floor {report.frechet_floor:.3g}"
     )
+    if min(len(samples), report.real_count // 2) < 200:
+        notify(
+            "judge: the Fréchet distances compare sets of fewer than 200 images, where both the "
+            "distance and its floor are dominated by sampling noise; judge 1,000 samples (-n 1000) "
+            "against a few hundred held-out images or more for a number to compare"
+        )
     return report, None
 
 
