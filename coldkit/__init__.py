@@ -16,6 +16,17 @@ from coldkit.protocols import (
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):  # noqa: ANN202 - PEP 562 module attribute
+    """``coldkit.api`` (the Python API, docs/python.md) is imported on first use: importing
+    ``coldkit`` stays cheap."""
+    if name == "api":
+        import importlib
+
+        return importlib.import_module("coldkit.api")
+    raise AttributeError(f"module 'coldkit' has no attribute {name!r}")
+
+
 __all__ = [
     "ColdkitError",
     "Dataset",

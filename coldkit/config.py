@@ -100,6 +100,16 @@ class GenerateSection(Section):
     )
 
 
+class LogSection(Section):
+    """``[log]``: optional extra logging of a run."""
+
+    tensorboard: bool = Field(
+        False,
+        description="also write TensorBoard events into RUN/tensorboard/ "
+        "(needs pip install 'coldkit[tensorboard]')",
+    )
+
+
 class ExperimentConfig(Section):
     name: str = "experiment"
     seed: int = 0
@@ -112,6 +122,7 @@ class ExperimentConfig(Section):
     generate: GenerateSection | None = Field(
         None, description="optional: generate from a prior after training (paper §5)"
     )
+    log: LogSection = LogSection()
     disable_plugins: list[str] | None = Field(
         None,
         description="plugins whose registrations this experiment ignores: entry-point names, "

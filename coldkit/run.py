@@ -48,6 +48,7 @@ from coldkit.report import (
     write_metrics_json,
     write_table_markdown,
 )
+from coldkit import tensorboard as tensorboard_log
 from coldkit.runfolder import build_degradation, build_restorer
 from coldkit.train import StepReport, Trainer
 
@@ -60,6 +61,7 @@ RESUMABLE_CHANGES = (
     "train.log_every",
     "evaluate.",
     "generate",
+    "log",  # no dot: a folder from before [log] existed has no such section
 )
 
 
@@ -112,8 +114,8 @@ class RunLog:
         stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
         with open(self.path, "a") as handle:
             handle.write(f"{stamp} {message}\n")
-        if show:
-            self.console.print(message)
+        if show:  # plain text: "[degradation]" in a message is not rich markup
+            self.console.print(message, markup=False, highlight=False)
 
 
 def prepare_run(
@@ -254,7 +256,7 @@ def execute(experiment: Experiment, paths: RunPaths, console: Console) -> dict[s
         f"model: {experiment.restorer.record.name} with {parameters / 1e6:.2f}M parameters on "
         f"{device}; degradation {experiment.degradation.record.name} with T = {degradation.steps}"
     )
-    _train_with_progress(trainer, log, console)
+    _train_with_progress(trainer, log, console, config.log.tensorboard)
     state = trainer.state
     log(f"training done: {state.step} steps in {state.elapsed_seconds:.0f} s; "
         f"{_limit_note(trainer)}")
@@ -300,6 +302,10 @@ def execute(experiment: Experiment, paths: RunPaths, console: Console) -> dict[s
     write_figure(evaluation, config.evaluate.figure_rows, experiment.sampler.name, paths.figure)
     write_loss_curve(state.losses, paths.loss_curve, config.name)
     _write_metadata(experiment, paths, device, train_source, test_source, parameters, context)
+    tensorboard_log.write_results(
+        config.log.tensorboard, paths.root, metrics,
+        {"figure": paths.figure, "loss_curve": paths.loss_curve}, log,
+    )
     console.print(rich_table(metrics, title))
     if evaluation.fid_note:
         console.print(f"FID {evaluation.fid_note}.")
@@ -343,7 +349,9 @@ def _limit_note(trainer: Trainer) -> str:
     return f"reached train.steps = {settings.steps}; raise it with --set train.steps=N to train on"
 
 
-def _train_with_progress(trainer: Trainer, log: RunLog, console: Console) -> None:
+def _train_with_progress(
+    trainer: Trainer, log: RunLog, console: Console, tensorboard: bool = False
+) -> None:
     settings = trainer.settings
     if not trainer.budget_left():
         log(f"training already complete at step {trainer.state.step} ({_limit_note(trainer)}); "
@@ -351,6 +359,9 @@ def _train_with_progress(trainer: Trainer, log: RunLog, console: Console) -> Non
         return
     began = time.perf_counter()
     first_step = trainer.state.step
+    board = tensorboard_log.start_training_log(
+        tensorboard, log.path.parent, log, first_step, began
+    )
     with _progress(console) as progress:
         task = progress.add_task(
             "train", total=settings.steps, completed=first_step, loss="…", rate="…"
@@ -363,8 +374,15 @@ def _train_with_progress(trainer: Trainer, log: RunLog, console: Console) -> Non
             )
             if report.step % settings.log_every == 0:
                 log(f"step {report.step} loss {report.loss:.5f}", show=False)
+                if board is not None:
+                    learning_rate = trainer.optimizer.param_groups[0]["lr"]
+                    board.step(report.step, report.loss, learning_rate, time.perf_counter())
 
-        trainer.fit(on_step)
+        try:
+            trainer.fit(on_step)
+        finally:
+            if board is not None:
+                board.close()
 
 
 def _record_context(paths: RunPaths, context: RestorerContext) -> None:

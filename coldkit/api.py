@@ -1,0 +1,379 @@
+"""The Python API: what ``coldkit run``, ``coldkit generate`` and ``coldkit restore`` do, from a
+notebook or a script.
+
+Every function here calls the same code the command line calls — :func:`coldkit.run.prepare_run`
+and :func:`coldkit.run.execute` to train and evaluate, :func:`coldkit.runfolder.open_run` to load
+a run folder, :func:`coldkit.generation_stage.generate_from_run_folder` to generate, and the
+plugin :class:`~coldkit.plugins.Registry` for samplers — so a run made here is the run the
+command line would have made, and the other way round::
+
+    import coldkit.api as ck
+
+    exp = ck.load("examples/mnist_blur.toml", overrides=["train.steps=100"])  # or ck.load({...})
+    run = ck.train(exp, out="runs/nb", progress=False)  # train, evaluate, write the run folder
+    run.metrics["rows"]["sampled"]                       # the Table 1 numbers
+    run = ck.open("runs/nb")                             # .restorer, .degradation, .experiment
+    x_t, params = run.degrade(x0, run.steps)             # D(x0, T)
+    x0_hat = run.restore(x_t, run.steps, params=params, sampler="improved")
+    images = run.generate(64, prior="pca-gmm", seed=0)   # (64, C, H, W) in [0, 1]
+
+Problems raise the usual :class:`~coldkit.errors.ColdkitError` subclasses (``ConfigError``,
+``CheckpointError``, ``DataError``, ``PluginError``), with the same messages the CLI prints.
+See docs/python.md.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+from rich.console import Console
+from torch import Tensor, nn
+
+from coldkit.config import (
+    Experiment,
+    apply_overrides,
+    build_experiment,
+    load_experiment,
+    write_toml,
+)
+from coldkit.errors import ConfigError, PluginError
+from coldkit.plugins import Registry
+from coldkit.protocols import Degradation, DegradationParams, RestorerContext, Sampler
+from coldkit.runfolder import CONFIG_FILE, LoadedRun, open_run
+
+#: What :func:`load` and :func:`train` accept as an experiment.
+Source = Experiment | Mapping[str, Any] | str | Path
+
+METRICS_FILE = "metrics.json"
+
+
+def _registry(registry: Registry | None) -> Registry:
+    return registry if registry is not None else Registry.discover()
+
+
+def _console(progress: bool | Console) -> Console:
+    """``True``: rich output on stdout, as the CLI shows it; ``False``: nothing; a Console: it."""
+    if isinstance(progress, Console):
+        return progress
+    return Console() if progress else Console(quiet=True)
+
+
+def load(
+    source: Source,
+    overrides: Sequence[str] = (),
+    *,
+    registry: Registry | None = None,
+) -> Experiment:
+    """Load and validate an experiment, resolving every plugin it names.
+
+    ``source`` is a TOML experiment file, a run folder (its ``config.toml``), a dict with the
+    TOML's structure (not modified), or an :class:`Experiment`. ``overrides`` are ``--set`` strings
+    such as ``"train.steps=100"``, applied before validation. Raises :class:`ConfigError` for an
+    invalid config, a missing file or a malformed override.
+    """
+    registry = _registry(registry)
+    if isinstance(source, Experiment):
+        if not overrides:
+            return source
+        source = source.to_dict()
+    if isinstance(source, Mapping):
+        data = apply_overrides(copy.deepcopy(dict(source)), list(overrides))
+        return build_experiment(data, registry)
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if path.is_dir():
+            path = path / CONFIG_FILE
+        return load_experiment(path, registry, list(overrides))
+    raise ConfigError(
+        f"Cannot load an experiment from a {type(source).__name__}. Pass a TOML file path, a run "
+        "folder, a dict or an Experiment."
+    )
+
+
+class Run:
+    """A trained run folder, opened for inference (:func:`open`, :func:`train`).
+
+    ``restorer`` (the EMA weights, in eval mode on ``device``), ``degradation``, ``experiment``,
+    ``context`` and ``step`` come from :func:`coldkit.runfolder.open_run`; ``loaded`` is that
+    :class:`~coldkit.runfolder.LoadedRun` itself.
+    """
+
+    def __init__(
+        self,
+        loaded: LoadedRun,
+        registry: Registry,
+        metrics: dict[str, Any] | None = None,
+    ) -> None:
+        self.loaded = loaded
+        self.registry = registry
+        self._metrics = metrics
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.root)!r}, step={self.step})"
+
+    @property
+    def root(self) -> Path:
+        return self.loaded.root
+
+    @property
+    def experiment(self) -> Experiment:
+        return self.loaded.experiment
+
+    @property
+    def restorer(self) -> nn.Module:
+        return self.loaded.restorer
+
+    @property
+    def degradation(self) -> Degradation:
+        return self.loaded.degradation
+
+    @property
+    def context(self) -> RestorerContext:
+        return self.loaded.context
+
+    @property
+    def device(self) -> torch.device:
+        return self.loaded.device
+
+    @property
+    def step(self) -> int:
+        """The training step of the loaded checkpoint."""
+        return self.loaded.step
+
+    @property
+    def steps(self) -> int:
+        """T, the degradation's highest level."""
+        return self.loaded.degradation.steps
+
+    @property
+    def sampler(self) -> Sampler:
+        """The run's sampler (``evaluate.sampler``, the one of the *sampled* row)."""
+        return self.loaded.experiment.sampler.component
+
+    def get_sampler(self, name: str | None = None) -> Sampler:
+        """A sampler by name (``direct``, ``naive``, ``improved``, ...); default the run's own.
+
+        An unknown name raises :class:`ConfigError` listing the registered ones.
+        """
+        if name is None:
+            return self.sampler
+        try:
+            return self.registry.get("sampler", name).component
+        except PluginError as exc:
+            raise ConfigError(f"sampler: {exc}") from None
+
+    @property
+    def metrics(self) -> dict[str, Any] | None:
+        """The run's ``metrics.json`` (Table 1 rows, timings, training info); None before the run
+        has been evaluated."""
+        if self._metrics is None:
+            path = self.root / METRICS_FILE
+            if path.is_file():
+                self._metrics = json.loads(path.read_text())
+        return self._metrics
+
+    def images(self, split: str = "test", count: int | None = None) -> Tensor:
+        """Images of the run's dataset (``train``, ``val`` or ``test`` split), resized to the
+        model's size as training and evaluation see them; the first ``count`` if given."""
+        from coldkit.run import load_split  # run.py is heavy: import on first use
+
+        loaded = load_split(
+            self.experiment.dataset, split, self.context.image_size, self.context.channels
+        )
+        return loaded.images if count is None else loaded.images[:count]
+
+    def _levels(self, t: int | Tensor, count: int) -> Tensor:
+        if isinstance(t, Tensor):
+            levels = t.to(device=self.device, dtype=torch.long).reshape(-1)
+            if levels.numel() == 1:
+                levels = levels.expand(count)
+            if levels.numel() != count:
+                raise ConfigError(
+                    f"t has {levels.numel()} levels for {count} images; pass one level per image "
+                    "or a single int."
+                )
+        else:
+            levels = torch.full((count,), int(t), dtype=torch.long, device=self.device)
+        if count and not (0 <= int(levels.min()) and int(levels.max()) <= self.steps):
+            raise ConfigError(
+                f"t must lie in the run's levels 0..{self.steps}, got {levels.tolist()}."
+            )
+        return levels
+
+    @torch.no_grad()
+    def degrade(
+        self, x0: Tensor, t: int | Tensor, *, seed: int | None = None
+    ) -> tuple[Tensor, DegradationParams | None]:
+        """``D(x0, t)`` of a batch ``(B, C, H, W)`` in [0, 1], with the degradation's random
+        parameters drawn from ``seed`` (default: the run's seed).
+
+        Returns the degraded images (CPU) and the parameters; pass those to :meth:`restore` so the
+        sampler reuses the same draw.
+        """
+        generator = torch.Generator().manual_seed(
+            self.experiment.config.seed if seed is None else seed
+        )
+        x0 = x0.to(self.device)
+        params = self.degradation.sample_params(x0, generator)
+        x_t = self.degradation.degrade(x0, self._levels(t, len(x0)), params)
+        return x_t.cpu(), params
+
+    @torch.no_grad()
+    def restore(
+        self,
+        x_t: Tensor,
+        t: int | Tensor,
+        *,
+        sampler: str | None = None,
+        params: DegradationParams | None = None,
+        seed: int | None = None,
+    ) -> Tensor:
+        """Estimate ``x0`` from degraded images ``x_t`` ``(B, C, H, W)`` at level ``t``.
+
+        ``t`` is one int for the batch or a ``(B,)`` tensor. ``sampler`` is a sampler name
+        (default: the run's ``evaluate.sampler``). ``params`` are the degradation's random
+        parameters (from :meth:`degrade`); without them they are drawn from ``x_t`` with ``seed``
+        (default: the run's seed), as ``coldkit restore`` does. Returns the sampler's output on the
+        CPU, unclamped.
+        """
+        sample = self.get_sampler(sampler)
+        x_t = x_t.to(self.device)
+        levels = self._levels(t, len(x_t))
+        if params is None:
+            generator = torch.Generator().manual_seed(
+                self.experiment.config.seed if seed is None else seed
+            )
+            params = self.degradation.sample_params(x_t, generator)
+        return sample(self.restorer, self.degradation, x_t, levels, params).float().cpu()
+
+    def generate(
+        self,
+        count: int = 64,
+        *,
+        prior: str | None = None,
+        seed: int | None = None,
+        sampler: str | None = None,
+        step_noise: float | None = None,
+        batch_size: int | None = None,
+        judge: bool = False,
+        out: str | Path | None = None,
+        overrides: Sequence[str] = (),
+        progress: bool | Console = False,
+    ) -> Tensor:
+        """Generate ``count`` images exactly as ``coldkit generate RUN_FOLDER`` does.
+
+        The prior (default: the run's ``[generate.prior]``, else ``pca-gmm``) is fitted on
+        ``D(x0, T)`` of the training split once and cached in ``RUN_FOLDER/priors``; x_T drawn
+        from it with ``seed`` (default: the run's) are restored by ``sampler``. The same seed gives
+        the same images. Like the command, it writes ``generated.png``, ``samples.pt`` and
+        ``generation.json`` into ``out`` (default ``RUN_FOLDER/generated/PRIOR-seedS-nN``);
+        ``judge`` scores the samples with a digit classifier (slower). ``overrides`` are
+        ``--set`` strings such as ``"generate.prior.components=5"``. Returns ``(count, C, H, W)``
+        CPU images in [0, 1].
+        """
+        from coldkit.generation_stage import generate_from_run_folder
+
+        result = generate_from_run_folder(
+            self.root,
+            registry=self.registry,
+            console=_console(progress),
+            count=count,
+            prior=prior,
+            seed=seed,
+            out=Path(out) if out is not None else None,
+            batch_size=batch_size,
+            sampler=sampler,
+            step_noise=step_noise,
+            judge=judge,
+            overrides=list(overrides),
+        )
+        return result.samples
+
+
+def open(  # noqa: A001 - ck.open(run_folder) reads naturally; the builtin is not used here
+    root: str | Path,
+    *,
+    device: str | torch.device | None = None,
+    registry: Registry | None = None,
+) -> Run:
+    """Open a run folder written by ``coldkit run`` (or :func:`train`): its experiment, trained
+    restorer (EMA weights), degradation and samplers.
+
+    ``device`` defaults to the run's own ``device`` setting. Raises :class:`ConfigError` for a
+    folder that is not a run folder and :class:`CheckpointError` for one without a checkpoint.
+    """
+    registry = _registry(registry)
+    return Run(open_run(Path(root), registry, device=device), registry)
+
+
+def train(
+    source: Source | Run,
+    out: str | Path | None = None,
+    *,
+    overrides: Sequence[str] = (),
+    progress: bool | Console = True,
+    registry: Registry | None = None,
+) -> Run:
+    """Train, evaluate and write a run folder, as ``coldkit run`` does; return it opened.
+
+    ``source`` is an :class:`Experiment` (from :func:`load`), a dict, a TOML file, or a run folder
+    (or :class:`Run`) to resume in place — which, once training is complete, evaluates it again,
+    e.g. with ``overrides=["evaluate.num_images=200"]``. ``out`` is the run folder (default
+    ``runs/<name>``); a folder that holds a run of another config is refused with
+    :class:`ConfigError`, as on the command line. ``progress``: ``True`` shows the progress bar and
+    the table on stdout, ``False`` shows nothing, a rich ``Console`` receives it all. The run's
+    metrics are on the returned :attr:`Run.metrics`.
+    """
+    from coldkit.run import execute, prepare_run  # run.py is heavy and imports half of coldkit
+
+    registry = _registry(registry)
+    console = _console(progress)
+    out_path = Path(out) if out is not None else None
+    if isinstance(source, Run):
+        source = source.root
+    if isinstance(source, (str, Path)) and Path(source).is_dir():
+        experiment, paths = prepare_run(Path(source), out_path, list(overrides), registry)
+        metrics = execute(experiment, paths, console)
+    else:
+        resolved = load(source, overrides, registry=registry)
+        # prepare_run reads a TOML file: hand it the resolved config, every default filled in.
+        with tempfile.TemporaryDirectory(prefix="coldkit-api-") as folder:
+            config_path = Path(folder) / CONFIG_FILE
+            write_toml(config_path, resolved.to_dict())
+            experiment, paths = prepare_run(config_path, out_path, [], registry)
+        metrics = execute(experiment, paths, console)
+    run = open(paths.root, registry=registry)
+    run._metrics = metrics
+    return run
+
+
+def evaluate(
+    run: Run | str | Path,
+    *,
+    overrides: Sequence[str] = (),
+    progress: bool | Console = False,
+    registry: Registry | None = None,
+) -> dict[str, Any]:
+    """Score a run folder again (Table 1 rows, figure, ``metrics.json``) and return the metrics.
+
+    The same as ``coldkit run RUN_FOLDER``: ``overrides`` may change the evaluation
+    (``evaluate.*``) and the training budget, not the model; a run whose training budget is not
+    spent trains on first.
+    """
+    root = run.root if isinstance(run, Run) else Path(run)
+    if not (root / CONFIG_FILE).is_file():
+        raise ConfigError(
+            f"{root} is not a coldkit run folder (no {CONFIG_FILE}). Pass the folder that "
+            "`coldkit run` or coldkit.api.train wrote."
+        )
+    reopened = train(root, overrides=overrides, progress=progress, registry=registry)
+    assert reopened.metrics is not None
+    return reopened.metrics
+
+
+__all__ = ["Run", "Source", "evaluate", "load", "open", "train"]
