@@ -172,6 +172,17 @@ class Registry:
             entry_points = metadata.entry_points(group=ENTRY_POINT_GROUP)
         used: set[str] = set()
         loaded: list[tuple[PluginInfo, object]] = []
+
+        def disable(info: PluginInfo) -> bool:
+            """Record ``info`` as disabled if a disabled-plugin spec names it."""
+            matching = [spec for spec in specs if _matches(spec, info)]
+            if matching:
+                used.update(matching)
+                registry.plugins.append(
+                    dataclasses.replace(info, status="disabled", disabled_by=disabled_by)
+                )
+            return bool(matching)
+
         for entry_point in sorted(entry_points, key=_builtin_first):
             dist = entry_point.dist
             info = PluginInfo(
@@ -180,12 +191,7 @@ class Registry:
                 version=dist.version if dist is not None else None,
                 target=entry_point.value,
             )
-            matching = [spec for spec in specs if _matches(spec, info)]
-            if matching:
-                used.update(matching)
-                registry.plugins.append(
-                    dataclasses.replace(info, status="disabled", disabled_by=disabled_by)
-                )
+            if disable(info):
                 continue
             try:
                 plugin = entry_point.load()
@@ -201,12 +207,7 @@ class Registry:
             loaded.append((info, plugin))
         for name, plugin in extra_plugins:
             info = PluginInfo(name=name, target=getattr(plugin, "__name__", None))
-            matching = [spec for spec in specs if _matches(spec, info)]
-            if matching:
-                used.update(matching)
-                registry.plugins.append(
-                    dataclasses.replace(info, status="disabled", disabled_by=disabled_by)
-                )
+            if disable(info):
                 continue
             loaded.append((info, plugin))
         for info, plugin in loaded:
