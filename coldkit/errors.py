@@ -24,3 +24,7 @@ class DataError(ColdkitError):
 
 class CheckpointError(ColdkitError):
     """A checkpoint or run folder cannot be used."""
+
+
+class TrainingError(ColdkitError):
+    """Training cannot go on (e.g. the loss became NaN); the last good checkpoint is kept."""

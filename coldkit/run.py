@@ -369,9 +369,10 @@ def _train_with_progress(
 
         def on_step(report: StepReport) -> None:
             rate = (report.step - first_step) / max(1e-9, time.perf_counter() - began)
-            progress.update(
-                task, completed=report.step, loss=f"{report.loss:.4f}", rate=f"{rate:.2f}"
-            )
+            progress.update(task, completed=report.step, rate=f"{rate:.2f}")
+            if report.loss is None:  # read from the device only every log_every steps
+                return
+            progress.update(task, loss=f"{report.loss:.4f}")
             if report.step % settings.log_every == 0:
                 log(f"step {report.step} loss {report.loss:.5f}", show=False)
                 if board is not None:

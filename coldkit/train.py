@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from coldkit.checkpoint import load_checkpoint, save_atomic
 from coldkit.config import TrainSection
-from coldkit.errors import CheckpointError
+from coldkit.errors import CheckpointError, TrainingError
 from coldkit.protocols import Degradation
 
 
@@ -31,11 +31,16 @@ class TrainState:
 
 @dataclass(frozen=True)
 class StepReport:
-    """What the progress display receives after each optimizer step."""
+    """What the progress display receives after each optimizer step.
+
+    ``loss`` is the mean loss since the previous report that carried one: the losses are read
+    from the device only every ``train.log_every`` steps (and before each checkpoint), so a GPU
+    is never stalled by the display; between those steps it is None.
+    """
 
     step: int
     total_steps: int
-    loss: float
+    loss: float | None
     elapsed_seconds: float
 
 
@@ -194,8 +199,9 @@ class Trainer:
             return self.state.elapsed_seconds < settings.max_minutes * 60
         return True
 
-    def train_step(self) -> float:
-        """One optimizer step over ``accumulate`` micro-batches; returns the mean loss."""
+    def train_step(self) -> Tensor:
+        """One optimizer step over ``accumulate`` micro-batches; returns the mean loss as a
+        detached 0-d tensor on the device (reading it would wait for the device)."""
         settings = self.settings
         self.restorer.train()
         for group in self.optimizer.param_groups:
@@ -203,7 +209,7 @@ class Trainer:
                 self.state.step, settings, self.progress
             )
         self.optimizer.zero_grad(set_to_none=True)
-        total = 0.0
+        total = torch.zeros((), device=self.device)
         for _ in range(settings.accumulate):
             index = torch.randint(len(self.images), (settings.batch_size,), generator=self.generator)
             x0 = self.images[index].to(self.device)
@@ -214,7 +220,7 @@ class Trainer:
             x_t = self.degradation.degrade(x0, t, params)
             loss = restoration_loss(self.restorer(x_t, t), x0, settings.loss)
             (loss / settings.accumulate).backward()
-            total += float(loss.detach())
+            total += loss.detach()
         if settings.grad_clip > 0:
             nn.utils.clip_grad_norm_(self.restorer.parameters(), settings.grad_clip)
         self.optimizer.step()
@@ -224,27 +230,51 @@ class Trainer:
         return total / settings.accumulate
 
     def fit(self, on_step: Callable[[StepReport], None] | None = None) -> TrainState:
-        """Train until ``steps`` or ``max_minutes`` is reached, checkpointing along the way."""
+        """Train until ``steps`` or ``max_minutes`` is reached, checkpointing along the way.
+
+        Losses stay on the device until a log step, a checkpoint or the end, then are read in
+        one transfer and checked: a NaN or inf loss raises :class:`TrainingError` naming its
+        step, before any checkpoint holding its weights could be written.
+        """
         settings = self.settings
         wrote_final = True
+        pending: list[Tensor] = []
         while self.budget_left():
             started = time.perf_counter()
-            loss = self.train_step()
-            if not math.isfinite(loss):
-                raise FloatingPointError(
-                    f"training loss became {loss} at step {self.state.step}; lower train.lr or "
-                    "set train.grad_clip"
-                )
+            pending.append(self.train_step())
+            step = self.state.step
+            checkpoint_now = step % settings.checkpoint_every == 0
+            loss = None
+            if checkpoint_now or step % settings.log_every == 0:
+                loss = self._read_losses(pending)
             self.state.elapsed_seconds += time.perf_counter() - started
-            self.state.losses.append(loss)
+            if not self.budget_left() and pending:
+                loss = self._read_losses(pending)
             wrote_final = False
-            if self.state.step % settings.checkpoint_every == 0:
+            if checkpoint_now:
                 self.save_checkpoint()
                 wrote_final = True
             if on_step is not None:
-                on_step(
-                    StepReport(self.state.step, settings.steps, loss, self.state.elapsed_seconds)
-                )
+                on_step(StepReport(step, settings.steps, loss, self.state.elapsed_seconds))
+        self._read_losses(pending)
         if not wrote_final or not self.checkpoint_path.exists():
             self.save_checkpoint()
         return self.state
+
+    def _read_losses(self, pending: list[Tensor]) -> float | None:
+        """Move the pending per-step losses to ``state.losses``; return their mean."""
+        if not pending:
+            return None
+        values = torch.stack(pending).float().cpu().tolist()
+        pending.clear()
+        first = self.state.step - len(values) + 1
+        for offset, value in enumerate(values):
+            if not math.isfinite(value):
+                raise TrainingError(
+                    f"The training loss became {value} at step {first + offset}. Training "
+                    f"stopped; the last checkpoint ({self.checkpoint_path}) holds the weights of "
+                    "an earlier step and is kept. Lower train.lr, or set train.grad_clip, and "
+                    "run the same command again to resume from it."
+                )
+        self.state.losses.extend(values)
+        return sum(values) / len(values)

@@ -179,3 +179,43 @@ def test_residual_unet_starts_as_identity_and_checks_sizes():
         UNet(UNetParams(), RestorerContext(1, 30, 5))
     with pytest.raises(ValueError, match="attention_levels"):
         UNetParams(attention_levels=[5])
+
+
+class NaNAfter(torch.nn.Module):
+    """A restorer whose output becomes NaN from its ``bad``-th call on."""
+
+    def __init__(self, bad: int) -> None:
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(()))
+        self.calls, self.bad = 0, bad
+
+    def forward(self, x_t, t):
+        self.calls += 1
+        out = x_t * self.scale
+        return out * float("nan") if self.calls >= self.bad else out
+
+
+def test_a_nan_loss_stops_training_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
+    from coldkit.errors import TrainingError
+    from coldkit.checkpoint import load_checkpoint
+
+    blur = Blur(BlurParams(steps=4, kernel_size=5, sigma=1.0))
+    images = torch.rand(32, 1, 16, 16, generator=torch.Generator().manual_seed(1))
+    settings = TrainSection(steps=20, batch_size=4, lr=1e-3, checkpoint_every=2, log_every=50, ema_decay=0)
+    trainer = Trainer(NaNAfter(bad=5), blur, images, settings, 0, torch.device("cpu"),
+                      tmp_path / "last.pt")
+    with pytest.raises(TrainingError, match="at step 5") as caught:
+        trainer.fit()
+    assert "kept" in str(caught.value)
+    assert load_checkpoint(tmp_path / "last.pt")["step"] == 4  # written before the bad step
+
+
+def test_losses_are_read_from_the_device_only_at_log_and_checkpoint_steps(tmp_path):
+    trainer = make_trainer(tmp_path, steps=7, log_every=3, checkpoint_every=5)
+    reports = []
+    state = trainer.fit(reports.append)
+    carried = [report.step for report in reports if report.loss is not None]
+    assert carried == [3, 5, 6, 7]  # log steps, the checkpoint step and the last step
+    assert len(state.losses) == 7 and all(math.isfinite(loss) for loss in state.losses)
+    # The mean reported at step 3 is the mean of the first three per-step losses.
+    assert reports[2].loss == pytest.approx(sum(state.losses[:3]) / 3)
