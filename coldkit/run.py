@@ -155,8 +155,14 @@ def prepare_run(
         if differences:  # e.g. more steps: train on from the checkpoint
             write_toml(paths.config, resolved)
     else:
-        paths.root.mkdir(parents=True, exist_ok=True)
-        write_toml(paths.config, resolved)
+        try:
+            paths.root.mkdir(parents=True, exist_ok=True)
+            write_toml(paths.config, resolved)
+        except OSError as exc:
+            raise ConfigError(
+                f"Cannot create the run folder {paths.root} ({exc.strerror or exc}). Pass --out "
+                "with a folder you can write to."
+            ) from None
     return experiment, paths
 
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -232,3 +233,43 @@ def test_error_messages_keep_bracketed_section_names(tmp_path: Path):
     result = runner.invoke(app, ["validate", str(config)])
     assert result.exit_code == 2
     assert "Invalid parameters for degradation 'blur' in [degradation]" in result.output
+
+
+def test_a_checkpoint_that_needs_pickled_objects_is_refused_not_executed(tiny_config, tmp_path):
+    out = tmp_path / "run"
+    assert run(str(tiny_config), "--out", str(out)).exit_code == 0
+    checkpoint = out / "checkpoints" / "last.pt"
+    state = torch.load(checkpoint, weights_only=True)
+    state["payload"] = Path("anything")  # a Python object: loading it needs the unpickler
+    torch.save(state, checkpoint)
+    result = run(str(out), "--set", "train.steps=8")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "holds more than tensors and plain data" in result.output and "PosixPath" in result.output
+
+
+def test_out_where_no_folder_can_be_made_is_exit_2(tiny_config: Path, tmp_path: Path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file, not a folder")
+    result = run(str(tiny_config), "--out", str(blocker / "run"))
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "Cannot create the run folder" in result.output and "--out" in result.output
+
+
+def test_a_full_disk_while_checkpointing_keeps_the_previous_file(tmp_path: Path, monkeypatch):
+    import errno
+
+    from coldkit.checkpoint import save_atomic
+    from coldkit.errors import CheckpointError
+
+    path = tmp_path / "last.pt"
+    save_atomic({"step": 1}, path)
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", no_space)
+    with pytest.raises(CheckpointError, match="No space left on device"):
+        save_atomic({"step": 2}, path)
+    monkeypatch.undo()
+    assert torch.load(path, weights_only=True) == {"step": 1}
+    assert not (tmp_path / "last.pt.tmp").exists()
