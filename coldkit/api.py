@@ -330,6 +330,7 @@ def train(
     metrics are on the returned :attr:`Run.metrics`.
     """
     from coldkit.run import execute, prepare_run  # run.py is heavy and imports half of coldkit
+    from coldkit.runlock import run_folder_lock
 
     registry = _registry(registry)
     console = _console(progress)
@@ -338,7 +339,6 @@ def train(
         source = source.root
     if isinstance(source, (str, Path)) and Path(source).is_dir():
         experiment, paths = prepare_run(Path(source), out_path, list(overrides), registry)
-        metrics = execute(experiment, paths, console)
     else:
         resolved = load(source, overrides, registry=registry)
         # prepare_run reads a TOML file: hand it the resolved config, every default filled in.
@@ -346,6 +346,7 @@ def train(
             config_path = Path(folder) / CONFIG_FILE
             write_toml(config_path, resolved.to_dict())
             experiment, paths = prepare_run(config_path, out_path, [], registry)
+    with run_folder_lock(paths.root):  # one run per folder, as on the command line
         metrics = execute(experiment, paths, console)
     run = open(paths.root, registry=registry)
     run._metrics = metrics

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from coldkit.errors import ColdkitError
+from coldkit.errors import ColdkitError, TrainingError
 from coldkit.plugins import DISABLE_ENV, TRACE_ENV, Kind, Registry
 
 app = typer.Typer(
@@ -79,6 +79,22 @@ def load_registry() -> Registry:
     return registry
 
 
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether torch ran out of memory (CUDA, MPS or the CPU allocator)."""
+    text = str(error)
+    return "out of memory" in text or "can't allocate memory" in text
+
+
+def out_of_memory_error(error: BaseException) -> ColdkitError:
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return TrainingError(
+        f"Out of memory ({first_line}). The last checkpoint is kept. Lower the batch size of the "
+        "stage that ran out — train.batch_size (use train.accumulate to keep the effective "
+        "batch), evaluate.batch_size or generate.batch_size — or use a smaller restorer, then "
+        "run the same command again to resume."
+    )
+
+
 def fail(error: ColdkitError) -> typer.Exit:
     # The message is plain text: "[degradation]" must not be read as rich markup and vanish.
     error_console.print("error:", style="bold red", end=" ")
@@ -96,13 +112,19 @@ def run(
 ) -> None:
     """Train, sample and evaluate an experiment; resume it if its run folder has a checkpoint."""
     from coldkit.run import execute, prepare_run
+    from coldkit.runlock import run_folder_lock
 
     try:
         experiment, paths = prepare_run(config, out, overrides or [], load_registry())
         console.print(f"run folder: [bold]{paths.root}[/]")
-        execute(experiment, paths, console)
+        with run_folder_lock(paths.root):
+            execute(experiment, paths, console)
     except ColdkitError as error:
         raise fail(error) from None
+    except RuntimeError as error:
+        if not is_out_of_memory(error):
+            raise
+        raise fail(out_of_memory_error(error)) from None
     except KeyboardInterrupt:
         error_console.print(
             "[yellow]interrupted:[/] the last checkpoint is kept; run the same command again "

@@ -273,3 +273,31 @@ def test_a_full_disk_while_checkpointing_keeps_the_previous_file(tmp_path: Path,
     monkeypatch.undo()
     assert torch.load(path, weights_only=True) == {"step": 1}
     assert not (tmp_path / "last.pt.tmp").exists()
+
+
+def test_a_second_run_on_a_folder_in_use_refuses(tiny_config: Path, tmp_path: Path):
+    import fcntl
+
+    out = tmp_path / "run"
+    assert run(str(tiny_config), "--out", str(out)).exit_code == 0
+    before = (out / "checkpoints" / "last.pt").read_bytes()
+    with open(out / ".lock", "a+") as held:  # another process's run, as far as flock can tell
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        result = run(str(out), "--set", "train.steps=12")
+    assert result.exit_code == 2 and "is in use" in result.output
+    assert (out / "checkpoints" / "last.pt").read_bytes() == before
+    # Released: the same command now trains on.
+    assert run(str(out), "--set", "train.steps=8").exit_code == 0
+
+
+def test_out_of_memory_is_a_message_naming_the_settings(tiny_config: Path, tmp_path: Path, monkeypatch):
+    import coldkit.run
+
+    def exhausted(*args, **kwargs):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: you tried to allocate 123 bytes")
+
+    monkeypatch.setattr(coldkit.run, "evaluate", exhausted)
+    result = run(str(tiny_config), "--out", str(tmp_path / "run"))
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "Out of memory" in result.output and "evaluate.batch_size" in result.output
+    assert (tmp_path / "run" / "checkpoints" / "last.pt").is_file()
