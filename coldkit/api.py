@@ -1,7 +1,7 @@
 """The Python API: what ``coldkit run``, ``coldkit generate`` and ``coldkit restore`` do, from a
 notebook or a script.
 
-Every function here calls the same code the command line calls — :func:`coldkit.run.prepare_run`
+Every function here calls the same code the command line calls — :func:`coldkit.run.claimed_run`
 and :func:`coldkit.run.execute` to train and evaluate, :func:`coldkit.runfolder.open_run` to load
 a run folder, :func:`coldkit.generation_stage.generate_from_run_folder` to generate, and the
 plugin :class:`~coldkit.plugins.Registry` for samplers — so a run made here is the run the
@@ -329,25 +329,25 @@ def train(
     the table on stdout, ``False`` shows nothing, a rich ``Console`` receives it all. The run's
     metrics are on the returned :attr:`Run.metrics`.
     """
-    from coldkit.run import execute, prepare_run  # run.py is heavy and imports half of coldkit
-    from coldkit.runlock import run_folder_lock
+    from coldkit.run import claimed_run, execute  # run.py is heavy: imported when needed
 
     registry = _registry(registry)
     console = _console(progress)
     out_path = Path(out) if out is not None else None
     if isinstance(source, Run):
         source = source.root
+    # One run per folder, as on the command line: claimed_run holds the folder's lock.
     if isinstance(source, (str, Path)) and Path(source).is_dir():
-        experiment, paths = prepare_run(Path(source), out_path, list(overrides), registry)
+        with claimed_run(Path(source), out_path, list(overrides), registry) as (experiment, paths):
+            metrics = execute(experiment, paths, console)
     else:
         resolved = load(source, overrides, registry=registry)
-        # prepare_run reads a TOML file: hand it the resolved config, every default filled in.
+        # claimed_run reads a TOML file: hand it the resolved config, every default filled in.
         with tempfile.TemporaryDirectory(prefix="coldkit-api-") as folder:
             config_path = Path(folder) / CONFIG_FILE
             write_toml(config_path, resolved.to_dict())
-            experiment, paths = prepare_run(config_path, out_path, [], registry)
-    with run_folder_lock(paths.root):  # one run per folder, as on the command line
-        metrics = execute(experiment, paths, console)
+            with claimed_run(config_path, out_path, [], registry) as (experiment, paths):
+                metrics = execute(experiment, paths, console)
     run = open(paths.root, registry=registry)
     run._metrics = metrics
     return run

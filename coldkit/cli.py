@@ -111,13 +111,11 @@ def run(
     overrides: SetOption = None,
 ) -> None:
     """Train, sample and evaluate an experiment; resume it if its run folder has a checkpoint."""
-    from coldkit.run import execute, prepare_run
-    from coldkit.runlock import run_folder_lock
+    from coldkit.run import claimed_run, execute
 
     try:
-        experiment, paths = prepare_run(config, out, overrides or [], load_registry())
-        console.print(f"run folder: [bold]{paths.root}[/]")
-        with run_folder_lock(paths.root):
+        with claimed_run(config, out, overrides or [], load_registry()) as (experiment, paths):
+            console.print(f"run folder: [bold]{paths.root}[/]")
             execute(experiment, paths, console)
     except ColdkitError as error:
         raise fail(error) from None

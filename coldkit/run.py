@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 import platform
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from rich.console import Console
@@ -50,6 +51,7 @@ from coldkit.report import (
 )
 from coldkit import tensorboard as tensorboard_log
 from coldkit.runfolder import build_degradation, build_restorer
+from coldkit.runlock import run_folder_lock
 from coldkit.train import StepReport, Trainer
 
 CONFIG_FILE = "config.toml"
@@ -118,13 +120,26 @@ class RunLog:
             self.console.print(message, markup=False, highlight=False)
 
 
-def prepare_run(
+@contextmanager
+def claimed_run(
+    target: Path, out: Path | None, overrides: list[str], registry: Registry
+) -> Iterator[tuple[Experiment, RunPaths]]:
+    """Resolve the experiment and its run folder and claim the folder until the block ends.
+
+    ``target`` is a TOML file, or an existing run folder to resume. Two configs are never mixed
+    in one folder, and the folder's lock is held throughout: a second ``coldkit run`` on the same
+    folder stops before it changes anything.
+    """
+    experiment, paths = _resolve_target(target, out, overrides, registry)
+    _make_folder(paths)
+    with run_folder_lock(paths.root):
+        _write_config(experiment, paths)
+        yield experiment, paths
+
+
+def _resolve_target(
     target: Path, out: Path | None, overrides: list[str], registry: Registry
 ) -> tuple[Experiment, RunPaths]:
-    """Resolve the experiment and its run folder, refusing to mix two configs in one folder.
-
-    ``target`` is a TOML file, or an existing run folder to resume.
-    """
     if target.is_dir():
         if out is not None and out.resolve() != target.resolve():
             raise ConfigError(
@@ -137,10 +152,24 @@ def prepare_run(
                 "Pass a TOML experiment file, or the folder of an earlier run to resume it."
             )
         experiment = load_experiment(target / CONFIG_FILE, registry, overrides)
-        paths = RunPaths(target)
-    else:
-        experiment = load_experiment(target, registry, overrides)
-        paths = RunPaths(out if out is not None else Path("runs") / experiment.config.name)
+        return experiment, RunPaths(target)
+    experiment = load_experiment(target, registry, overrides)
+    return experiment, RunPaths(out if out is not None else Path("runs") / experiment.config.name)
+
+
+def _make_folder(paths: RunPaths) -> None:
+    try:
+        paths.root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"Cannot create the run folder {paths.root} ({exc.strerror or exc}). Pass --out "
+            "with a folder you can write to."
+        ) from None
+
+
+def _write_config(experiment: Experiment, paths: RunPaths) -> None:
+    """Write config.toml, or check it against the saved one (only the budget and the
+    evaluation/generation/logging settings may change on resume)."""
     resolved = experiment.to_dict()
     if paths.config.is_file():
         saved = read_toml(paths.config)
@@ -152,18 +181,15 @@ def prepare_run(
                 f"(differs in: {', '.join(fixed)}). Nothing was changed. Use --out NEW_FOLDER for "
                 f"a new run, or `coldkit run {paths.root}` to resume the existing one as it was."
             )
-        if differences:  # e.g. more steps: train on from the checkpoint
-            write_toml(paths.config, resolved)
-    else:
-        try:
-            paths.root.mkdir(parents=True, exist_ok=True)
-            write_toml(paths.config, resolved)
-        except OSError as exc:
-            raise ConfigError(
-                f"Cannot create the run folder {paths.root} ({exc.strerror or exc}). Pass --out "
-                "with a folder you can write to."
-            ) from None
-    return experiment, paths
+        if not differences:
+            return
+    try:
+        write_toml(paths.config, resolved)  # new, or e.g. more steps: train on from the checkpoint
+    except OSError as exc:
+        raise ConfigError(
+            f"Cannot write {paths.config} ({exc.strerror or exc}). Pass --out with a folder you "
+            "can write to."
+        ) from None
 
 
 def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
@@ -442,4 +468,4 @@ def _write_metadata(
     paths.metadata.write_text(json.dumps(metadata, indent=2) + "\n")
 
 
-__all__ = ["RunPaths", "execute", "prepare_run", "select_device"]
+__all__ = ["RunPaths", "claimed_run", "execute", "select_device"]

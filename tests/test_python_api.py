@@ -18,7 +18,7 @@ import coldkit.api as ck
 from coldkit.config import Experiment, write_toml
 from coldkit.errors import CheckpointError, ConfigError
 from coldkit.plugins import Registry
-from coldkit.run import prepare_run
+from coldkit.run import claimed_run
 
 from .conftest import tiny_experiment
 
@@ -107,9 +107,10 @@ def test_train_writes_the_run_folder_and_returns_its_metrics(trained):
 
 def test_the_run_folder_is_the_one_the_cli_would_resume(trained, registry):
     run, out = trained
-    # prepare_run accepts the folder back unchanged, and refuses another model in it
-    experiment, _ = prepare_run(out, None, [], registry)
-    assert experiment.to_dict() == run.experiment.to_dict()
+    # claimed_run (what `coldkit run` uses) accepts the folder back unchanged, and refuses
+    # another model in it
+    with claimed_run(out, None, [], registry) as (experiment, _):
+        assert experiment.to_dict() == run.experiment.to_dict()
     with pytest.raises(ConfigError, match="different config"):
         ck.train(tiny_experiment(), out=out, overrides=["restorer.width=16"], progress=False,
                  registry=registry)

@@ -281,11 +281,13 @@ def test_a_second_run_on_a_folder_in_use_refuses(tiny_config: Path, tmp_path: Pa
     out = tmp_path / "run"
     assert run(str(tiny_config), "--out", str(out)).exit_code == 0
     before = (out / "checkpoints" / "last.pt").read_bytes()
+    config_before = (out / "config.toml").read_text()
     with open(out / ".lock", "a+") as held:  # another process's run, as far as flock can tell
         fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         result = run(str(out), "--set", "train.steps=12")
     assert result.exit_code == 2 and "is in use" in result.output
     assert (out / "checkpoints" / "last.pt").read_bytes() == before
+    assert (out / "config.toml").read_text() == config_before  # not even the new budget
     # Released: the same command now trains on.
     assert run(str(out), "--set", "train.steps=8").exit_code == 0
 
