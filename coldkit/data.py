@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from dataclasses import dataclass
 import struct
 from pathlib import Path
 
@@ -92,15 +93,17 @@ def image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def folder_class_labels(folder: Path) -> tuple[Tensor | None, list[str]]:
-    """Class labels of the images under ``folder``, aligned with :func:`load_image_folder`.
+def folder_class_labels(
+    folder: Path, files: list[Path] | None = None
+) -> tuple[Tensor | None, list[str]]:
+    """Class labels of ``files`` (default: every image under ``folder``), aligned with them.
 
     Images laid out as ``folder/<class>/...`` (torchvision's ImageFolder convention) get the index
     of their first-level subfolder among the sorted names of the subfolders that hold images. There
     are no labels (``None``, ``[]``) when an image lies directly in ``folder`` or when fewer than
     two such subfolders exist, since then the layout says nothing about classes.
     """
-    files = image_files(folder)
+    files = image_files(folder) if files is None else files
     parts = [file.relative_to(folder).parts for file in files]
     if not parts or any(len(part) < 2 for part in parts):
         return None, []
@@ -111,9 +114,24 @@ def folder_class_labels(folder: Path) -> tuple[Tensor | None, list[str]]:
     return torch.tensor([index[part[0]] for part in parts], dtype=torch.long), classes
 
 
-def load_image_folder(folder: Path, channels: int) -> Tensor:
-    """Every image file under ``folder`` (sorted, recursive) as ``(N, C, H, W)`` in [0, 1]."""
-    from PIL import Image
+@dataclass(frozen=True)
+class FolderImages:
+    """The readable images of a folder, the files they came from, and what was done to them."""
+
+    images: Tensor
+    files: list[Path]
+    notes: list[str]
+
+
+def load_image_folder(folder: Path, channels: int | None = None) -> FolderImages:
+    """Every readable image under ``folder`` (sorted, recursive) as ``(N, C, H, W)`` in [0, 1].
+
+    ``channels`` None keeps colour when any image has colour (else grey); 1 or 3 converts.
+    Files that cannot be read are skipped and named in ``notes``; images of other sizes or
+    aspect ratios are brought to one square size as torchvision's ``Resize`` + ``CenterCrop``
+    do: the short side is resized to the most common short side, then the centre is cropped.
+    """
+    from PIL import Image, UnidentifiedImageError
 
     files = image_files(folder)
     if not files:
@@ -121,22 +139,65 @@ def load_image_folder(folder: Path, channels: int) -> Tensor:
             f"No images found in {folder}. Put image files ({', '.join(sorted(IMAGE_SUFFIXES))}) "
             "there, or point `path` at an IDX file."
         )
-    mode = "L" if channels == 1 else "RGB"
-    arrays = []
+    opened, kept, unreadable = [], [], []
     for file in files:
-        with Image.open(file) as image:
-            arrays.append(np.asarray(image.convert(mode)))
-    sizes = {array.shape[:2] for array in arrays}
-    if len(sizes) > 1:
-        # Different sizes: bring each to the first one's size before stacking.
-        height, width = arrays[0].shape[:2]
-        arrays = [
-            np.asarray(Image.fromarray(a).resize((width, height), Image.BILINEAR)) for a in arrays
-        ]
-    stacked = np.stack(arrays)
-    if channels == 1:
-        return to_unit_float(stacked)
-    return to_unit_float(stacked).permute(0, 3, 1, 2).contiguous()
+        try:
+            with Image.open(file) as image:
+                image.load()
+                opened.append(image.copy())
+            kept.append(file)
+        except (UnidentifiedImageError, OSError, ValueError):
+            unreadable.append(file)
+    if not opened:
+        raise DataError(
+            f"None of the {len(files)} image files in {folder} could be read (e.g. "
+            f"{files[0].name}). Check that they are valid images."
+        )
+    notes = []
+    if unreadable:
+        names = ", ".join(file.name for file in unreadable[:3])
+        more = f" and {len(unreadable) - 3} more" if len(unreadable) > 3 else ""
+        notes.append(f"skipped {len(unreadable)} unreadable file(s): {names}{more}")
+    if channels is None:
+        colour = any(_has_colour(image) for image in opened)
+        channels = 3 if colour else 1
+        notes.append(f"{'colour' if channels == 3 else 'grey'} images, read from the files")
+    mode = "L" if channels == 1 else "RGB"
+    converted = [image.convert(mode) for image in opened]
+    sides = [min(image.size) for image in converted]
+    side = max(set(sides), key=sides.count)
+    if any(image.size != (side, side) for image in converted):
+        notes.append(
+            f"images of other sizes resized (short side to {side} px) and centre-cropped to "
+            f"{side}x{side}"
+        )
+        converted = [_resize_and_centre_crop(image, side) for image in converted]
+    stacked = np.stack([np.asarray(image) for image in converted])
+    images = to_unit_float(stacked)
+    if channels == 3:
+        images = images.permute(0, 3, 1, 2).contiguous()
+    return FolderImages(images, kept, notes)
+
+
+def _has_colour(image) -> bool:  # type: ignore[no-untyped-def]
+    """Whether a PIL image holds colour: an RGB file of grey pixels counts as grey."""
+    if image.mode in ("1", "L", "LA", "I", "I;16", "F"):
+        return False
+    rgb = np.asarray(image.convert("RGB"), dtype=np.int16)
+    return bool((rgb[..., 0] != rgb[..., 1]).any() or (rgb[..., 1] != rgb[..., 2]).any())
+
+
+def _resize_and_centre_crop(image, side: int):  # type: ignore[no-untyped-def]
+    from PIL import Image
+
+    width, height = image.size
+    scale = side / min(width, height)
+    resized = image.resize(
+        (max(side, round(width * scale)), max(side, round(height * scale))), Image.BILINEAR
+    )
+    left = (resized.size[0] - side) // 2
+    top = (resized.size[1] - side) // 2
+    return resized.crop((left, top, left + side, top + side))
 
 
 def resize_images(images: Tensor, size: int) -> Tensor:

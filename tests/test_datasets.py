@@ -110,8 +110,44 @@ def test_image_folder_reads_images_recursively(tmp_path: Path):
     params = ImageFolderParams(path=str(tmp_path), channels=3, test_fraction=0.2)
     test = ImageFolder(params).load("test")
     train = ImageFolder(params).load("train")
-    assert test.images.shape == (2, 3, 12, 10) and len(train.images) == 8
+    # 12x10 images: short side kept, centre cropped to a square.
+    assert test.images.shape == (2, 3, 10, 10) and len(train.images) == 8
     assert not as_rows(test.images) & as_rows(train.images)
+
+
+def test_image_folder_skips_broken_files_reads_colour_and_squares_other_sizes(tmp_path: Path):
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
+    wide = np.zeros((16, 32, 3), dtype=np.uint8)
+    wide[:, 8:24] = 255  # a white centre square, black bands left and right
+    Image.fromarray(wide).save(tmp_path / "wide.png")
+    Image.fromarray(np.zeros((32, 32, 3), dtype=np.uint8)).save(tmp_path / "big.png")
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    (tmp_path / "notes.jpg").write_text("text")
+    loaded = ImageFolder(ImageFolderParams(path=str(tmp_path))).load("all")  # in file order
+    assert loaded.images.shape == (8, 3, 16, 16)  # colour kept: channels read from the files
+    assert "skipped 2 unreadable file(s): broken.png, notes.jpg" in loaded.source
+    assert "centre-cropped to 16x16" in loaded.source and "colour" in loaded.source
+    files = sorted(p.name for p in tmp_path.iterdir() if p.name not in ("broken.png", "notes.jpg"))
+    wide_image = loaded.images[files.index("wide.png")]
+    assert float(wide_image.min()) > 0.9  # the centre square, the black bands cropped away
+    grey = ImageFolder(ImageFolderParams(path=str(tmp_path), channels=1, test_fraction=0.0))
+    assert grey.load("train").images.shape == (8, 1, 16, 16)
+
+
+def test_image_folder_where_nothing_can_be_read_names_the_folder(tmp_path: Path):
+    for name in ("a.png", "b.png"):
+        (tmp_path / name).write_bytes(b"garbage")
+    with pytest.raises(DataError, match="None of the 2 image files"):
+        ImageFolder(ImageFolderParams(path=str(tmp_path))).load("train")
+
+
+def test_grey_pixels_in_rgb_files_load_as_grey(tmp_path: Path):
+    for i in range(3):
+        Image.fromarray(np.full((8, 8, 3), 40 * i, dtype=np.uint8)).save(tmp_path / f"{i}.png")
+    loaded = ImageFolder(ImageFolderParams(path=str(tmp_path), test_fraction=0.0)).load("train")
+    assert loaded.images.shape == (3, 1, 8, 8) and "grey images" in loaded.source
 
 
 def test_image_folder_errors(tmp_path: Path):

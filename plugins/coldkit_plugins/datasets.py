@@ -290,7 +290,9 @@ class Cifar10:
 # --------------------------------------------------------------------------------- image-folder
 class ImageFolderParams(SplitParams):
     path: str = Field(..., description="a folder of images (searched recursively) or an IDX file")
-    channels: Literal[1, 3] = 1
+    channels: Literal[1, 3] | None = Field(
+        None, description="1 (grey) or 3 (colour); unset: read from the images"
+    )
     labels_path: str | None = Field(
         None, description="an IDX label file for the IDX images in `path` (optional)"
     )
@@ -339,10 +341,12 @@ class ImageFolder:
                     "IDX image file. For a folder, put each class's images in a subfolder "
                     "(path/<class>/...) and remove labels_path."
                 )
-            images = load_image_folder(path, self.params.channels)
-            labels, classes = folder_class_labels(path)
+            loaded = load_image_folder(path, self.params.channels)
+            images = loaded.images
+            labels, classes = folder_class_labels(path, loaded.files)
             if labels is not None:
                 note = f", {len(classes)} classes from subfolders"
+            note += "".join(f"; {text}" for text in loaded.notes)
         images, labels = _take(images, split, self.params, labels)
         return ImageSet(images, f"images from {path}{note}, {split} split", labels)
 
