@@ -120,6 +120,9 @@ class Blur:
             )
             identity = torch.ones_like(per_step[:1])
             cumulative = torch.cat([identity, torch.cumprod(per_step, dim=0)])
+            # Frequencies blurred below 1e-30 become exactly 0: in float32 they would be denormal
+            # numbers, which x86 CPUs multiply up to 4x slower, for no visible difference.
+            cumulative[cumulative.abs() < 1e-30] = 0
             self._transfer_cache[key] = cumulative.to(device=device, dtype=torch.complex64)
         return self._transfer_cache[key]
 
