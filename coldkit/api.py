@@ -44,7 +44,7 @@ from coldkit.config import (
 from coldkit.errors import ConfigError, PluginError
 from coldkit.plugins import Registry
 from coldkit.protocols import Degradation, DegradationParams, RestorerContext, Sampler
-from coldkit.runfolder import CONFIG_FILE, LoadedRun, open_run
+from coldkit.runfolder import CONFIG_FILE, LoadedRun, open_run, require_run_folder
 
 #: What :func:`load` and :func:`train` accept as an experiment.
 Source = Experiment | Mapping[str, Any] | str | Path
@@ -366,12 +366,7 @@ def evaluate(
     (``evaluate.*``) and the training budget, not the model; a run whose training budget is not
     spent trains on first.
     """
-    root = run.root if isinstance(run, Run) else Path(run)
-    if not (root / CONFIG_FILE).is_file():
-        raise ConfigError(
-            f"{root} is not a coldkit run folder (no {CONFIG_FILE}). Pass the folder that "
-            "`coldkit run` or coldkit.api.train wrote."
-        )
+    root = require_run_folder(run.root if isinstance(run, Run) else run)
     reopened = train(root, overrides=overrides, progress=progress, registry=registry)
     assert reopened.metrics is not None
     return reopened.metrics

@@ -30,9 +30,8 @@ from coldkit.evaluate import ROWS
 from coldkit.imaging import save_grid
 from coldkit.plugins import Registry
 from coldkit.report import METRICS
+from coldkit.runfolder import CONFIG_FILE, read_context
 
-CONFIG_FILE = "config.toml"
-METADATA_FILE = "run.json"
 METRICS_FILE = "metrics.json"
 GENERATION_FILE = "generation.json"
 #: Default figure file, in the current folder.
@@ -207,11 +206,9 @@ def _read_json(path: Path) -> Any:
 
 
 def _level(root: Path, config: dict[str, Any]) -> int | None:
-    metadata = _read_json(root / METADATA_FILE)
-    if isinstance(metadata, dict) and isinstance(metadata.get("restorer_context"), dict):
-        steps = metadata["restorer_context"].get("steps")
-        if isinstance(steps, int):
-            return steps
+    context = read_context(root)
+    if context is not None:
+        return context.steps
     steps = dict(config.get("degradation") or {}).get("steps")
     return steps if isinstance(steps, int) else None
 

@@ -16,7 +16,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import Tensor, nn
 
 from coldkit.config import GenerateSection, ResolvedPlugin, apply_overrides, read_toml
-from coldkit.errors import ConfigError
 from coldkit.generate import (
     bind_sampler,
     cached_or_fitted_prior,
@@ -193,14 +192,9 @@ def generate_from_run_folder(
     the judge's classifier are cached in the run folder and reused.
     """
     from coldkit.run import RunLog, load_split  # run imports this module: import late
-    from coldkit.runfolder import CONFIG_FILE, open_run
+    from coldkit.runfolder import CONFIG_FILE, open_run, require_run_folder
 
-    if not (run_dir / CONFIG_FILE).is_file():
-        raise ConfigError(
-            f"{run_dir} is not a coldkit run folder (no {CONFIG_FILE}). Pass the folder that "
-            "`coldkit run` wrote, e.g. runs/mnist_blur."
-        )
-    data = read_toml(run_dir / CONFIG_FILE)
+    data = read_toml(require_run_folder(run_dir) / CONFIG_FILE)
     section = dict(data.get("generate") or {"num_samples": 64})
     if prior is not None and dict(section.get("prior") or {}).get("name") != prior:
         section["prior"] = {"name": prior}  # another prior: its own default parameters

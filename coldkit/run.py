@@ -50,11 +50,10 @@ from coldkit.report import (
     write_table_markdown,
 )
 from coldkit import tensorboard as tensorboard_log
-from coldkit.runfolder import build_degradation, build_restorer
+from coldkit.runfolder import CONFIG_FILE, METADATA_FILE, build_degradation, build_restorer
 from coldkit.runlock import run_folder_lock
 from coldkit.train import StepReport, Trainer
 
-CONFIG_FILE = "config.toml"
 #: Keys that may change when a run is resumed: the budget and the evaluation, not the model.
 RESUMABLE_CHANGES = (
     "train.steps",
@@ -79,7 +78,7 @@ class RunPaths:
 
     @property
     def metadata(self) -> Path:
-        return self.root / "run.json"
+        return self.root / METADATA_FILE
 
     @property
     def log(self) -> Path:

@@ -57,6 +57,17 @@ def build_restorer(experiment: Experiment, context: RestorerContext) -> nn.Modul
         ) from None
 
 
+def require_run_folder(root: Path | str) -> Path:
+    """``root`` as a Path, or a :class:`ConfigError` if it holds no ``config.toml``."""
+    root = Path(root)
+    if not (root / CONFIG_FILE).is_file():
+        raise ConfigError(
+            f"{root} is not a coldkit run folder (no {CONFIG_FILE}). Pass the folder that "
+            "`coldkit run` wrote, e.g. runs/mnist_blur."
+        )
+    return root
+
+
 def read_context(root: Path) -> RestorerContext | None:
     """The restorer context recorded in ``run.json`` (None for a run that has not started)."""
     path = root / METADATA_FILE
@@ -68,7 +79,10 @@ def read_context(root: Path) -> RestorerContext | None:
         return None
     if not isinstance(recorded, dict):
         return None
-    return RestorerContext(**recorded)
+    try:
+        return RestorerContext(**recorded)
+    except TypeError:  # a hand-edited run.json
+        return None
 
 
 def open_run(
@@ -85,13 +99,8 @@ def open_run(
     """
     from coldkit.run import select_device  # run imports this module: import late
 
-    root = Path(root)
+    root = require_run_folder(root)
     config_path = root / CONFIG_FILE
-    if not root.is_dir() or not config_path.is_file():
-        raise ConfigError(
-            f"{root} is not a coldkit run folder (no {CONFIG_FILE}). Pass the folder that "
-            "`coldkit run` wrote, e.g. runs/mnist_blur."
-        )
     registry = registry if registry is not None else Registry.discover()
     if config is None:
         experiment = load_experiment(config_path, registry)
@@ -125,4 +134,11 @@ def open_run(
     return LoadedRun(root, experiment, restorer, degradation, context, chosen, int(state["step"]))
 
 
-__all__ = ["LoadedRun", "build_degradation", "build_restorer", "open_run", "read_context"]
+__all__ = [
+    "LoadedRun",
+    "build_degradation",
+    "build_restorer",
+    "open_run",
+    "read_context",
+    "require_run_folder",
+]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -52,3 +54,30 @@ def _few_threads():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+def install_fake_distribution(
+    root: Path,
+    dist: str,
+    version: str,
+    entry_points: dict[str, str],
+    modules: dict[str, str],
+    group: str = "coldkit",
+) -> None:
+    """What pip would leave behind: a dist-info folder with entry points, and the modules."""
+    info = root / f"{dist.replace('-', '_')}-{version}.dist-info"  # as pip names it
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    lines = "\n".join(f"{name} = {target}" for name, target in entry_points.items())
+    (info / "entry_points.txt").write_text(f"[{group}]\n{lines}\n")
+    for module, source in modules.items():
+        (root / f"{module}.py").write_text(textwrap.dedent(source))
+    importlib.invalidate_caches()
+
+
+@pytest.fixture
+def site(tmp_path: Path, monkeypatch) -> Path:
+    """A folder on ``sys.path`` where fake distributions are installed."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.invalidate_caches()
+    return tmp_path

@@ -4,8 +4,6 @@ AssertionError that names the problem. (Degradations: tests/test_degradation_con
 
 from __future__ import annotations
 
-import importlib
-import textwrap
 from pathlib import Path
 from typing import ClassVar
 
@@ -29,6 +27,7 @@ from coldkit_plugins.datasets import Synthetic, SyntheticParams
 from coldkit_plugins.mask import Mask, MaskParams
 from coldkit_plugins.samplers import direct, improved, naive, stochastic
 from coldkit_plugins.unet import UNet, UNetParams
+from tests.conftest import install_fake_distribution
 
 TINY_UNET = {"width": 8, "multipliers": [1, 2], "attention_levels": [1]}
 
@@ -486,22 +485,8 @@ def register_datasets(register):
 
 
 def install(root: Path, dist: str, version: str, modules: dict[str, str], group: str = "coldkit"):
-    """A dist-info folder with entry points (as pip leaves it) and the plugin modules."""
-    info = root / f"{dist.replace('-', '_')}-{version}.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
-    lines = "\n".join(f"{name} = {name}" for name in modules)
-    (info / "entry_points.txt").write_text(f"[{group}]\n{lines}\n")
-    for module, source in modules.items():
-        (root / f"{module}.py").write_text(textwrap.dedent(source))
-    importlib.invalidate_caches()
-
-
-@pytest.fixture
-def site(tmp_path: Path, monkeypatch) -> Path:
-    monkeypatch.syspath_prepend(str(tmp_path))
-    importlib.invalidate_caches()
-    return tmp_path
+    """A fake installed distribution whose entry points are named after its modules."""
+    install_fake_distribution(root, dist, version, {m: m for m in modules}, modules, group)
 
 
 def test_check_plugin_checks_a_good_distribution(site: Path):

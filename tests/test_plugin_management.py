@@ -19,7 +19,8 @@ from coldkit.config import build_experiment, write_toml
 from coldkit.errors import PluginError
 from coldkit.plugins import Registry
 from tests.conftest import tiny_experiment
-from tests.test_plugins import GOOD_PLUGIN, install_fake_distribution
+from tests.conftest import install_fake_distribution
+from tests.test_plugins import GOOD_PLUGIN
 
 runner = CliRunner()
 

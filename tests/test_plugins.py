@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
 import json
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -13,6 +11,7 @@ from typer.testing import CliRunner
 from coldkit.cli import app
 from coldkit.errors import PluginError
 from coldkit.plugins import Registry
+from tests.conftest import install_fake_distribution
 
 runner = CliRunner()
 
@@ -50,26 +49,6 @@ class Dim:
 def register_degradations(register):
     register(Dim)
 '''
-
-
-def install_fake_distribution(
-    root: Path, dist: str, version: str, entry_points: dict[str, str], modules: dict[str, str]
-) -> None:
-    """What pip would leave behind: a dist-info folder with entry points, and the modules."""
-    info = root / f"{dist.replace('-', '_')}-{version}.dist-info"  # as pip names it
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
-    lines = "\n".join(f"{name} = {target}" for name, target in entry_points.items())
-    (info / "entry_points.txt").write_text(f"[coldkit]\n{lines}\n")
-    for module, source in modules.items():
-        (root / f"{module}.py").write_text(textwrap.dedent(source))
-
-
-@pytest.fixture
-def site(tmp_path: Path, monkeypatch) -> Path:
-    monkeypatch.syspath_prepend(str(tmp_path))
-    importlib.invalidate_caches()
-    return tmp_path
 
 
 def test_plugin_is_discovered_through_an_installed_distribution(site: Path):
