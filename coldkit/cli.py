@@ -111,14 +111,21 @@ def run(
     overrides: SetOption = None,
 ) -> None:
     """Train, sample and evaluate an experiment; resume it if its run folder has a checkpoint."""
+    from coldkit.distributed import start_cluster, stop_cluster
     from coldkit.run import claimed_run, execute
 
+    cluster = start_cluster()  # one process unless started by torchrun
+    # Under torchrun only rank 0 speaks; the others stop quietly with the same exit code.
+    shown = console if cluster.is_main else Console(quiet=True)
     try:
-        with claimed_run(config, out, overrides or [], load_registry()) as (experiment, paths):
-            console.print(f"run folder: [bold]{paths.root}[/]")
-            execute(experiment, paths, console)
+        with claimed_run(config, out, overrides or [], load_registry(), cluster) as (
+            experiment,
+            paths,
+        ):
+            shown.print(f"run folder: [bold]{paths.root}[/]")
+            execute(experiment, paths, shown, cluster)
     except ColdkitError as error:
-        raise fail(error) from None
+        raise (fail(error) if cluster.is_main else typer.Exit(code=2)) from None
     except RuntimeError as error:
         if not is_out_of_memory(error):
             raise
@@ -129,6 +136,8 @@ def run(
             "to resume."
         )
         raise typer.Exit(code=130) from None
+    finally:
+        stop_cluster(cluster)
 
 
 @app.command()

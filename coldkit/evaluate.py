@@ -17,6 +17,7 @@ import kornia
 import torch
 from torch import Tensor, nn
 
+from coldkit.distributed import SINGLE_PROCESS, Cluster
 from coldkit.protocols import Degradation, Sampler
 
 ROWS = ("degraded", "direct", "sampled")
@@ -138,27 +139,39 @@ def evaluate(
     seed: int = 0,
     fid_weights: str | None = None,
     fid_feature: int | nn.Module | None = None,
-) -> Evaluation:
-    """Degrade ``originals`` to level T and restore them directly and with ``sampler``."""
+    cluster: Cluster = SINGLE_PROCESS,
+) -> Evaluation | None:
+    """Degrade ``originals`` to level T and restore them directly and with ``sampler``.
+
+    Under torchrun the batches are dealt out to the ranks in turn and gathered on rank 0, which
+    scores them and gets the :class:`Evaluation`; the other ranks get None. The degradation's
+    random parameters are drawn in the same order whatever the number of ranks.
+    """
     restorer.eval()
     generator = torch.Generator().manual_seed(seed)
-    outputs: dict[str, list[Tensor]] = {row: [] for row in ROWS}
+    mine: dict[int, dict[str, Tensor]] = {}
     seconds = dict.fromkeys(ROWS, 0.0)
-    for start in range(0, len(originals), batch_size):
+    for number, start in enumerate(range(0, len(originals), batch_size)):
         x0 = originals[start : start + batch_size].to(device)
         params = degradation.sample_params(x0, generator)
+        if number % cluster.world_size != cluster.rank:
+            continue
         t = torch.full((len(x0),), degradation.steps, dtype=torch.long, device=device)
         began = time.perf_counter()
         x_t = degradation.degrade(x0, t, params)
         seconds["degraded"] += time.perf_counter() - began
-        outputs["degraded"].append(x_t.cpu())
+        mine[number] = {"degraded": x_t.cpu()}
         for row, algorithm in (("direct", direct), ("sampled", sampler)):
             began = time.perf_counter()
-            outputs[row].append(algorithm(restorer, degradation, x_t, t, params).cpu())
+            mine[number][row] = algorithm(restorer, degradation, x_t, t, params).cpu()
             seconds[row] += time.perf_counter() - began
+    gathered = cluster.gather(mine)
+    if gathered is None:
+        return None
+    batches = {number: outputs for share in gathered for number, outputs in share.items()}
     rows = {}
     for row in ROWS:
-        images = torch.cat(outputs[row])
+        images = torch.cat([batches[number][row] for number in sorted(batches)])
         rows[row] = RowResult(
             images, score(images, originals, fid_weights, fid_feature), seconds[row]
         )

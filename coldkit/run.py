@@ -36,7 +36,8 @@ from coldkit.config import (
     write_toml,
 )
 from coldkit.data import resize_images
-from coldkit.errors import ConfigError, DataError
+from coldkit.distributed import SINGLE_PROCESS, Cluster
+from coldkit.errors import ColdkitError, ConfigError, DataError
 from coldkit.evaluate import evaluate
 from coldkit.plugins import Registry
 from coldkit.generation_stage import generate_for_run
@@ -106,12 +107,17 @@ class RunPaths:
 
 
 class RunLog:
-    """Messages to the console and, with a timestamp, to the run's log.txt."""
+    """Messages to the console and, with a timestamp, to the run's log.txt.
 
-    def __init__(self, path: Path, console: Console) -> None:
-        self.path, self.console = path, console
+    Under torchrun only rank 0 logs (``enabled`` is False on the other ranks).
+    """
+
+    def __init__(self, path: Path, console: Console, enabled: bool = True) -> None:
+        self.path, self.console, self.enabled = path, console, enabled
 
     def __call__(self, message: str, show: bool = True) -> None:
+        if not self.enabled:
+            return
         stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
         with open(self.path, "a") as handle:
             handle.write(f"{stamp} {message}\n")
@@ -119,21 +125,41 @@ class RunLog:
             self.console.print(message, markup=False, highlight=False)
 
 
+class RankStopped(ColdkitError):
+    """Raised on ranks other than 0 when rank 0 could not start the run (it says why)."""
+
+
 @contextmanager
 def claimed_run(
-    target: Path, out: Path | None, overrides: list[str], registry: Registry
+    target: Path,
+    out: Path | None,
+    overrides: list[str],
+    registry: Registry,
+    cluster: Cluster = SINGLE_PROCESS,
 ) -> Iterator[tuple[Experiment, RunPaths]]:
     """Resolve the experiment and its run folder and claim the folder until the block ends.
 
     ``target`` is a TOML file, or an existing run folder to resume. Two configs are never mixed
     in one folder, and the folder's lock is held throughout: a second ``coldkit run`` on the same
-    folder stops before it changes anything.
+    folder stops before it changes anything. Under torchrun only rank 0 claims and writes; the
+    other ranks wait for its word and raise :class:`RankStopped` if it could not start.
     """
-    experiment, paths = _resolve_target(target, out, overrides, registry)
-    _make_folder(paths)
-    with run_folder_lock(paths.root):
-        _write_config(experiment, paths)
-        yield experiment, paths
+    if not cluster.is_main:
+        if not cluster.agree(True):
+            raise RankStopped(f"rank {cluster.rank}: rank 0 could not start the run (see its error)")
+        yield _resolve_target(target, out, overrides, registry)
+        return
+    claimed = False
+    try:
+        experiment, paths = _resolve_target(target, out, overrides, registry)
+        _make_folder(paths)
+        with run_folder_lock(paths.root):
+            _write_config(experiment, paths)
+            claimed = cluster.agree(True)
+            yield experiment, paths
+    finally:
+        if not claimed:
+            cluster.agree(False)
 
 
 def _resolve_target(
@@ -258,16 +284,22 @@ def _progress(console: Console) -> Progress:
     )
 
 
-def execute(experiment: Experiment, paths: RunPaths, console: Console) -> dict[str, Any]:
-    """Train (or resume), evaluate, and write every artefact; returns the metrics."""
+def execute(
+    experiment: Experiment, paths: RunPaths, console: Console, cluster: Cluster = SINGLE_PROCESS
+) -> dict[str, Any]:
+    """Train (or resume), evaluate, and write every artefact; returns the metrics.
+
+    Under torchrun every rank trains and evaluates its share; rank 0 alone writes the run folder,
+    generates, and returns the metrics (the other ranks return an empty dict).
+    """
     config = experiment.config
-    log = RunLog(paths.log, console)
+    log = RunLog(paths.log, console, enabled=cluster.is_main)
     if experiment.disabled_plugins:
         disabled = ", ".join(
             f"{plugin.describe()} (by {plugin.disabled_by})" for plugin in experiment.disabled_plugins
         )
         log(f"plugins disabled: {disabled}", show=False)
-    device = select_device(config.device)
+    device = cluster.device(select_device(config.device))
     torch.manual_seed(config.seed)
     image_size = config.dataset.image_size
     train_set = load_split(experiment.dataset, "train", image_size)
@@ -276,10 +308,12 @@ def execute(experiment: Experiment, paths: RunPaths, console: Console) -> dict[s
     degradation = build_degradation(experiment)
     context = RestorerContext(train_images.shape[1], image_size, degradation.steps)
     restorer = build_restorer(experiment, context)
-    _record_context(paths, context)
+    if cluster.is_main:
+        _record_context(paths, context)
     parameters = sum(p.numel() for p in restorer.parameters())
     trainer = Trainer(
-        restorer, degradation, train_images, config.train, config.seed, device, paths.checkpoint
+        restorer, degradation, train_images, config.train, config.seed, device, paths.checkpoint,
+        cluster,
     )
     if trainer.resume():
         log(f"resumed from {paths.checkpoint} at step {trainer.state.step}")
@@ -287,7 +321,14 @@ def execute(experiment: Experiment, paths: RunPaths, console: Console) -> dict[s
         f"model: {experiment.restorer.record.name} with {parameters / 1e6:.2f}M parameters on "
         f"{device}; degradation {experiment.degradation.record.name} with T = {degradation.steps}"
     )
-    _train_with_progress(trainer, log, console, config.log.tensorboard)
+    if cluster.enabled:
+        log(f"distributed: {cluster.world_size} processes ({cluster.backend}), "
+            f"{config.train.batch_size // cluster.world_size} images per process of each global "
+            f"batch of {config.train.batch_size}")
+    if cluster.is_main:
+        _train_with_progress(trainer, log, console, config.log.tensorboard)
+    elif trainer.budget_left():
+        trainer.fit()
     state = trainer.state
     log(f"training done: {state.step} steps in {state.elapsed_seconds:.0f} s; "
         f"{_limit_note(trainer)}")
@@ -309,7 +350,10 @@ def execute(experiment: Experiment, paths: RunPaths, console: Console) -> dict[s
         batch_size=config.evaluate.batch_size,
         seed=config.seed,
         fid_weights=config.evaluate.inception_weights,
+        cluster=cluster,
     )
+    if evaluation is None:  # not rank 0: rank 0 scores and writes
+        return {}
     steps_run = max(1, len(state.losses))
     info = {
         "train_steps": state.step,
@@ -332,7 +376,10 @@ def execute(experiment: Experiment, paths: RunPaths, console: Console) -> dict[s
     write_table_markdown(metrics, paths.table, title)
     write_figure(evaluation, config.evaluate.figure_rows, experiment.sampler.name, paths.figure)
     write_loss_curve(state.losses, paths.loss_curve, config.name)
-    _write_metadata(experiment, paths, device, train_source, test_source, parameters, context)
+    _write_metadata(
+        experiment, paths, device, train_source, test_source, parameters, context, cluster,
+        config.train.batch_size,
+    )
     tensorboard_log.write_results(
         config.log.tensorboard, paths.root, metrics,
         {"figure": paths.figure, "loss_curve": paths.loss_curve}, log,
@@ -438,6 +485,8 @@ def _write_metadata(
     test_source: str,
     parameters: int,
     context: RestorerContext,
+    cluster: Cluster,
+    batch_size: int,
 ) -> None:
     plugins = {
         kind: {
@@ -463,6 +512,12 @@ def _write_metadata(
         "parameters": parameters,
         "restorer_context": asdict(context),
         "plugins": plugins,
+        "distributed": {
+            "world_size": cluster.world_size,
+            "backend": cluster.backend,
+            "global_batch_size": batch_size,
+            "per_process_batch_size": batch_size // cluster.world_size,
+        },
     }
     paths.metadata.write_text(json.dumps(metadata, indent=2) + "\n")
 

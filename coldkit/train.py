@@ -3,6 +3,7 @@ gradient accumulation, atomic checkpoints with exact resume, a step and a wall-c
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
@@ -14,8 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from coldkit.batches import InMemoryBatches, TrainingBatches
 from coldkit.checkpoint import load_checkpoint, save_atomic
 from coldkit.config import TrainSection
+from coldkit.distributed import SINGLE_PROCESS, Cluster, check_batch_split
 from coldkit.errors import CheckpointError, TrainingError
 from coldkit.protocols import Degradation
 
@@ -104,23 +107,33 @@ def learning_rate_factor(step: int, settings: TrainSection, progress: float | No
 
 
 class Trainer:
-    """Trains a restorer to invert a degradation on a tensor of images held in memory."""
+    """Trains a restorer to invert a degradation.
+
+    ``images`` is a tensor of training images held in memory, or a :class:`TrainingBatches`
+    source (e.g. one that streams a large folder). Under torchrun (``cluster``) every rank draws
+    the same global batch of ``settings.batch_size`` and trains on its share; the gradients are
+    averaged by DistributedDataParallel, and only rank 0 writes checkpoints.
+    """
 
     def __init__(
         self,
         restorer: nn.Module,
         degradation: Degradation,
-        images: Tensor,
+        images: Tensor | TrainingBatches,
         settings: TrainSection,
         seed: int,
         device: torch.device,
         checkpoint_path: Path,
+        cluster: Cluster = SINGLE_PROCESS,
     ) -> None:
-        if len(images) == 0:
+        check_batch_split(settings.batch_size, cluster)
+        self.batches = images if not isinstance(images, Tensor) else InMemoryBatches(images)
+        if len(self.batches) == 0:
             raise ValueError("no training images")
         self.restorer = restorer.to(device)
+        self.cluster = cluster
+        self.network = _distributed(self.restorer, cluster, device)
         self.degradation = degradation
-        self.images = images
         self.settings = settings
         self.device = device
         self.checkpoint_path = checkpoint_path
@@ -142,6 +155,9 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self) -> None:
+        """Write the checkpoint (rank 0 only: every rank holds the same state)."""
+        if not self.cluster.is_main:
+            return
         save_atomic(
             {
                 "model": self.restorer.state_dict(),
@@ -199,6 +215,25 @@ class Trainer:
             return self.state.elapsed_seconds < settings.max_minutes * 60
         return True
 
+    def draw_batch(self) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        """This rank's share of one global batch: ``x0``, levels ``t`` and degradation params.
+
+        The levels and parameters are drawn for the whole global batch from the shared seeded
+        generator, so every rank's generator stays in step and N processes train on exactly
+        the draws one process would.
+        """
+        settings, device = self.settings, self.device
+        batch = self.batches.draw(settings.batch_size, self.generator, self.cluster)
+        share = self.cluster.share(settings.batch_size)
+        x0 = batch.x0.to(device)
+        like = x0 if not self.cluster.enabled else batch.global_like
+        steps = self.degradation.steps
+        t = torch.randint(1, steps + 1, (settings.batch_size,), generator=self.generator)
+        params = self.degradation.sample_params(like, self.generator)
+        if self.cluster.enabled:
+            params = {key: value[share].to(device) for key, value in params.items()}
+        return x0, t[share].to(device), params
+
     def train_step(self) -> Tensor:
         """One optimizer step over ``accumulate`` micro-batches; returns the mean loss as a
         detached 0-d tensor on the device (reading it would wait for the device)."""
@@ -210,16 +245,14 @@ class Trainer:
             )
         self.optimizer.zero_grad(set_to_none=True)
         total = torch.zeros((), device=self.device)
-        for _ in range(settings.accumulate):
-            index = torch.randint(len(self.images), (settings.batch_size,), generator=self.generator)
-            x0 = self.images[index].to(self.device)
-            steps = self.degradation.steps
-            t = torch.randint(1, steps + 1, (settings.batch_size,), generator=self.generator)
-            t = t.to(self.device)
-            params = self.degradation.sample_params(x0, self.generator)
+        for micro_batch in range(settings.accumulate):
+            x0, t, params = self.draw_batch()
             x_t = self.degradation.degrade(x0, t, params)
-            loss = restoration_loss(self.restorer(x_t, t), x0, settings.loss)
-            (loss / settings.accumulate).backward()
+            # DDP all-reduces gradients on the last micro-batch only.
+            last = micro_batch == settings.accumulate - 1
+            with _gradient_sync(self.network, last):
+                loss = restoration_loss(self.network(x_t, t), x0, settings.loss)
+                (loss / settings.accumulate).backward()
             total += loss.detach()
         if settings.grad_clip > 0:
             nn.utils.clip_grad_norm_(self.restorer.parameters(), settings.grad_clip)
@@ -248,6 +281,8 @@ class Trainer:
             if checkpoint_now or step % settings.log_every == 0:
                 loss = self._read_losses(pending)
             self.state.elapsed_seconds += time.perf_counter() - started
+            # Ranks must stop at the same step: they all follow rank 0's clock.
+            self.state.elapsed_seconds = self.cluster.broadcast_value(self.state.elapsed_seconds)
             if not self.budget_left() and pending:
                 loss = self._read_losses(pending)
             wrote_final = False
@@ -265,7 +300,7 @@ class Trainer:
         """Move the pending per-step losses to ``state.losses``; return their mean."""
         if not pending:
             return None
-        values = torch.stack(pending).float().cpu().tolist()
+        values = self.cluster.mean(torch.stack(pending).float()).cpu().tolist()
         pending.clear()
         first = self.state.step - len(values) + 1
         for offset, value in enumerate(values):
@@ -278,3 +313,20 @@ class Trainer:
                 )
         self.state.losses.extend(values)
         return sum(values) / len(values)
+
+
+def _distributed(restorer: nn.Module, cluster: Cluster, device: torch.device) -> nn.Module:
+    """The restorer wrapped in DistributedDataParallel under torchrun, else itself."""
+    if not cluster.enabled:
+        return restorer
+    from torch.nn.parallel import DistributedDataParallel
+
+    device_ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(restorer, device_ids=device_ids)
+
+
+def _gradient_sync(network: nn.Module, sync: bool):  # type: ignore[no-untyped-def]
+    """DDP's ``no_sync`` for all but the last micro-batch; nothing to do without DDP."""
+    if sync or not hasattr(network, "no_sync"):
+        return contextlib.nullcontext()
+    return network.no_sync()

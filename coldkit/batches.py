@@ -1,0 +1,60 @@
+"""Where training batches come from: a tensor in memory (the fast path) or a stream.
+
+Both hand the trainer this rank's share of one global batch of ``batch_size`` images; the
+trainer draws levels and degradation parameters for the whole global batch itself (see
+:meth:`coldkit.train.Trainer.draw_batch`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import torch
+from torch import Tensor
+
+from coldkit.distributed import Cluster
+
+
+@dataclass(frozen=True)
+class SharedBatch:
+    """This rank's share ``x0`` of a global batch, and ``global_like``: a tensor shaped like the
+    whole global batch, on which the degradation's random parameters are drawn."""
+
+    x0: Tensor
+    global_like: Tensor
+
+
+@runtime_checkable
+class TrainingBatches(Protocol):
+    """A source of training batches."""
+
+    def __len__(self) -> int:
+        """Number of training images."""
+        ...
+
+    def draw(self, batch_size: int, generator: torch.Generator, cluster: Cluster) -> SharedBatch:
+        """This rank's share of the next global batch of ``batch_size`` images, float in [0, 1]."""
+        ...
+
+
+class InMemoryBatches:
+    """Batches drawn with replacement from a tensor of images held in memory.
+
+    Every rank draws the same global indices from the shared generator and keeps its share, so
+    any number of processes sees exactly the images one process would.
+    """
+
+    def __init__(self, images: Tensor) -> None:
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def draw(self, batch_size: int, generator: torch.Generator, cluster: Cluster) -> SharedBatch:
+        index = torch.randint(len(self.images), (batch_size,), generator=generator)
+        images = self.images[index]
+        return SharedBatch(images[cluster.share(batch_size)], images)
+
+
+__all__ = ["InMemoryBatches", "SharedBatch", "TrainingBatches"]
