@@ -34,7 +34,16 @@ class TrainingBatches(Protocol):
         ...
 
     def draw(self, batch_size: int, generator: torch.Generator, cluster: Cluster) -> SharedBatch:
-        """This rank's share of the next global batch of ``batch_size`` images, float in [0, 1]."""
+        """This rank's share of the next global batch of ``batch_size`` images: float in [0, 1],
+        or uint8 in 0..255 (converted on the device)."""
+        ...
+
+    def resume_at(self, batches_drawn: int) -> None:
+        """Continue as if ``batches_drawn`` global batches had been drawn (after a resume)."""
+        ...
+
+    def close(self) -> None:
+        """Release what drawing holds (worker processes); a later draw starts again."""
         ...
 
 
@@ -55,6 +64,12 @@ class InMemoryBatches:
         index = torch.randint(len(self.images), (batch_size,), generator=generator)
         images = self.images[index]
         return SharedBatch(images[cluster.share(batch_size)], images)
+
+    def resume_at(self, batches_drawn: int) -> None:
+        """Nothing to do: the draws follow the trainer's generator, which the checkpoint holds."""
+
+    def close(self) -> None:
+        """Nothing to release."""
 
 
 __all__ = ["InMemoryBatches", "SharedBatch", "TrainingBatches"]

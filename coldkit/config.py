@@ -36,6 +36,15 @@ class PluginSection(BaseModel):
 
 class DatasetSection(PluginSection):
     image_size: int = Field(32, ge=4, description="images are resized to image_size x image_size")
+    max_memory_gb: float = Field(
+        4.0,
+        gt=0,
+        description="a training split larger than this as float32 streams from disk "
+        "(datasets that can stream: image-folder)",
+    )
+    workers: int | None = Field(
+        None, ge=0, description="DataLoader worker processes when streaming (unset: automatic)"
+    )
 
 
 class TrainSection(Section):

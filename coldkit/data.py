@@ -69,6 +69,24 @@ def read_idx(path: Path) -> np.ndarray:
         ) from None
 
 
+def read_idx_mapped(path: Path) -> np.ndarray:
+    """An IDX file as a uint8 array: memory-mapped (left on disk) unless gzip-compressed."""
+    if path.suffix == ".gz":
+        return read_idx(path)
+    try:
+        with open(path, "rb") as handle:
+            zero, dtype_code, ndim = struct.unpack(">HBB", handle.read(4))
+            if zero != 0 or dtype_code != 0x08:
+                raise ValueError("not an unsigned-byte IDX file")
+            shape = struct.unpack(f">{ndim}I", handle.read(4 * ndim))
+        return np.memmap(path, dtype=np.uint8, mode="r", offset=4 + 4 * ndim, shape=shape)
+    except (OSError, ValueError, struct.error) as exc:
+        raise DataError(
+            f"Cannot read IDX file {path}: {exc}. Point the dataset at valid IDX image files "
+            "(e.g. train-images-idx3-ubyte.gz)."
+        ) from None
+
+
 def write_idx(path: Path, images: np.ndarray) -> None:
     """Write uint8 ``images`` as an IDX file (gzip-compressed if ``path`` ends in .gz)."""
     images = np.ascontiguousarray(images, dtype=np.uint8)
@@ -123,8 +141,11 @@ class FolderImages:
     notes: list[str]
 
 
-def load_image_folder(folder: Path, channels: int | None = None) -> FolderImages:
-    """Every readable image under ``folder`` (sorted, recursive) as ``(N, C, H, W)`` in [0, 1].
+def load_image_folder(
+    folder: Path, channels: int | None = None, files: list[Path] | None = None
+) -> FolderImages:
+    """Every readable image under ``folder`` (sorted, recursive; or only ``files``) as
+    ``(N, C, H, W)`` in [0, 1].
 
     ``channels`` None keeps colour when any image has colour (else grey); 1 or 3 converts.
     Files that cannot be read are skipped and named in ``notes``; images of other sizes or
@@ -133,7 +154,7 @@ def load_image_folder(folder: Path, channels: int | None = None) -> FolderImages
     """
     from PIL import Image, UnidentifiedImageError
 
-    files = image_files(folder)
+    files = image_files(folder) if files is None else files
     if not files:
         raise DataError(
             f"No images found in {folder}. Put image files ({', '.join(sorted(IMAGE_SUFFIXES))}) "

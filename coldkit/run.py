@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 from rich.console import Console
@@ -53,6 +53,7 @@ from coldkit.report import (
 from coldkit import tensorboard as tensorboard_log
 from coldkit.runfolder import CONFIG_FILE, METADATA_FILE, build_degradation, build_restorer
 from coldkit.runlock import run_folder_lock
+from coldkit.streaming import choose_training_data
 from coldkit.train import StepReport, Trainer
 
 #: Keys that may change when a run is resumed: the budget and the evaluation, not the model.
@@ -302,18 +303,23 @@ def execute(
     device = cluster.device(select_device(config.device))
     torch.manual_seed(config.seed)
     image_size = config.dataset.image_size
-    train_set = load_split(experiment.dataset, "train", image_size)
-    train_images, train_source = train_set.images, train_set.source
-    log(f"data: {len(train_images)} training images — {train_source}")
+    training = choose_training_data(
+        build_dataset(experiment.dataset), image_size, config.dataset.max_memory_gb,
+        lambda: load_split(experiment.dataset, "train", image_size), cluster, config.seed,
+        device, config.dataset.workers,
+    )
+    train_source, channels = training.source, training.channels
+    log(f"data: {len(training.batches)} training images — {train_source}")
+    log(f"training data held {training.path_note}")
     degradation = build_degradation(experiment)
-    context = RestorerContext(train_images.shape[1], image_size, degradation.steps)
+    context = RestorerContext(channels, image_size, degradation.steps)
     restorer = build_restorer(experiment, context)
     if cluster.is_main:
         _record_context(paths, context)
     parameters = sum(p.numel() for p in restorer.parameters())
     trainer = Trainer(
-        restorer, degradation, train_images, config.train, config.seed, device, paths.checkpoint,
-        cluster,
+        restorer, degradation, training.batches, config.train, config.seed, device,
+        paths.checkpoint, cluster,
     )
     if trainer.resume():
         log(f"resumed from {paths.checkpoint} at step {trainer.state.step}")
@@ -329,13 +335,14 @@ def execute(
         _train_with_progress(trainer, log, console, config.log.tensorboard)
     elif trainer.budget_left():
         trainer.fit()
+    trainer.batches.close()  # streaming: stop the DataLoader workers before evaluating
     state = trainer.state
     log(f"training done: {state.step} steps in {state.elapsed_seconds:.0f} s; "
         f"{_limit_note(trainer)}")
 
     evaluation_dataset = experiment.evaluate_dataset or experiment.dataset
     test_set = load_split(
-        evaluation_dataset, config.evaluate.split, image_size, channels=train_images.shape[1]
+        evaluation_dataset, config.evaluate.split, image_size, channels=channels
     )
     test_source = test_set.source
     test_images = test_set.images[: config.evaluate.num_images]
@@ -368,7 +375,7 @@ def execute(
     metrics = metrics_dict(evaluation, experiment.sampler.name, info)
     if experiment.prior is not None:
         metrics["generation"] = _generate(
-            experiment, paths, trainer.model_for_inference, degradation, train_set,
+            experiment, paths, trainer.model_for_inference, degradation, training.image_set,
             test_set.images, device, log, console,
         )
     title = f"{config.name}: Table 1 rows"
@@ -396,7 +403,7 @@ def _generate(
     paths: RunPaths,
     restorer: torch.nn.Module,
     degradation: Degradation,
-    train_set: ImageSet,
+    train_set: Callable[[], ImageSet],
     real_images: torch.Tensor,
     device: torch.device,
     log: RunLog,
@@ -408,7 +415,7 @@ def _generate(
     assert experiment.generate_sampler is not None
     result = generate_for_run(
         paths.root, paths.root, settings, experiment.prior, experiment.generate_sampler,
-        restorer, degradation, lambda: train_set, lambda: real_images,
+        restorer, degradation, train_set, lambda: real_images,
         settings.seed if settings.seed is not None else experiment.config.seed, device, console,
         log, experiment.config.evaluate.inception_weights,
     )

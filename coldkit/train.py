@@ -191,6 +191,7 @@ class Trainer:
         self.generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         self.state = TrainState(state["step"], state["elapsed_seconds"], list(state["losses"]))
+        self.batches.resume_at(self.state.step * self.settings.accumulate)
         return True
 
     # ------------------------------------------------------------------ training
@@ -225,7 +226,9 @@ class Trainer:
         settings, device = self.settings, self.device
         batch = self.batches.draw(settings.batch_size, self.generator, self.cluster)
         share = self.cluster.share(settings.batch_size)
-        x0 = batch.x0.to(device)
+        x0 = batch.x0.to(device, non_blocking=True)
+        if x0.dtype == torch.uint8:  # streamed images stay uint8 until they reach the device
+            x0 = x0.float().div_(255.0)
         like = x0 if not self.cluster.enabled else batch.global_like
         steps = self.degradation.steps
         t = torch.randint(1, steps + 1, (settings.batch_size,), generator=self.generator)

@@ -22,14 +22,18 @@ from pydantic import BaseModel, ConfigDict, Field
 from coldkit import ImageSet, hookimpl
 from coldkit.data import (
     ALL,
+    IMAGE_SUFFIXES,
     find_idx_file,
     folder_class_labels,
+    image_files,
     load_image_folder,
     read_idx,
+    read_idx_mapped,
     split_indices,
     to_unit_float,
 )
 from coldkit.errors import DataError
+from coldkit.streaming import ArrayStream, FolderStream, ImageStream
 
 DEFAULT_ROOT = "~/.cache/coldkit/data"
 DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
@@ -314,41 +318,135 @@ class ImageFolder:
         self.params = params
 
     def load(self, split: str) -> ImageSet:
+        path = self._path()
+        labels, note = None, ""
+        if path.is_file():
+            images = to_unit_float(read_idx(path))
+            if self.params.channels == 3 and images.shape[1] == 1:
+                images = images.expand(-1, 3, -1, -1).contiguous()
+            labels, note = self._idx_labels(len(images))
+            images, labels = _take(images, split, self.params, labels)
+        else:
+            # Split the file list before reading, so a split never depends on which files are
+            # readable, and only that split's images are read.
+            files, labels, note = self._split_files(path, split)
+            loaded = load_image_folder(path, self.params.channels, files)
+            images = loaded.images
+            if labels is not None:
+                readable = set(loaded.files)
+                labels = labels[torch.tensor([file in readable for file in files])]
+            note += "".join(f"; {text}" for text in loaded.notes)
+        return ImageSet(images, f"images from {path}{note}, {split} split", labels)
+
+    def stream(self, split: str, image_size: int) -> ImageStream:
+        """The split read one image at a time (for folders too large to hold in memory)."""
+        path = self._path()
+        if path.is_file():
+            array = read_idx_mapped(path)
+            labels, note = self._idx_labels(len(array))
+            indices = _limit_indices(
+                split_indices(
+                    len(array), split, self.params.val_fraction, self.params.test_fraction,
+                    self.params.split_seed,
+                ),
+                self.params,
+            )
+            array = _SelectedRows(array, indices.numpy())
+            labels = None if labels is None else labels[indices]
+            stream = ArrayStream(array, image_size, f"images from {path}{note}, {split} split", labels)
+            if self.params.channels == 3 and stream.channels == 1:
+                stream = ArrayStream(
+                    _RepeatedChannels(array, 3), image_size, stream.source, labels
+                )
+            return stream
+        files, labels, note = self._split_files(path, split)
+        return FolderStream(
+            files, image_size, self.params.channels,
+            f"images from {path}{note}, {split} split", labels,
+        )
+
+    def _path(self) -> Path:
         path = Path(self.params.path).expanduser()
         if not path.exists():
             raise DataError(
                 f"Dataset path {path} does not exist. Set dataset.path to a folder of images "
                 "or to an IDX file."
             )
-        labels, note = None, ""
-        if path.is_file():
-            images = to_unit_float(read_idx(path))
-            if self.params.channels == 3 and images.shape[1] == 1:
-                images = images.expand(-1, 3, -1, -1).contiguous()
-            if self.params.labels_path is not None:
-                labels_file = Path(self.params.labels_path).expanduser()
-                if not labels_file.is_file():
-                    raise DataError(
-                        f"Label file {labels_file} does not exist. Set dataset.labels_path to the "
-                        "IDX label file of these images, or remove it to load them unlabelled."
-                    )
-                labels = _as_labels(read_idx(labels_file), len(images), f"Label file {labels_file}")
-                note = f", labels from {labels_file}"
-        else:
-            if self.params.labels_path is not None:
-                raise DataError(
-                    f"dataset.labels_path is set, but {path} is a folder: labels_path is for an "
-                    "IDX image file. For a folder, put each class's images in a subfolder "
-                    "(path/<class>/...) and remove labels_path."
-                )
-            loaded = load_image_folder(path, self.params.channels)
-            images = loaded.images
-            labels, classes = folder_class_labels(path, loaded.files)
-            if labels is not None:
-                note = f", {len(classes)} classes from subfolders"
-            note += "".join(f"; {text}" for text in loaded.notes)
-        images, labels = _take(images, split, self.params, labels)
-        return ImageSet(images, f"images from {path}{note}, {split} split", labels)
+        return path
+
+    def _idx_labels(self, count: int) -> tuple[torch.Tensor | None, str]:
+        if self.params.labels_path is None:
+            return None, ""
+        labels_file = Path(self.params.labels_path).expanduser()
+        if not labels_file.is_file():
+            raise DataError(
+                f"Label file {labels_file} does not exist. Set dataset.labels_path to the "
+                "IDX label file of these images, or remove it to load them unlabelled."
+            )
+        labels = _as_labels(read_idx(labels_file), count, f"Label file {labels_file}")
+        return labels, f", labels from {labels_file}"
+
+    def _split_files(self, path: Path, split: str) -> tuple[list[Path], torch.Tensor | None, str]:
+        """The split's image files, their labels (from class subfolders) and a note."""
+        if self.params.labels_path is not None:
+            raise DataError(
+                f"dataset.labels_path is set, but {path} is a folder: labels_path is for an "
+                "IDX image file. For a folder, put each class's images in a subfolder "
+                "(path/<class>/...) and remove labels_path."
+            )
+        files = image_files(path)
+        if not files:
+            raise DataError(
+                f"No images found in {path}. Put image files ({', '.join(sorted(IMAGE_SUFFIXES))}) "
+                "there, or point `path` at an IDX file."
+            )
+        labels, classes = folder_class_labels(path, files)
+        note = f", {len(classes)} classes from subfolders" if labels is not None else ""
+        indices = _limit_indices(
+            split_indices(
+                len(files), split, self.params.val_fraction, self.params.test_fraction,
+                self.params.split_seed,
+            ),
+            self.params,
+        )
+        chosen = [files[int(index)] for index in indices]
+        return chosen, None if labels is None else labels[indices], note
+
+
+def _limit_indices(indices: torch.Tensor, params: SplitParams) -> torch.Tensor:
+    return indices if params.limit is None else indices[: params.limit]
+
+
+class _SelectedRows:
+    """Some rows of an array, read on demand (an IDX memory map stays on disk)."""
+
+    def __init__(self, array: np.ndarray, rows: np.ndarray) -> None:
+        self.array, self.rows = array, rows
+        channels = (1,) if array.ndim == 3 else ()
+        self.shape = (len(rows), *channels, *array.shape[1:])
+        self.ndim = 4
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        row = np.asarray(self.array[int(self.rows[index])])
+        return row[None] if row.ndim == 2 else row
+
+
+class _RepeatedChannels:
+    """Grey rows repeated to ``channels`` channels on demand."""
+
+    def __init__(self, array: _SelectedRows, channels: int) -> None:
+        self.array, self.channels = array, channels
+        self.shape = (len(array), channels, *array.shape[-2:])
+        self.ndim = 4
+
+    def __len__(self) -> int:
+        return len(self.array)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return np.repeat(self.array[index], self.channels, axis=0)
 
 
 # ------------------------------------------------------------------------------------ synthetic
