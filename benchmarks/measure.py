@@ -256,7 +256,7 @@ def make_trainer(registry: Registry, s: Settings, device: torch.device, folder: 
 
 
 def training_inputs(trainer: Trainer, batch: int) -> tuple[Tensor, Tensor, Tensor]:
-    x0 = trainer.images[:batch].to(trainer.device)
+    x0 = trainer.batches.images[:batch].to(trainer.device)  # InMemoryBatches
     t = torch.randint(1, trainer.degradation.steps + 1, (batch,)).to(trainer.device)
     return x0, t, trainer.degradation.degrade(x0, t, {})
 

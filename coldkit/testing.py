@@ -943,7 +943,39 @@ def check_dataset(dataset: object, *, max_shared: int = 0) -> list[str]:
             "must be disjoint (split one seeded permutation of the indices)"
         )
     passed.append("splits disjoint")
+    if callable(getattr(dataset, "stream", None)):
+        passed.append(_check_stream(dataset, label, splits["train"]))
     return passed
+
+
+def _check_stream(dataset: object, label: str, loaded: ImageSet, size: int = 16) -> str:
+    """A dataset that can stream: ``stream("train", size)`` serves the train split as uint8."""
+    from coldkit.streaming import ImageStream
+
+    stream = dataset.stream("train", size)  # type: ignore[attr-defined]
+    assert isinstance(stream, ImageStream), (
+        f"{label}: stream('train', {size}) returned {type(stream).__name__}, not a "
+        "coldkit.streaming.ImageStream"
+    )
+    assert len(stream) == len(loaded.images), (
+        f"{label}: stream('train') holds {len(stream)} images but load('train') {len(loaded.images)}"
+        "; both must serve the same split"
+    )
+    first = stream[0]
+    expected = (loaded.images.shape[1], size, size)
+    assert isinstance(first, Tensor) and first.dtype == torch.uint8, (
+        f"{label}: a streamed image must be a uint8 tensor, not "
+        f"{getattr(first, 'dtype', type(first).__name__)}"
+    )
+    assert tuple(first.shape) == expected, (
+        f"{label}: a streamed image has shape {tuple(first.shape)}, expected {expected} "
+        "(channels, image_size, image_size)"
+    )
+    assert stream.channels == expected[0] and isinstance(stream.source, str), (
+        f"{label}: the stream's channels ({stream.channels}) must match the images' and its "
+        "source must be a str"
+    )
+    return "stream: uint8 (C, S, S), the same split as load"
 
 
 # ----------------------------------------------------------------------------------- plugins

@@ -164,3 +164,19 @@ def test_streaming_run_resumes_bit_identically(tmp_path: Path):
     resumed.fit()
     for name, value in straight.restorer.state_dict().items():
         assert torch.equal(resumed.restorer.state_dict()[name], value), name
+
+
+def test_conformance_kit_checks_a_dataset_that_streams(tmp_path: Path):
+    from coldkit.testing import check_dataset
+
+    folder = _png_folder(tmp_path / "images")
+    (folder / "truncated.png").unlink()
+    dataset = ImageFolder(ImageFolderParams(path=str(folder), val_fraction=0.1))
+    assert check_dataset(dataset)[-1].startswith("stream: uint8")
+
+    class Misaligned(ImageFolder):
+        def stream(self, split, image_size):
+            return super().stream("test", image_size)
+
+    with pytest.raises(AssertionError, match="same split"):
+        check_dataset(Misaligned(ImageFolderParams(path=str(folder), val_fraction=0.1)))
