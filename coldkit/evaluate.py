@@ -12,6 +12,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import kornia
 import torch
@@ -140,12 +141,14 @@ def evaluate(
     fid_weights: str | None = None,
     fid_feature: int | nn.Module | None = None,
     cluster: Cluster = SINGLE_PROCESS,
+    on_batch: Callable[[int], None] | None = None,
 ) -> Evaluation | None:
     """Degrade ``originals`` to level T and restore them directly and with ``sampler``.
 
     Under torchrun the batches are dealt out to the ranks in turn and gathered on rank 0, which
     scores them and gets the :class:`Evaluation`; the other ranks get None. The degradation's
-    random parameters are drawn in the same order whatever the number of ranks.
+    random parameters are drawn in the same order whatever the number of ranks. ``on_batch``
+    receives the number of images this rank has done after each of its batches.
     """
     restorer.eval()
     generator = torch.Generator().manual_seed(seed)
@@ -165,6 +168,8 @@ def evaluate(
             began = time.perf_counter()
             mine[number][row] = algorithm(restorer, degradation, x_t, t, params).cpu()
             seconds[row] += time.perf_counter() - began
+        if on_batch is not None:
+            on_batch(sum(len(outputs["degraded"]) for outputs in mine.values()))
     gathered = cluster.gather(mine)
     if gathered is None:
         return None

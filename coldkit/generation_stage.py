@@ -12,10 +12,10 @@ from typing import Any, Callable
 
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import Tensor, nn
 
 from coldkit.config import GenerateSection, ResolvedPlugin, apply_overrides, read_toml
+from coldkit.progress import batch_progress
 from coldkit.generate import (
     bind_sampler,
     cached_or_fitted_prior,
@@ -70,7 +70,7 @@ def generate_for_run(
         sampler_record.component, sampler_record.name, settings.step_noise, generator
     )
     count = settings.num_samples
-    with _sampling_progress(console) as progress:
+    with batch_progress(console, "generating") as progress:
         task = progress.add_task("generate", total=count)
         samples = generate_samples(
             restorer, degradation, fitted.prior, sampler, count, seed=seed,
@@ -234,17 +234,6 @@ def generate_from_run_folder(
         console,
         log,
         experiment.config.evaluate.inception_weights,
-    )
-
-
-def _sampling_progress(console: Console) -> Progress:
-    return Progress(
-        TextColumn("[bold]generating"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
     )
 
 

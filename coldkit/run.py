@@ -40,6 +40,7 @@ from coldkit.distributed import SINGLE_PROCESS, Cluster
 from coldkit.errors import ColdkitError, ConfigError, DataError
 from coldkit.evaluate import evaluate
 from coldkit.plugins import Registry
+from coldkit.progress import batch_progress
 from coldkit.generation_stage import generate_for_run
 from coldkit.protocols import Dataset, Degradation, ImageSet, RestorerContext
 from coldkit.report import (
@@ -347,18 +348,27 @@ def execute(
     test_source = test_set.source
     test_images = test_set.images[: config.evaluate.num_images]
     log(f"evaluating on {len(test_images)} images — {test_source}")
-    evaluation = evaluate(
-        trainer.model_for_inference,
-        degradation,
-        experiment.sampler.component,
-        experiment.direct_sampler.component,
-        test_images,
-        device,
-        batch_size=config.evaluate.batch_size,
-        seed=config.seed,
-        fid_weights=config.evaluate.inception_weights,
-        cluster=cluster,
+    size, count = config.evaluate.batch_size, len(test_images)
+    mine = sum(  # images in this rank's batches
+        min(size, count - start)
+        for number, start in enumerate(range(0, count, size))
+        if number % cluster.world_size == cluster.rank
     )
+    with batch_progress(console, "evaluating") as progress:
+        task = progress.add_task("evaluate", total=mine)
+        evaluation = evaluate(
+            trainer.model_for_inference,
+            degradation,
+            experiment.sampler.component,
+            experiment.direct_sampler.component,
+            test_images,
+            device,
+            batch_size=config.evaluate.batch_size,
+            seed=config.seed,
+            fid_weights=config.evaluate.inception_weights,
+            cluster=cluster,
+            on_batch=lambda done: progress.update(task, completed=done),
+        )
     if evaluation is None:  # not rank 0: rank 0 scores and writes
         return {}
     steps_run = max(1, len(state.losses))

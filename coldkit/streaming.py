@@ -303,9 +303,9 @@ def choose_training_data(
     else:
         note = "in memory (this dataset cannot stream)"
     image_set = load()
-    return TrainingData(
-        InMemoryBatches(image_set.images), image_set.images.shape[1], image_set.source, note,
-        lambda: image_set,
+    return TrainingData(  # the fast path: one tensor on the device, indexed per batch
+        InMemoryBatches(image_set.images.to(device)), image_set.images.shape[1],
+        image_set.source, note, lambda: image_set,
     )
 
 
