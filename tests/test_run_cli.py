@@ -303,3 +303,25 @@ def test_out_of_memory_is_a_message_naming_the_settings(tiny_config: Path, tmp_p
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "Out of memory" in result.output and "evaluate.batch_size" in result.output
     assert (tmp_path / "run" / "checkpoints" / "last.pt").is_file()
+
+
+def test_training_on_after_the_time_budget_says_which_limit_and_then_trains(tmp_path: Path):
+    config = tmp_path / "timed.toml"
+    write_toml(config, tiny_experiment(train={"steps": 4, "max_minutes": 1e-5}))
+    out = tmp_path / "run"
+    assert run(str(config), "--out", str(out)).exit_code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["stopped_by"] == "max_minutes" and metrics["train_steps"] < 4
+
+    # Raising only the steps: the time budget still binds, and the output says how to lift it.
+    result = run(str(out), "--set", "train.steps=8")
+    assert result.exit_code == 0, result.output
+    assert "training already complete" in result.output
+    assert "stopped by train.max_minutes" in result.output
+    assert "--set train.max_minutes=N" in result.output
+
+    # Raising both, as the README says, trains on from the checkpoint to the new step count.
+    result = run(str(out), "--set", "train.steps=8", "--set", "train.max_minutes=10")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["train_steps"] == 8 and metrics["stopped_by"] == "steps"
