@@ -130,3 +130,21 @@ def test_torchrun_two_processes_match_one_and_resume_with_another_world_size(tmp
     assert "resumed from" in (switched / "log.txt").read_text()
     for name, value in _weights(single).items():
         torch.testing.assert_close(_weights(switched)[name], value, rtol=1e-3, atol=1e-4)
+
+
+def test_torchrun_streams_a_folder_with_a_distributed_sampler(tmp_path: Path):
+    from tests.test_streaming import _png_folder
+
+    folder = _png_folder(tmp_path / "images")
+    experiment = tiny_experiment(train={"steps": 3, "batch_size": 8, "checkpoint_every": 3})
+    experiment["dataset"] = {
+        "name": "image-folder", "path": str(folder), "image_size": 16, "workers": 1,
+        "max_memory_gb": 1e-6, "test_fraction": 0.2,
+    }
+    config = tmp_path / "stream.toml"
+    write_toml(config, experiment)
+    done = _torchrun(config, tmp_path / "run", 2)
+    assert done.returncode == 0, done.stdout + done.stderr
+    log = (tmp_path / "run" / "log.txt").read_text()
+    assert "streamed from disk" in log and "distributed: 2 processes" in log
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["train_steps"] == 3
