@@ -28,6 +28,7 @@ from rich.progress import (
 )
 
 from coldkit import __version__
+from coldkit import acceleration
 from coldkit.config import (
     Experiment,
     ResolvedPlugin,
@@ -63,6 +64,11 @@ RESUMABLE_CHANGES = (
     "evaluate.",
     "generate",
     "log",  # no dot: a folder from before [log] existed has no such section
+    # The speed switches change how the restorer runs, not what it is (nor the checkpoint).
+    "train.compile",
+    "train.channels_last",
+    "train.autocast",
+    "sampling",
 )
 
 
@@ -283,6 +289,9 @@ def execute(experiment: Experiment, paths: RunPaths, console: Console) -> dict[s
     )
     if trainer.resume():
         log(f"resumed from {paths.checkpoint} at step {trainer.state.step}")
+    for note in trainer.switches.notes:
+        log(note)
+    log(f"training switches: {trainer.switches.describe()}", show=trainer.switches.any)
     log(
         f"model: {experiment.restorer.record.name} with {parameters / 1e6:.2f}M parameters on "
         f"{device}; degradation {experiment.degradation.record.name} with T = {degradation.steps}"
@@ -299,8 +308,9 @@ def execute(experiment: Experiment, paths: RunPaths, console: Console) -> dict[s
     test_source = test_set.source
     test_images = test_set.images[: config.evaluate.num_images]
     log(f"evaluating on {len(test_images)} images — {test_source}")
+    inference_model = prepare_sampling(trainer.model_for_inference, experiment, device, log)
     evaluation = evaluate(
-        trainer.model_for_inference,
+        inference_model,
         degradation,
         experiment.sampler.component,
         experiment.direct_sampler.component,
@@ -324,7 +334,7 @@ def execute(experiment: Experiment, paths: RunPaths, console: Console) -> dict[s
     metrics = metrics_dict(evaluation, experiment.sampler.name, info)
     if experiment.prior is not None:
         metrics["generation"] = _generate(
-            experiment, paths, trainer.model_for_inference, degradation, train_set,
+            experiment, paths, inference_model, degradation, train_set,
             test_set.images, device, log, console,
         )
     title = f"{config.name}: Table 1 rows"
@@ -342,6 +352,18 @@ def execute(experiment: Experiment, paths: RunPaths, console: Console) -> dict[s
         console.print(f"FID {evaluation.fid_note}.")
     log(f"results written to {paths.root}", show=True)
     return metrics
+
+
+def prepare_sampling(
+    restorer: torch.nn.Module, experiment: Experiment, device: torch.device, log
+) -> torch.nn.Module:
+    """The restorer with the ``[sampling]`` switches applied (in place), each note logged."""
+    switches = acceleration.resolve(experiment.config.sampling, device, "sampling")
+    for note in switches.notes:
+        log(note)
+    if switches.any:
+        log(f"sampling switches: {switches.describe()}", show=False)
+    return acceleration.prepare_model(restorer, switches)
 
 
 def _generate(

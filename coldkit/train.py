@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from coldkit import acceleration
 from coldkit.checkpoint import load_checkpoint, save_atomic
 from coldkit.config import TrainSection
 from coldkit.errors import CheckpointError, TrainingError
@@ -130,6 +131,10 @@ class Trainer:
             if settings.ema_decay > 0
             else None
         )
+        # Speed switches (compile, channels-last, autocast) after the EMA copy: it stays plain.
+        self.switches = acceleration.resolve(settings, device, "train")
+        acceleration.prepare_model(self.restorer, self.switches)
+        self.scaler = acceleration.grad_scaler(self.switches)
         # One CPU generator draws indices, levels and degradation parameters: same seed, same run.
         self.generator = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)
@@ -152,6 +157,7 @@ class Trainer:
                 "step": self.state.step,
                 "elapsed_seconds": self.state.elapsed_seconds,
                 "losses": self.state.losses,
+                "grad_scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
             },
             self.checkpoint_path,
         )
@@ -166,6 +172,8 @@ class Trainer:
             if self.ema is not None and state.get("ema") is not None:
                 self.ema.load_state_dict(state["ema"])
             self.optimizer.load_state_dict(state["optimizer"])
+            if self.scaler.is_enabled() and state.get("grad_scaler") is not None:
+                self.scaler.load_state_dict(state["grad_scaler"])
         except (RuntimeError, KeyError, ValueError) as exc:
             raise CheckpointError(
                 f"Checkpoint {self.checkpoint_path} does not fit this experiment's model ({exc}). "
@@ -219,11 +227,13 @@ class Trainer:
             params = self.degradation.sample_params(x0, self.generator)
             x_t = self.degradation.degrade(x0, t, params)
             loss = restoration_loss(self.restorer(x_t, t), x0, settings.loss)
-            (loss / settings.accumulate).backward()
+            self.scaler.scale(loss / settings.accumulate).backward()
             total += loss.detach()
         if settings.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_(self.restorer.parameters(), settings.grad_clip)
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)  # optimizer.step(), unless fp16 gradients overflowed
+        self.scaler.update()
         self.state.step += 1
         if self.ema is not None and self.state.step % settings.ema_every == 0:
             self.ema.update(self.restorer)
