@@ -46,20 +46,25 @@ class StepReport:
 
 
 class ExponentialMovingAverage:
-    """EMA of a model's weights, with the usual warm-up so early averages are not stale."""
+    """EMA of a model's weights, with the usual warm-up so early averages are not stale.
+
+    One multi-tensor ``lerp`` over all parameters per update (not a Python loop of small ops).
+    """
 
     def __init__(self, model: nn.Module, decay: float) -> None:
         self.decay = decay
         self.updates = 0
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        self._averages = list(self.model.parameters())
+        self._buffers = list(self.model.buffers())
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
         self.updates += 1
         decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        for average, current in zip(self.model.parameters(), model.parameters()):
-            average.lerp_(current, 1.0 - decay)
-        for average, current in zip(self.model.buffers(), model.buffers()):
+        if self._averages:
+            torch._foreach_lerp_(self._averages, list(model.parameters()), 1.0 - decay)
+        for average, current in zip(self._buffers, model.buffers()):
             average.copy_(current)
 
     def state_dict(self) -> dict:
