@@ -242,6 +242,11 @@ def switch_verdicts(device: str, rows: list[SwitchRow]) -> list[str]:
             helped = [what for what, yes in (("training", r.helps_training),
                                              ("sampling", r.helps_sampling)) if yes]
             verdict = f"helps {' and '.join(helped)}" if helped else "does not help"
+        if (r.error is None and r.first_step_s is not None and r.first_step_s > 1.0
+                and r.train_on_ms < r.train_off_ms):
+            steps = r.first_step_s / ((r.train_off_ms - r.train_on_ms) / 1e3)
+            verdict += (f" (its first training step took {r.first_step_s:.1f} s: it pays off "
+                        f"after about {steps:.0f} steps)")
         default = "on by default" if r.on_by_default else "off by default"
         advice = ""
         if r.error is None and (r.helps_training or r.helps_sampling) and not r.on_by_default:
