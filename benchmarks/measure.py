@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import resource
 import statistics
 import sys
@@ -246,11 +247,12 @@ class TrainingResult:
         return self.achieved_flops_per_second / self.matmul_flops_per_second
 
 
-def make_trainer(registry: Registry, s: Settings, device: torch.device, folder: Path) -> Trainer:
+def make_trainer(registry: Registry, s: Settings, device: torch.device, folder: Path,
+                 **switches) -> Trainer:
     blur = degradation(registry, "blur")
     images = make_test_images(s.train_images, s.train_size, s.channels)
     restorer = small_unet(registry, s.channels, s.train_size, blur.steps, device)
-    settings = TrainSection(batch_size=s.train_batch, steps=10**9)
+    settings = TrainSection(batch_size=s.train_batch, steps=10**9, **switches)
     return Trainer(restorer, blur, images, settings, seed=0, device=device,
                    checkpoint_path=folder / "unused.pt")
 
@@ -323,3 +325,125 @@ def training_step(registry: Registry, s: Settings, device: torch.device) -> Trai
         1e3 * backward, 1e3 * optimizer, flops, matmul_flops_per_second(s, device), memory,
         memory_before, memory_kind,
     )
+
+
+# ------------------------------------------------------------------------ speed switches
+#: A switch "helps" where it takes at most this share of the time with it off.
+HELPS_BELOW = 0.95
+ALL_OFF = {"compile": False, "channels_last": False, "autocast": "off"}
+
+
+@dataclass
+class SwitchRow:
+    name: str  # what is switched on, e.g. "autocast bf16"
+    key: str  # the config line that turns it on
+    on_by_default: bool  # whether "auto" turns it on on this device type
+    train_off_ms: float | None = None
+    train_on_ms: float | None = None
+    first_step_s: float | None = None  # the first training step with it on (compiling, if any)
+    sample_off_s: float | None = None
+    sample_on_s: float | None = None
+    first_sample_s: float | None = None
+    sample_difference: float | None = None  # largest |on - off| of the sampled images
+    error: str | None = None
+
+    @property
+    def train_ratio(self) -> float | None:
+        return None if self.train_on_ms is None else self.train_on_ms / self.train_off_ms
+
+    @property
+    def sample_ratio(self) -> float | None:
+        return None if self.sample_on_s is None else self.sample_on_s / self.sample_off_s
+
+    @property
+    def helps_training(self) -> bool:
+        return self.train_ratio is not None and self.train_ratio <= HELPS_BELOW
+
+    @property
+    def helps_sampling(self) -> bool:
+        return self.sample_ratio is not None and self.sample_ratio <= HELPS_BELOW
+
+
+def switch_cases(s: Settings, device: torch.device) -> list[tuple[str, dict]]:
+    cases = [("channels-last", {"channels_last": True}), ("autocast bf16", {"autocast": "bf16"})]
+    if device.type == "cuda":
+        cases.append(("autocast fp16", {"autocast": "fp16"}))
+    if s.switch_compile:
+        cases.append(("compile", {"compile": True}))
+    return cases
+
+
+def switches(registry: Registry, s: Settings, device: torch.device) -> list[SwitchRow]:
+    """Each switch on against all off: a training step and Algorithm 2 at the lowest T."""
+    from coldkit import acceleration
+
+    auto = acceleration.auto_defaults(device)
+    rows = []
+    for name, values in switch_cases(s, device):
+        key, value = next(iter(values.items()))
+        shown = str(value).lower() if isinstance(value, bool) else f'"{value}"'
+        line = f"{key} = {shown}"
+        row = SwitchRow(name, line, auto[key] == value)
+        resolved = acceleration.resolve(TrainSection(**{**ALL_OFF, **values}), device, "train")
+        if resolved.notes:
+            row.error = "; ".join(resolved.notes)
+        else:
+            try:
+                switch_training(registry, s, device, values, row)
+                switch_sampling(registry, s, device, resolved, row)
+            except Exception as exc:  # reported on the page, not fatal
+                row.error = f"{type(exc).__name__}: {str(exc)[:200]}"
+        rows.append(row)
+    return rows
+
+
+def switch_training(registry: Registry, s: Settings, device: torch.device, values: dict,
+                    row: SwitchRow) -> None:
+    sync = synchronizer(device)
+    with tempfile.TemporaryDirectory() as folder:
+        trainers = {}
+        for label, chosen in (("off", ALL_OFF), ("on", {**ALL_OFF, **values})):
+            torch.manual_seed(0)
+            trainers[label] = make_trainer(registry, s, device, Path(folder), **chosen)
+        row.first_step_s = timed(trainers["on"].train_step, sync)
+        for _ in range(2):  # warm-up
+            trainers["off"].train_step()
+            trainers["on"].train_step()
+        times: dict[str, list[float]] = {"off": [], "on": []}
+        for repeat in range(s.switch_repeats):
+            for label in ("off", "on") if repeat % 2 == 0 else ("on", "off"):
+                times[label].append(timed(trainers[label].train_step, sync))
+    row.train_off_ms = 1e3 * statistics.median(times["off"])
+    row.train_on_ms = 1e3 * statistics.median(times["on"])
+
+
+def switch_sampling(registry: Registry, s: Settings, device: torch.device, switches,
+                    row: SwitchRow) -> None:
+    from coldkit import acceleration
+
+    sampler = registry.get("sampler", "improved").component
+    steps = min(s.sampling_levels)
+    x0 = make_test_images(s.sampling_batch, s.sampling_size, s.channels, device=device)
+    plain = small_unet(registry, s.channels, s.sampling_size, steps, device).eval()
+    with torch.no_grad():  # untrained, the residual U-Net returns its input: perturb the weights
+        generator = torch.Generator().manual_seed(0)
+        for parameter in plain.parameters():
+            noise = torch.randn(parameter.shape, generator=generator)
+            parameter.add_(0.02 * noise.to(parameter.device))
+    switched = acceleration.prepare_model(copy.deepcopy(plain), switches).eval()
+    blur = degradation(registry, "blur", steps=steps)
+    t = full_levels(steps, x0)
+    start = blur.degrade(x0, t, {})
+    sync = synchronizer(device)
+    models = {"off": plain, "on": switched}
+    with torch.no_grad():
+        row.first_sample_s = timed(lambda: sampler(switched, blur, start, t, {}), sync)
+        outputs = {label: sampler(model, blur, start, t, {}) for label, model in models.items()}
+        row.sample_difference = float((outputs["on"] - outputs["off"]).abs().max())
+        times: dict[str, list[float]] = {"off": [], "on": []}
+        for repeat in range(s.switch_repeats):
+            for label in ("off", "on") if repeat % 2 == 0 else ("on", "off"):
+                model = models[label]
+                times[label].append(timed(lambda: sampler(model, blur, start, t, {}), sync))
+    row.sample_off_s = statistics.median(times["off"])
+    row.sample_on_s = statistics.median(times["on"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from benchmarks.measure import BlurRow, CostRow, SamplingRow, TrainingResult
+from benchmarks.measure import HELPS_BELOW, BlurRow, CostRow, SamplingRow, SwitchRow, TrainingResult
 from benchmarks.settings import Settings
 
 SECTIONS = (
@@ -14,6 +14,7 @@ SECTIONS = (
     "## Blur against the sequential reference",
     "## Algorithm 2 sampling",
     "## Training step",
+    "## Speed switches",
 )
 
 
@@ -182,8 +183,84 @@ def training_section(s: Settings, r: TrainingResult) -> list[str]:
     return lines + table(["", "value"], body)
 
 
+def _ratio(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
+def _number(value: float | None, scale: float = 1.0, digits: int = 1) -> str:
+    return "–" if value is None else f"{scale * value:.{digits}f}"
+
+
+def switches_section(s: Settings, device: str, rows: list[SwitchRow]) -> list[str]:
+    skipped = "" if s.switch_compile else (
+        " `compile` was not measured in this run (`--quick` leaves it out: compiling the small "
+        "U-Net takes minutes on a CPU); the full run measures it."
+    )
+    lines = [
+        SECTIONS[6], "",
+        f"The `[train]` and `[sampling]` switches (`coldkit.acceleration`, "
+        f"[configuration.md](configuration.md)), each on against all off on {device}: "
+        f"`Trainer.train_step` as in the training-step section (batch {s.train_batch}, "
+        f"{s.train_size}×{s.train_size}), and Algorithm 2 at T = {min(s.sampling_levels)} as in "
+        f"the sampling section (batch {s.sampling_batch}). Medians of {s.switch_repeats} "
+        f"interleaved timings after the first call and 2 warm-up steps; the first training step "
+        f"and the first sampling call with the switch on are shown apart (they include compiling, "
+        f"for `compile`). *on : off* below {HELPS_BELOW:g} counts as helping. The largest "
+        f"difference is between the images sampled with the switch on and off (the U-Net's "
+        f"weights perturbed by N(0, 0.02²) noise, so that it does not return its input). *Default* says "
+        f"whether `auto` (the default of every switch) turns it on on this device type, from "
+        f"`coldkit.acceleration.AUTO`.{skipped}", "",
+    ]
+    body = []
+    for r in rows:
+        if r.error is not None:
+            body.append([r.name, f"`{r.key}`", f"not measured: {r.error}"] + ["–"] * 8
+                        + ["on" if r.on_by_default else "off"])
+            continue
+        body.append([
+            r.name, f"`{r.key}`", _number(r.train_off_ms), _number(r.train_on_ms),
+            _ratio(r.train_ratio), _number(r.first_step_s, digits=2),
+            _number(r.sample_off_s, 1e3), _number(r.sample_on_s, 1e3), _ratio(r.sample_ratio),
+            _number(r.first_sample_s, digits=2), f"{r.sample_difference:.1e}",
+            "on" if r.on_by_default else "off",
+        ])
+    header = ["switch", "config", "train step off (ms)", "on (ms)", "on : off",
+              "first step on (s)", "Algorithm 2 off (ms)", "on (ms)", "on : off",
+              "first call on (s)", "largest difference", "default"]
+    lines += table(header, body)
+    lines += ["", *switch_verdicts(device, rows)]
+    return lines
+
+
+def switch_verdicts(device: str, rows: list[SwitchRow]) -> list[str]:
+    """One line per switch: whether it helps here and whether it is on by default."""
+    lines = []
+    for r in rows:
+        if r.error is not None:
+            verdict = "could not be measured here"
+        else:
+            helped = [what for what, yes in (("training", r.helps_training),
+                                             ("sampling", r.helps_sampling)) if yes]
+            verdict = f"helps {' and '.join(helped)}" if helped else "does not help"
+        if (r.error is None and r.first_step_s is not None and r.first_step_s > 1.0
+                and r.train_on_ms < r.train_off_ms):
+            steps = r.first_step_s / ((r.train_off_ms - r.train_on_ms) / 1e3)
+            verdict += (f" (its first training step took {r.first_step_s:.1f} s: it pays off "
+                        f"after about {steps:.0f} steps)")
+        default = "on by default" if r.on_by_default else "off by default"
+        advice = ""
+        if r.error is None and (r.helps_training or r.helps_sampling) and not r.on_by_default:
+            advice = (" — measured to help but off by default: turn it on in your config, or in "
+                      "`coldkit.acceleration.AUTO` for this device type if this holds on a quiet "
+                      "machine")
+        elif r.error is None and r.on_by_default and not (r.helps_training or r.helps_sampling):
+            advice = " — on by default but not measured to help here: check `AUTO`"
+        lines.append(f"* **{r.name}** on {device}: {verdict}; {default}{advice}.")
+    return lines
+
+
 def render(s: Settings, quick: bool, machine: dict[str, str], costs, blur, sampling,
-           training) -> str:
+           training, switches: list[SwitchRow] | None = None) -> str:
     parts = [
         ["# Performance", "",
          "What coldkit's cost goals ask and what this machine measured. Timings are wall-clock "
@@ -196,4 +273,6 @@ def render(s: Settings, quick: bool, machine: dict[str, str], costs, blur, sampl
         sampling_section(s, sampling),
         training_section(s, training),
     ]
+    if switches is not None:
+        parts.append(switches_section(s, machine.get("device", "this device"), switches))
     return "\n\n".join("\n".join(part) for part in parts) + "\n"

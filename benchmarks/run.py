@@ -29,8 +29,10 @@ def run(settings: Settings, device: torch.device, out: Path, quick: bool = False
     blur = step("blur vs reference", lambda: measure.blur_against_reference(registry, settings,
                                                                            device))
     sampling = step("Algorithm 2", lambda: measure.sampling(registry, settings, device))
+    switches = step("speed switches", lambda: measure.switches(registry, settings, device))
     info["load average (1 min) at end"] = load_average()
-    text = report.render(settings, quick, info, costs, blur, sampling, training)
+    text = report.render(settings, quick, info, costs, blur, sampling, training,
+                         switches)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
     say(f"wrote {out}")

@@ -30,6 +30,9 @@ class Settings:
     train_repeats: int = 15
     matmul_size: int = 2048
     matmul_repeats: int = 5
+    # speed switches, each on against all off (training step and Algorithm 2 at the lowest T)
+    switch_repeats: int = 7
+    switch_compile: bool = True  # compiling the small U-Net takes minutes on a CPU
 
 
 FULL = Settings()
@@ -46,6 +49,8 @@ QUICK = replace(
     train_repeats=5,
     matmul_size=1024,
     matmul_repeats=3,
+    switch_repeats=3,
+    switch_compile=False,
 )
 
 # For the test suite: every section and goal runs (same levels T), on tiny tensors.
@@ -66,4 +71,5 @@ TINY = replace(
     train_repeats=2,
     matmul_size=64,
     matmul_repeats=1,
+    switch_repeats=1,
 )

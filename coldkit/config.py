@@ -10,7 +10,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -32,6 +32,28 @@ class PluginSection(BaseModel):
 
     def plugin_params(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
+
+
+# The speed switches, in [train] and in [sampling] (see coldkit.acceleration and
+# docs/performance.md). "auto": on only where the benchmark measured a gain on that device type.
+CompileSwitch = Annotated[
+    bool | Literal["auto"],
+    Field(
+        description="torch.compile the restorer's forward: true, false or auto (falls back to "
+        "eager, with a warning, where compiling fails)"
+    ),
+]
+ChannelsLastSwitch = Annotated[
+    bool | Literal["auto"],
+    Field(description="channels-last memory format for the restorer's weights and inputs"),
+]
+AutocastSwitch = Annotated[
+    Literal["auto", "off", "bf16", "fp16"],
+    Field(
+        description="mixed precision for the restorer's forward: off (float32), bf16 or fp16 "
+        "(fp16 needs a GPU; training then uses a gradient scaler)"
+    ),
+]
 
 
 class DatasetSection(PluginSection):
@@ -61,6 +83,18 @@ class TrainSection(Section):
     ema_every: int = Field(1, ge=1, description="update the EMA every N steps")
     checkpoint_every: int = Field(500, ge=1)
     log_every: int = Field(50, ge=1)
+    compile: CompileSwitch = "auto"
+    channels_last: ChannelsLastSwitch = "auto"
+    autocast: AutocastSwitch = "auto"
+
+
+class SamplingSection(Section):
+    """``[sampling]``: the speed switches for every restorer call outside training (evaluation,
+    generation, ``coldkit restore``); the same keys as in ``[train]``."""
+
+    compile: CompileSwitch = "auto"
+    channels_last: ChannelsLastSwitch = "auto"
+    autocast: AutocastSwitch = "auto"
 
 
 class EvaluateSection(Section):
@@ -132,6 +166,10 @@ class ExperimentConfig(Section):
         None, description="optional: generate from a prior after training (paper §5)"
     )
     log: LogSection = LogSection()
+    sampling: SamplingSection = Field(
+        default_factory=SamplingSection,
+        description="speed switches for the restorer calls of evaluation, generation and restore",
+    )
     disable_plugins: list[str] | None = Field(
         None,
         description="plugins whose registrations this experiment ignores: entry-point names, "

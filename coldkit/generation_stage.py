@@ -191,7 +191,7 @@ def generate_from_run_folder(
     Writes into ``out`` (default ``RUN_DIR/generated/<prior>-seed<S>-n<N>``); the fitted prior and
     the judge's classifier are cached in the run folder and reused.
     """
-    from coldkit.run import RunLog, load_split  # run imports this module: import late
+    from coldkit.run import RunLog, load_split, prepare_sampling  # run imports this module
     from coldkit.runfolder import CONFIG_FILE, open_run, require_run_folder
 
     data = read_toml(require_run_folder(run_dir) / CONFIG_FILE)
@@ -217,6 +217,7 @@ def generate_from_run_folder(
     evaluation_dataset = experiment.evaluate_dataset or experiment.dataset
     log = RunLog(run_dir / "log.txt", console)
     log(f"generate: {settings.num_samples} images into {out} (model at step {run.step})")
+    prepare_sampling(run.restorer, experiment, run.device, log)
     return generate_for_run(
         run_dir,
         out,

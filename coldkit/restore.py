@@ -26,6 +26,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
+from coldkit import acceleration
 from coldkit.data import resize_images
 from coldkit.errors import ConfigError, DataError, PluginError
 from coldkit.imaging import save_grid, to_uint8_rgb
@@ -263,6 +264,10 @@ def restore_files(
     estimate = t is None
     fixed = 0 if t is None else t
 
+    switches = acceleration.resolve(config.sampling, run.device, "sampling")
+    for note in switches.notes:
+        say(note)
+    acceleration.prepare_model(run.restorer, switches)
     generator = torch.Generator().manual_seed(config.seed if seed is None else seed)
     restored, levels, errors = [], [], []
     with torch.no_grad():

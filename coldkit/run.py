@@ -28,6 +28,7 @@ from rich.progress import (
 )
 
 from coldkit import __version__
+from coldkit import acceleration
 from coldkit.config import (
     Experiment,
     ResolvedPlugin,
@@ -66,6 +67,11 @@ RESUMABLE_CHANGES = (
     "evaluate.",
     "generate",
     "log",  # no dot: a folder from before [log] existed has no such section
+    # The speed switches change how the restorer runs, not what it is (nor the checkpoint).
+    "train.compile",
+    "train.channels_last",
+    "train.autocast",
+    "sampling",
 )
 
 
@@ -324,6 +330,9 @@ def execute(
     )
     if trainer.resume():
         log(f"resumed from {paths.checkpoint} at step {trainer.state.step}")
+    for note in trainer.switches.notes:
+        log(note)
+    log(f"training switches: {trainer.switches.describe()}", show=trainer.switches.any)
     log(
         f"model: {experiment.restorer.record.name} with {parameters / 1e6:.2f}M parameters on "
         f"{device}; degradation {experiment.degradation.record.name} with T = {degradation.steps}"
@@ -348,6 +357,7 @@ def execute(
     test_source = test_set.source
     test_images = test_set.images[: config.evaluate.num_images]
     log(f"evaluating on {len(test_images)} images — {test_source}")
+    inference_model = prepare_sampling(trainer.model_for_inference, experiment, device, log)
     size, count = config.evaluate.batch_size, len(test_images)
     mine = sum(  # images in this rank's batches
         min(size, count - start)
@@ -357,7 +367,7 @@ def execute(
     with batch_progress(console, "evaluating") as progress:
         task = progress.add_task("evaluate", total=mine)
         evaluation = evaluate(
-            trainer.model_for_inference,
+            inference_model,
             degradation,
             experiment.sampler.component,
             experiment.direct_sampler.component,
@@ -385,7 +395,7 @@ def execute(
     metrics = metrics_dict(evaluation, experiment.sampler.name, info)
     if experiment.prior is not None:
         metrics["generation"] = _generate(
-            experiment, paths, trainer.model_for_inference, degradation, training.image_set,
+            experiment, paths, inference_model, degradation, training.image_set,
             test_set.images, device, log, console,
         )
     title = f"{config.name}: Table 1 rows"
@@ -406,6 +416,18 @@ def execute(
         console.print(f"FID {evaluation.fid_note}.")
     log(f"results written to {paths.root}", show=True)
     return metrics
+
+
+def prepare_sampling(
+    restorer: torch.nn.Module, experiment: Experiment, device: torch.device, log
+) -> torch.nn.Module:
+    """The restorer with the ``[sampling]`` switches applied (in place), each note logged."""
+    switches = acceleration.resolve(experiment.config.sampling, device, "sampling")
+    for note in switches.notes:
+        log(note)
+    if switches.any:
+        log(f"sampling switches: {switches.describe()}", show=False)
+    return acceleration.prepare_model(restorer, switches)
 
 
 def _generate(

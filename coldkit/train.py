@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from coldkit import acceleration
 from coldkit.batches import InMemoryBatches, TrainingBatches
 from coldkit.checkpoint import load_checkpoint, save_atomic
 from coldkit.config import TrainSection
@@ -48,20 +49,25 @@ class StepReport:
 
 
 class ExponentialMovingAverage:
-    """EMA of a model's weights, with the usual warm-up so early averages are not stale."""
+    """EMA of a model's weights, with the usual warm-up so early averages are not stale.
+
+    One multi-tensor ``lerp`` over all parameters per update (not a Python loop of small ops).
+    """
 
     def __init__(self, model: nn.Module, decay: float) -> None:
         self.decay = decay
         self.updates = 0
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        self._averages = list(self.model.parameters())
+        self._buffers = list(self.model.buffers())
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
         self.updates += 1
         decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        for average, current in zip(self.model.parameters(), model.parameters()):
-            average.lerp_(current, 1.0 - decay)
-        for average, current in zip(self.model.buffers(), model.buffers()):
+        if self._averages:
+            torch._foreach_lerp_(self._averages, list(model.parameters()), 1.0 - decay)
+        for average, current in zip(self._buffers, model.buffers()):
             average.copy_(current)
 
     def state_dict(self) -> dict:
@@ -132,7 +138,6 @@ class Trainer:
             raise ValueError("no training images")
         self.restorer = restorer.to(device)
         self.cluster = cluster
-        self.network = _distributed(self.restorer, cluster, device)
         self.degradation = degradation
         self.settings = settings
         self.device = device
@@ -143,6 +148,11 @@ class Trainer:
             if settings.ema_decay > 0
             else None
         )
+        # Speed switches (compile, channels-last, autocast) after the EMA copy: it stays plain.
+        self.switches = acceleration.resolve(settings, device, "train")
+        acceleration.prepare_model(self.restorer, self.switches)
+        self.scaler = acceleration.grad_scaler(self.switches)
+        self.network = _distributed(self.restorer, cluster, device)  # after the switches
         # One CPU generator draws indices, levels and degradation parameters: same seed, same run.
         self.generator = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)
@@ -168,6 +178,7 @@ class Trainer:
                 "step": self.state.step,
                 "elapsed_seconds": self.state.elapsed_seconds,
                 "losses": self.state.losses,
+                "grad_scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
             },
             self.checkpoint_path,
         )
@@ -182,6 +193,8 @@ class Trainer:
             if self.ema is not None and state.get("ema") is not None:
                 self.ema.load_state_dict(state["ema"])
             self.optimizer.load_state_dict(state["optimizer"])
+            if self.scaler.is_enabled() and state.get("grad_scaler") is not None:
+                self.scaler.load_state_dict(state["grad_scaler"])
         except (RuntimeError, KeyError, ValueError) as exc:
             raise CheckpointError(
                 f"Checkpoint {self.checkpoint_path} does not fit this experiment's model ({exc}). "
@@ -255,11 +268,13 @@ class Trainer:
             last = micro_batch == settings.accumulate - 1
             with _gradient_sync(self.network, last):
                 loss = restoration_loss(self.network(x_t, t), x0, settings.loss)
-                (loss / settings.accumulate).backward()
+                self.scaler.scale(loss / settings.accumulate).backward()
             total += loss.detach()
         if settings.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_(self.restorer.parameters(), settings.grad_clip)
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)  # optimizer.step(), unless fp16 gradients overflowed
+        self.scaler.update()
         self.state.step += 1
         if self.ema is not None and self.state.step % settings.ema_every == 0:
             self.ema.update(self.restorer)

@@ -78,3 +78,16 @@ def test_cli_rejects_cuda_without_a_gpu(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(SystemExit):
         main(["--device", "cuda", "--out", str(tmp_path / "p.md")])
+
+
+def test_every_switch_is_measured_on_and_off_and_says_its_default(page):
+    rows = table_cells(page, "## Speed switches")
+    assert {row[0] for row in rows} >= {"channels-last", "autocast bf16"}
+    for row in rows:
+        assert row[-1] in ("on", "off"), row
+        if not row[2].startswith("not measured"):
+            for cell in row[2:-1]:
+                assert NUMBER.match(cell), (row, cell)
+    section = page.split("## Speed switches", 1)[1]
+    for row in rows:
+        assert f"* **{row[0]}** on cpu:" in section and "by default" in section
