@@ -191,7 +191,8 @@ def generate_from_run_folder(
     Writes into ``out`` (default ``RUN_DIR/generated/<prior>-seed<S>-n<N>``); the fitted prior and
     the judge's classifier are cached in the run folder and reused.
     """
-    from coldkit.run import RunLog, load_split, prepare_sampling  # run imports this module
+    from coldkit.run import RunLog, build_dataset, load_split, prepare_sampling  # run imports us
+    from coldkit.streaming import training_image_set
     from coldkit.runfolder import CONFIG_FILE, open_run, require_run_folder
 
     data = read_toml(require_run_folder(run_dir) / CONFIG_FILE)
@@ -226,7 +227,10 @@ def generate_from_run_folder(
         experiment.generate_sampler,
         run.restorer,
         run.degradation,
-        lambda: load_split(experiment.dataset, "train", size),
+        lambda: training_image_set(
+            build_dataset(experiment.dataset), size, experiment.config.dataset.max_memory_gb,
+            lambda: load_split(experiment.dataset, "train", size), experiment.config.seed,
+        ),
         lambda: load_split(
             evaluation_dataset, experiment.config.evaluate.split, size, channels
         ).images,

@@ -283,30 +283,55 @@ def choose_training_data(
 ) -> TrainingData:
     """Hold the training split in memory if it fits in ``max_memory_gb`` as float32, else stream
     it (when the dataset can: it has ``stream(split, image_size)``)."""
-    stream_split = getattr(dataset, "stream", None)
-    stream = stream_split("train", image_size) if callable(stream_split) else None
+    stream, needed = _oversized_stream(dataset, image_size, max_memory_gb)
     if stream is not None:
-        needed = len(stream) * stream.channels * image_size * image_size * 4 / GIB
-        if needed > max_memory_gb:
-            workers = default_workers() if workers is None else workers
-            note = (
-                f"streamed from disk ({needed:.2f} GB as float32 > dataset.max_memory_gb = "
-                f"{max_memory_gb:g}) through {workers} DataLoader worker(s)"
-                f"{', pinned memory' if device.type == 'cuda' else ''}, uint8 until the device"
-            )
-            source = "; ".join([stream.source, *stream.notes])
-            return TrainingData(
-                StreamingBatches(stream, cluster, seed, workers, device.type == "cuda"),
-                stream.channels, source, note, lambda: sample_stream(stream, sample_limit, seed),
-            )
-        note = f"in memory ({needed:.2f} GB as float32 <= dataset.max_memory_gb = {max_memory_gb:g})"
-    else:
+        workers = default_workers() if workers is None else workers
+        note = (
+            f"streamed from disk ({needed:.2f} GB as float32 > dataset.max_memory_gb = "
+            f"{max_memory_gb:g}) through {workers} DataLoader worker(s)"
+            f"{', pinned memory' if device.type == 'cuda' else ''}, uint8 until the device"
+        )
+        source = "; ".join([stream.source, *stream.notes])
+        return TrainingData(
+            StreamingBatches(stream, cluster, seed, workers, device.type == "cuda"),
+            stream.channels, source, note, lambda: sample_stream(stream, sample_limit, seed),
+        )
+    if needed is None:
         note = "in memory (this dataset cannot stream)"
+    else:
+        note = f"in memory ({needed:.2f} GB as float32 <= dataset.max_memory_gb = {max_memory_gb:g})"
     image_set = load()
     return TrainingData(  # the fast path: one tensor on the device, indexed per batch
         InMemoryBatches(image_set.images.to(device)), image_set.images.shape[1],
         image_set.source, note, lambda: image_set,
     )
+
+
+def training_image_set(
+    dataset: object,
+    image_size: int,
+    max_memory_gb: float,
+    load: Callable[[], ImageSet],
+    seed: int,
+    sample_limit: int = 10_000,
+) -> ImageSet:
+    """The training split in memory, or at most ``sample_limit`` images of it where it would
+    stream (for fitting a prior and training the judge outside ``coldkit run``)."""
+    stream, _ = _oversized_stream(dataset, image_size, max_memory_gb)
+    return load() if stream is None else sample_stream(stream, sample_limit, seed)
+
+
+def _oversized_stream(
+    dataset: object, image_size: int, max_memory_gb: float
+) -> tuple[ImageStream | None, float | None]:
+    """The training split's stream if it is larger than ``max_memory_gb`` as float32, and its
+    size in GB (None where the dataset cannot stream)."""
+    stream_split = getattr(dataset, "stream", None)
+    if not callable(stream_split):
+        return None, None
+    stream = stream_split("train", image_size)
+    needed = len(stream) * stream.channels * image_size * image_size * 4 / GIB
+    return (stream if needed > max_memory_gb else None), needed
 
 
 def sample_stream(stream: ImageStream, limit: int, seed: int) -> ImageSet:
@@ -329,4 +354,5 @@ __all__ = [
     "TrainingData",
     "choose_training_data",
     "default_workers",
+    "training_image_set",
 ]

@@ -180,3 +180,15 @@ def test_conformance_kit_checks_a_dataset_that_streams(tmp_path: Path):
 
     with pytest.raises(AssertionError, match="same split"):
         check_dataset(Misaligned(ImageFolderParams(path=str(folder), val_fraction=0.1)))
+
+
+def test_generation_outside_run_uses_a_sample_of_a_streamed_split(tmp_path: Path):
+    from coldkit.streaming import training_image_set
+
+    folder = _png_folder(tmp_path / "images")
+    dataset = ImageFolder(ImageFolderParams(path=str(folder), test_fraction=0.0))
+    never = lambda: pytest.fail("a split that streams must not be loaded whole")  # noqa: E731
+    sample = training_image_set(dataset, 16, 1e-9, never, seed=0, sample_limit=5)
+    assert sample.images.shape == (5, 3, 16, 16) and "5 of" in sample.source
+    whole = training_image_set(dataset, 16, 4.0, lambda: dataset.load("train"), seed=0)
+    assert len(whole.images) > 5
