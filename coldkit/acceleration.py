@@ -44,7 +44,9 @@ DTYPES: dict[str, torch.dtype] = {"bf16": torch.bfloat16, "fp16": torch.float16}
 #: 2-core Xeon with AMX, small U-Net): no switch gave a gain that holds for every CPU and every
 #: run: channels-last measured 0.67 and 1.23 of the time off in two runs (noise); bf16 autocast
 #: 0.56-0.68 of a training step, but only on CPUs with native bf16 (AMX / AVX512-BF16; elsewhere
-#: it is slower) and with results changed by ~1e-2, so it stays opt-in; compile 0.78 of a step,
+#: it is slower) and with results changed by ~1e-2, so it stays opt-in (on MNIST blur at T = 20
+#: it made 1.9x the steps but lost 0.07 direct SSIM: faint harmonics do not survive bf16);
+#: compile 0.78 of a step,
 #: after 1-2 minutes of compiling where the inductor cache is cold. CUDA and MPS: not measured
 #: yet, so off until a benchmark shows a gain there.
 AUTO: dict[str, dict[str, Any]] = {
