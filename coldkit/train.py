@@ -83,6 +83,22 @@ def restoration_loss(prediction: Tensor, target: Tensor, kind: str) -> Tensor:
     return F.l1_loss(prediction, target) if kind == "l1" else F.mse_loss(prediction, target)
 
 
+def clip_gradients(model: nn.Module, max_norm: float) -> None:
+    """``clip_grad_norm_``, without the rescaling pass when nothing needs clipping on a CPU.
+
+    Scaling by the clamped factor 1.0 changes nothing, so skipping it is exact; on a CPU the
+    norm is known at once, on a GPU reading it would stall the device, so there the scaling
+    always runs (as ``clip_grad_norm_`` does).
+    """
+    gradients = [p.grad for p in model.parameters() if p.grad is not None]
+    if not gradients:
+        return
+    total = nn.utils.get_total_norm(gradients, foreach=True)
+    if total.device.type == "cpu" and float(total) <= max_norm:
+        return
+    nn.utils.clip_grads_with_norm_(model.parameters(), max_norm, total, foreach=True)
+
+
 def budget_progress(step: int, elapsed_seconds: float, settings: TrainSection) -> float:
     """Share of the training budget used: ``max(step / steps, minutes / max_minutes)``, at most 1.
 
@@ -272,7 +288,7 @@ class Trainer:
             total += loss.detach()
         if settings.grad_clip > 0:
             self.scaler.unscale_(self.optimizer)
-            nn.utils.clip_grad_norm_(self.restorer.parameters(), settings.grad_clip)
+            clip_gradients(self.restorer, settings.grad_clip)
         self.scaler.step(self.optimizer)  # optimizer.step(), unless fp16 gradients overflowed
         self.scaler.update()
         self.state.step += 1

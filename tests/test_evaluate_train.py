@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 
@@ -219,3 +220,19 @@ def test_losses_are_read_from_the_device_only_at_log_and_checkpoint_steps(tmp_pa
     assert len(state.losses) == 7 and all(math.isfinite(loss) for loss in state.losses)
     # The mean reported at step 3 is the mean of the first three per-step losses.
     assert reports[2].loss == pytest.approx(sum(state.losses[:3]) / 3)
+
+
+def test_clip_gradients_matches_clip_grad_norm_and_skips_only_exact_no_ops():
+    from coldkit.train import clip_gradients
+
+    for scale in (1e-3, 10.0):  # below and above the limit
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Linear(8, 2))
+        twin = copy.deepcopy(model)
+        inputs = torch.randn(4, 8)
+        for net in (model, twin):
+            (scale * net(inputs).sum()).backward()
+        clip_gradients(model, 1.0)
+        torch.nn.utils.clip_grad_norm_(twin.parameters(), 1.0)
+        for mine, reference in zip(model.parameters(), twin.parameters()):
+            assert torch.equal(mine.grad, reference.grad)
