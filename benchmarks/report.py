@@ -109,7 +109,7 @@ def blur_section(s: Settings, rows: list[BlurRow]) -> list[str]:
         f"thread, as is and with `torch.set_flush_denormal(True)` (which reaches only the calling "
         f"thread). Denormal float32 numbers, which x86 CPUs multiply several times slower, once "
         f"sat in the precomputed transfer functions of intermediate levels (T = 20 took 1.73 ms, "
-        f"T = 50 was 42x the reference); coldkit now zeroes entries below 1e-30, and the two "
+        f"T = 50 was 42x the reference); coldkit now zeroes entries below 1e-12, and the two "
         f"columns staying close checks that none are left.", "",
     ]
     body = [
