@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 import json
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -100,7 +101,9 @@ class Run:
 
     ``restorer`` (the EMA weights, in eval mode on ``device``), ``degradation``, ``experiment``,
     ``context`` and ``step`` come from :func:`coldkit.runfolder.open_run`; ``loaded`` is that
-    :class:`~coldkit.runfolder.LoadedRun` itself.
+    :class:`~coldkit.runfolder.LoadedRun` itself. The run's ``[sampling]`` switches apply to
+    ``restorer``, as in ``coldkit generate`` and ``coldkit restore`` (a switch this device cannot
+    use is turned off with a warning).
     """
 
     def __init__(
@@ -109,9 +112,17 @@ class Run:
         registry: Registry,
         metrics: dict[str, Any] | None = None,
     ) -> None:
+        from coldkit import acceleration
+
         self.loaded = loaded
         self.registry = registry
         self._metrics = metrics
+        switches = acceleration.resolve(
+            loaded.experiment.config.sampling, loaded.device, "sampling"
+        )
+        for note in switches.notes:
+            warnings.warn(note, stacklevel=3)
+        acceleration.prepare_model(loaded.restorer, switches)
 
     def __repr__(self) -> str:
         return f"Run({str(self.root)!r}, step={self.step})"

@@ -214,3 +214,20 @@ def test_the_session_in_docs_python_md_runs(tmp_path, monkeypatch):
     assert namespace["images"].shape == (16, 1, 16, 16)
     assert namespace["metrics"]["num_images"] == 8
     assert (tmp_path / "runs" / "nb" / "priors" / "pca-gmm.pt").is_file()
+
+
+def test_open_applies_the_runs_sampling_switches(trained, registry, tmp_path):
+    from coldkit import acceleration
+    from coldkit.config import read_toml
+
+    _, out = trained
+    switched = tmp_path / "switched"
+    shutil.copytree(out, switched)
+    data = read_toml(switched / "config.toml")
+    data["sampling"] = {**data.get("sampling", {}), "channels_last": True}
+    write_toml(switched / "config.toml", data)
+    plain, fast = ck.open(out, registry=registry), ck.open(switched, registry=registry)
+    assert acceleration.applied_switches(fast.restorer).channels_last
+    assert acceleration.applied_switches(plain.restorer) is None
+    images = plain.images("test", 4)
+    torch.testing.assert_close(fast.restore(images, t=2), plain.restore(images, t=2), atol=1e-5, rtol=1e-5)
