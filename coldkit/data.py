@@ -174,11 +174,7 @@ def load_image_folder(
             f"None of the {len(files)} image files in {folder} could be read (e.g. "
             f"{files[0].name}). Check that they are valid images."
         )
-    notes = []
-    if unreadable:
-        names = ", ".join(file.name for file in unreadable[:3])
-        more = f" and {len(unreadable) - 3} more" if len(unreadable) > 3 else ""
-        notes.append(f"skipped {len(unreadable)} unreadable file(s): {names}{more}")
+    notes = [unreadable_note(unreadable)] if unreadable else []
     if channels is None:
         colour = any(_has_colour(image) for image in opened)
         channels = 3 if colour else 1
@@ -192,12 +188,19 @@ def load_image_folder(
             f"images of other sizes resized (short side to {side} px) and centre-cropped to "
             f"{side}x{side}"
         )
-        converted = [_resize_and_centre_crop(image, side) for image in converted]
+        converted = [resize_and_centre_crop(image, side) for image in converted]
     stacked = np.stack([np.asarray(image) for image in converted])
     images = to_unit_float(stacked)
     if channels == 3:
         images = images.permute(0, 3, 1, 2).contiguous()
     return FolderImages(images, kept, notes)
+
+
+def unreadable_note(files: list[Path]) -> str:
+    """The log's words for skipped files: how many, and the first three by name."""
+    names = ", ".join(file.name for file in files[:3])
+    more = f" and {len(files) - 3} more" if len(files) > 3 else ""
+    return f"skipped {len(files)} unreadable file(s): {names}{more}"
 
 
 def _has_colour(image) -> bool:  # type: ignore[no-untyped-def]
@@ -208,7 +211,9 @@ def _has_colour(image) -> bool:  # type: ignore[no-untyped-def]
     return bool((rgb[..., 0] != rgb[..., 1]).any() or (rgb[..., 1] != rgb[..., 2]).any())
 
 
-def _resize_and_centre_crop(image, side: int):  # type: ignore[no-untyped-def]
+def resize_and_centre_crop(image, side: int):  # type: ignore[no-untyped-def]
+    """A PIL image with its short side resized to ``side`` (bilinear), centre-cropped square:
+    torchvision's ``Resize(side)`` + ``CenterCrop(side)``."""
     from PIL import Image
 
     width, height = image.size

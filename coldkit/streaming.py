@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from coldkit.batches import InMemoryBatches, SharedBatch, TrainingBatches
 from coldkit.distributed import Cluster
+from coldkit.data import resize_and_centre_crop, unreadable_note
 from coldkit.errors import DataError
 from coldkit.protocols import ImageSet
 
@@ -82,13 +83,9 @@ class FolderStream(ImageStream):
                 f"None of the {len(files)} image files of {source} could be read (e.g. "
                 f"{files[0].name if files else 'none'}). Check that they are valid images."
             )
-        self.notes = []
-        if unreadable:
-            names = ", ".join(file.name for file in unreadable[:3])
-            more = f" and {len(unreadable) - 3} more" if len(unreadable) > 3 else ""
-            self.notes.append(f"skipped {len(unreadable)} unreadable file(s): {names}{more}")
+        self.notes = [unreadable_note(unreadable)] if unreadable else []
         if labels is not None:
-            readable = {file for file in kept}
+            readable = set(kept)
             labels = labels[torch.tensor([file in readable for file in files])]
         if channels is None:
             channels = 3 if _any_colour(kept, modes) else 1
@@ -118,13 +115,7 @@ class FolderStream(ImageStream):
 
         with Image.open(file) as image:
             image = image.convert("L" if self.channels == 1 else "RGB")
-            side = self.image_size
-            width, height = image.size
-            scale = side / min(width, height)
-            size = (max(side, round(width * scale)), max(side, round(height * scale)))
-            image = image.resize(size, Image.BILINEAR)
-            left, top = (size[0] - side) // 2, (size[1] - side) // 2
-            array = np.asarray(image.crop((left, top, left + side, top + side)), dtype=np.uint8)
+            array = np.asarray(resize_and_centre_crop(image, self.image_size), dtype=np.uint8)
         tensor = torch.from_numpy(array.copy())
         return tensor.unsqueeze(0) if tensor.ndim == 2 else tensor.permute(2, 0, 1).contiguous()
 
