@@ -69,6 +69,20 @@ class DatasetSection(PluginSection):
     )
 
 
+class AugmentSection(Section):
+    """``[train.augment]``: random changes to the clean training images before they are
+    degraded (see coldkit.augment); all off by default."""
+
+    shift: int = Field(
+        0, ge=0, description="largest translation in whole pixels, circular (no resampling)"
+    )
+    rotate: float = Field(0.0, ge=0, le=180, description="largest rotation in degrees")
+    scale: float = Field(
+        0.0, ge=0, lt=1, description="largest relative zoom: 0.1 draws from 0.9x to 1.1x"
+    )
+    flip: bool = Field(False, description="mirror half the images left to right")
+
+
 class TrainSection(Section):
     steps: int = Field(2000, ge=0, description="optimizer steps")
     max_minutes: float | None = Field(None, gt=0, description="wall-clock budget for training")
@@ -86,6 +100,7 @@ class TrainSection(Section):
     compile: CompileSwitch = "auto"
     channels_last: ChannelsLastSwitch = "auto"
     autocast: AutocastSwitch = "auto"
+    augment: AugmentSection = Field(default_factory=AugmentSection)
 
 
 class SamplingSection(Section):

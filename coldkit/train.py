@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from coldkit import acceleration
+from coldkit.augment import apply_augmentation, augmentation_enabled, draw_augmentation
 from coldkit.batches import InMemoryBatches, TrainingBatches
 from coldkit.checkpoint import load_checkpoint, save_atomic
 from coldkit.config import TrainSection
@@ -258,6 +259,9 @@ class Trainer:
         x0 = batch.x0.to(device, non_blocking=True)
         if x0.dtype == torch.uint8:  # streamed images stay uint8 until they reach the device
             x0 = x0.float().div_(255.0)
+        if augmentation_enabled(settings.augment):
+            drawn = draw_augmentation(settings.augment, settings.batch_size, self.generator)
+            x0 = apply_augmentation(x0, {key: value[share] for key, value in drawn.items()})
         like = x0 if not self.cluster.enabled else batch.global_like
         steps = self.degradation.steps
         t = torch.randint(1, steps + 1, (settings.batch_size,), generator=self.generator)

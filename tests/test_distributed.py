@@ -15,7 +15,7 @@ import torch.multiprocessing as mp
 from typer.testing import CliRunner
 
 from coldkit.cli import app
-from coldkit.config import TrainSection, write_toml
+from coldkit.config import AugmentSection, TrainSection, write_toml
 from coldkit.distributed import Cluster, check_batch_split
 from coldkit.errors import ConfigError
 from coldkit.protocols import RestorerContext
@@ -25,7 +25,11 @@ from coldkit_plugins.unet import UNet, UNetParams
 from coldkit.train import Trainer
 from tests.conftest import tiny_experiment
 
-SETTINGS = TrainSection(steps=5, batch_size=8, lr=1e-3, accumulate=2, checkpoint_every=100)
+# Augmentation on, so the test also checks that each rank augments its own share of the batch.
+SETTINGS = TrainSection(
+    steps=5, batch_size=8, lr=1e-3, accumulate=2, checkpoint_every=100,
+    augment=AugmentSection(shift=1, rotate=10.0, flip=True),
+)
 
 
 def _trainer(checkpoint: Path, cluster: Cluster = Cluster()) -> Trainer:
