@@ -228,15 +228,14 @@ class TrainingResult:
     peak_memory_mib: float
     memory_before_mib: float
     memory_kind: str
+    # Median over the repeats of 1 − (forward + backward + optimizer) / step, each pair timed
+    # back to back: a ratio within a pair, so the machine's speed swings between repeats cancel.
+    outside_share: float
 
     @property
     def images_per_second(self) -> float:
         return self.batch / (self.step_ms / 1e3)
 
-    @property
-    def outside_share(self) -> float:
-        inside = self.forward_ms + self.backward_ms + self.optimizer_ms
-        return 1.0 - inside / self.step_ms
 
     @property
     def achieved_flops_per_second(self) -> float:
@@ -320,10 +319,11 @@ def training_step(registry: Registry, s: Settings, device: torch.device) -> Trai
         memory, memory_kind = peak_memory_mib(device)
         flops = step_flops(trainer, x0, t, x_t)
     forward, backward, optimizer = (statistics.median(p[i] for p in parts) for i in range(3))
+    outside = statistics.median(1.0 - sum(p) / step for p, step in zip(parts, steps))
     return TrainingResult(
         s.train_batch, s.train_size, 1e3 * statistics.median(steps), 1e3 * forward,
         1e3 * backward, 1e3 * optimizer, flops, matmul_flops_per_second(s, device), memory,
-        memory_before, memory_kind,
+        memory_before, memory_kind, outside,
     )
 
 

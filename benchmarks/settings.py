@@ -27,7 +27,7 @@ class Settings:
     train_batch: int = 64
     train_size: int = 32
     train_images: int = 256
-    train_repeats: int = 15
+    train_repeats: int = 25
     matmul_size: int = 2048
     matmul_repeats: int = 5
     # speed switches, each on against all off (training step and Algorithm 2 at the lowest T)
