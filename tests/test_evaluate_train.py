@@ -182,23 +182,6 @@ def test_residual_unet_starts_as_identity_and_checks_sizes():
         UNetParams(attention_levels=[5])
 
 
-def test_unet_dropout_acts_only_while_training_and_adds_no_weights():
-    torch.manual_seed(0)
-    plain = UNet(UNetParams(), RestorerContext(1, 16, 5))
-    dropped = UNet(UNetParams(dropout=0.3), RestorerContext(1, 16, 5))
-    assert plain.state_dict().keys() == dropped.state_dict().keys()
-    generator = torch.Generator().manual_seed(1)
-    for parameter in plain.parameters():  # the last convs start at zero: give them weights
-        torch.nn.init.normal_(parameter, std=0.1, generator=generator)
-    dropped.load_state_dict(plain.state_dict())
-    x, t = torch.rand(2, 1, 16, 16), torch.tensor([1, 5])
-    with torch.no_grad():
-        assert not torch.allclose(dropped.train()(x, t), dropped(x, t))
-        torch.testing.assert_close(dropped.eval()(x, t), plain.eval()(x, t))
-    with pytest.raises(ValueError, match="dropout"):
-        UNetParams(dropout=1.0)
-
-
 class NaNAfter(torch.nn.Module):
     """A restorer whose output becomes NaN from its ``bad``-th call on."""
 

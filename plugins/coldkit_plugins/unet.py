@@ -61,9 +61,6 @@ class UNetParams(BaseModel):
     linear_attention: bool = Field(..., description="linear (cheap) instead of full attention")
     residual: bool = Field(..., description="predict a correction added to the input")
     groups: int = Field(8, ge=1, description="GroupNorm groups")
-    dropout: float = Field(
-        0.0, ge=0.0, lt=1.0, description="dropout inside each residual block while training"
-    )
 
     @model_validator(mode="before")
     @classmethod
@@ -95,11 +92,8 @@ def sinusoidal_embedding(t: Tensor, dim: int) -> Tensor:
 
 
 class ResidualBlock(nn.Module):
-    def __init__(
-        self, channels_in: int, channels_out: int, time_dim: int, groups: int, dropout: float = 0.0
-    ) -> None:
+    def __init__(self, channels_in: int, channels_out: int, time_dim: int, groups: int) -> None:
         super().__init__()
-        self.dropout = dropout
         self.norm1 = nn.GroupNorm(groups, channels_in)
         self.conv1 = nn.Conv2d(channels_in, channels_out, 3, padding=1)
         self.time = nn.Linear(time_dim, 2 * channels_out)
@@ -113,10 +107,8 @@ class ResidualBlock(nn.Module):
         h = self.conv1(F.silu(self.norm1(x)))
         scale, shift = self.time(time)[:, :, None, None].chunk(2, dim=1)
         h = self.norm2(h) * (1 + scale) + shift
-        h = F.silu(h)
-        if self.dropout > 0:  # as in DDPM's blocks: between the two convolutions
-            h = F.dropout(h, self.dropout, self.training)
-        return self.conv2(h) + self.skip(x)
+        h = self.conv2(F.silu(h))
+        return h + self.skip(x)
 
 
 class Attention(nn.Module):
@@ -152,10 +144,7 @@ class Level(nn.Module):
     ) -> None:
         super().__init__()
         self.blocks = nn.ModuleList(
-            ResidualBlock(
-                channels_in if i == 0 else channels_out, channels_out, time_dim, params.groups,
-                params.dropout,
-            )
+            ResidualBlock(channels_in if i == 0 else channels_out, channels_out, time_dim, params.groups)
             for i in range(blocks)
         )
         self.attention = (
