@@ -267,7 +267,9 @@ def timed_parts(trainer: Trainer, x0: Tensor, t: Tensor, x_t: Tensor, sync) -> t
     trainer.optimizer.zero_grad(set_to_none=True)
     sync()
     start = time.perf_counter()
-    loss = restoration_loss(trainer.restorer(x_t, t), x0, trainer.settings.loss)
+    loss = restoration_loss(
+        trainer.restorer(x_t, t), x0, trainer.settings.loss, trainer.settings.berhu_threshold
+    )
     sync()
     forwarded = time.perf_counter()
     loss.backward()
@@ -281,7 +283,9 @@ def timed_parts(trainer: Trainer, x0: Tensor, t: Tensor, x_t: Tensor, sync) -> t
 def step_flops(trainer: Trainer, x0: Tensor, t: Tensor, x_t: Tensor) -> float:
     trainer.optimizer.zero_grad(set_to_none=True)
     with FlopCounterMode(display=False) as counter:
-        restoration_loss(trainer.restorer(x_t, t), x0, trainer.settings.loss).backward()
+        restoration_loss(
+            trainer.restorer(x_t, t), x0, trainer.settings.loss, trainer.settings.berhu_threshold
+        ).backward()
     trainer.optimizer.zero_grad(set_to_none=True)
     return float(counter.get_total_flops())
 

@@ -91,7 +91,12 @@ class TrainSection(Section):
     lr: float = Field(2e-4, gt=0)
     lr_schedule: Literal["constant", "cosine"] = "constant"
     warmup_steps: int = Field(0, ge=0)
-    loss: Literal["l1", "l2"] = "l1"
+    loss: Literal["l1", "l2", "berhu"] = Field(
+        "l1", description="l1 (the paper), l2, or berhu: l1 below berhu_threshold, l2 above"
+    )
+    berhu_threshold: float = Field(
+        0.1, gt=0, description="error where the berhu loss turns from l1 to l2"
+    )
     grad_clip: float = Field(1.0, ge=0, description="max gradient norm; 0 disables clipping")
     ema_decay: float = Field(0.995, ge=0.0, lt=1.0, description="0 disables the EMA")
     ema_every: int = Field(1, ge=1, description="update the EMA every N steps")

@@ -79,9 +79,23 @@ class ExponentialMovingAverage:
         self.updates = state["updates"]
 
 
-def restoration_loss(prediction: Tensor, target: Tensor, kind: str) -> Tensor:
-    """The paper's L1 loss, or L2."""
-    return F.l1_loss(prediction, target) if kind == "l1" else F.mse_loss(prediction, target)
+def restoration_loss(
+    prediction: Tensor, target: Tensor, kind: str, berhu_threshold: float = 0.1
+) -> Tensor:
+    """The paper's L1 loss, L2, or the reverse Huber ("berHu") loss.
+
+    berHu is |e| for errors up to the threshold c and (e² + c²) / 2c beyond (continuous, with a
+    continuous slope at c): confident pixels are fitted as sharply as with L1, while pixels the
+    restorer cannot know are pulled towards their mean as with L2. Along Algorithm 2's path that
+    mean adds less invented detail at each step (docs/recipe.md).
+    """
+    if kind == "l1":
+        return F.l1_loss(prediction, target)
+    if kind == "l2":
+        return F.mse_loss(prediction, target)
+    error = (prediction - target).abs()
+    c = berhu_threshold
+    return torch.where(error <= c, error, (error * error + c * c) / (2 * c)).mean()
 
 
 def clip_gradients(model: nn.Module, max_norm: float) -> None:
@@ -287,7 +301,9 @@ class Trainer:
             # DDP all-reduces gradients on the last micro-batch only.
             last = micro_batch == settings.accumulate - 1
             with _gradient_sync(self.network, last):
-                loss = restoration_loss(self.network(x_t, t), x0, settings.loss)
+                loss = restoration_loss(
+                    self.network(x_t, t), x0, settings.loss, settings.berhu_threshold
+                )
                 self.scaler.scale(loss / settings.accumulate).backward()
             total += loss.detach()
         if settings.grad_clip > 0:

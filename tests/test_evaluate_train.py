@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from coldkit.checkpoint import load_checkpoint, save_atomic
 from coldkit.config import TrainSection
@@ -19,6 +20,7 @@ from coldkit.train import (
     Trainer,
     budget_progress,
     learning_rate_factor,
+    restoration_loss,
 )
 from coldkit_plugins.blur import Blur, BlurParams
 from coldkit_plugins.unet import UNet, UNetParams
@@ -101,6 +103,26 @@ def test_accumulation_and_l2_and_cosine_run(tmp_path: Path):
     trainer = make_trainer(tmp_path, accumulate=2, loss="l2", lr_schedule="cosine", warmup_steps=2)
     state = trainer.fit()
     assert state.step == 5 and all(math.isfinite(loss) for loss in state.losses)
+
+
+def test_berhu_is_l1_for_small_errors_and_l2_beyond_the_threshold():
+    target = torch.zeros(5)
+    errors = torch.tensor([-0.05, 0.02, 0.1, 0.3, -0.6], requires_grad=True)
+    loss = restoration_loss(errors, target, "berhu", berhu_threshold=0.1)
+    expected = [0.05, 0.02, 0.1, (0.09 + 0.01) / 0.2, (0.36 + 0.01) / 0.2]
+    torch.testing.assert_close(loss, torch.tensor(expected).mean())
+    loss.backward()  # slope: sign(e) up to c, e / c beyond (continuous at c)
+    torch.testing.assert_close(errors.grad * 5, torch.tensor([-1.0, 1.0, 1.0, 3.0, -6.0]))
+    assert restoration_loss(errors, target, "l1") == F.l1_loss(errors, target)
+    assert restoration_loss(errors, target, "l2") == F.mse_loss(errors, target)
+    # A threshold above every error is exactly L1.
+    assert restoration_loss(errors, target, "berhu", 1.0) == F.l1_loss(errors, target)
+
+
+def test_berhu_training_runs_and_differs_from_l1(tmp_path: Path):
+    berhu = make_trainer(tmp_path / "b", loss="berhu", berhu_threshold=0.05).fit().losses
+    l1 = make_trainer(tmp_path / "a").fit().losses
+    assert all(math.isfinite(value) for value in berhu) and berhu != l1
 
 
 def test_learning_rate_schedule():
