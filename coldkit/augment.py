@@ -29,7 +29,8 @@ def augmentation_enabled(settings: AugmentSection) -> bool:
 def draw_augmentation(
     settings: AugmentSection, batch_size: int, generator: torch.Generator
 ) -> dict[str, Tensor]:
-    """Per-image parameters for a global batch (CPU tensors of length ``batch_size``)."""
+    """Per-image parameters for a global batch (CPU tensors of length ``batch_size``; keep
+    them on the CPU: :func:`apply_augmentation` reads them there)."""
 
     def uniform(limit: float) -> Tensor:
         return (torch.rand(batch_size, generator=generator) * 2 - 1) * limit
@@ -49,23 +50,29 @@ def apply_augmentation(images: Tensor, params: dict[str, Tensor]) -> Tensor:
 
     Flips and whole-pixel circular shifts move pixels without resampling (exact). Rotation and
     zoom resample bilinearly (reflecting at the border), which softens an image slightly, so
-    they run only for images whose angle or zoom is not the identity.
+    they run only for images whose angle or zoom is not the identity. Which images need which
+    change is decided on the CPU parameters, so a GPU batch is never waited for.
     """
-    params = {key: value.to(images.device) for key, value in params.items()}
-    out = torch.where(params["flip"].view(-1, 1, 1, 1), images.flip(-1), images)
-    out = _circular_shift(out, params["dy"], params["dx"])
+    device = images.device
+    flip, dy, dx = params["flip"], params["dy"], params["dx"]
     angle, zoom = params["angle"], params["zoom"]
+    out = images
+    if bool(flip.any()):
+        out = torch.where(flip.to(device).view(-1, 1, 1, 1), out.flip(-1), out)
+    if bool((dy != 0).any() or (dx != 0).any()):
+        out = _circular_shift(out, dy.to(device), dx.to(device))
     warped = (angle != 0) | (zoom != 1)
     if bool(warped.any()):
+        index = warped.nonzero().squeeze(1).to(device)
         out = out.clone()
-        out[warped] = _rotate_and_zoom(out[warped], angle[warped], zoom[warped])
+        out[index] = _rotate_and_zoom(
+            out[index], angle[warped].to(device), zoom[warped].to(device)
+        )
     return out
 
 
 def _circular_shift(images: Tensor, dy: Tensor, dx: Tensor) -> Tensor:
     """Roll each image by its own whole-pixel offset (wrapping around the border)."""
-    if not bool((dy != 0).any() or (dx != 0).any()):
-        return images
     batch, channels, height, width = images.shape
     rows = (torch.arange(height, device=images.device).view(1, height) - dy.view(-1, 1)) % height
     cols = (torch.arange(width, device=images.device).view(1, width) - dx.view(-1, 1)) % width
