@@ -136,9 +136,7 @@ def test_cifar10_offline_fails_with_a_fix(tmp_path: Path):
 
 
 # --------------------------------------------------------------------------------- examples
-@pytest.mark.parametrize(
-    "example", ["mnist_mask", "mnist_pixelate", "cifar10_snow", "mnist_noise"]
-)
+@pytest.mark.parametrize("example", sorted(path.stem for path in EXAMPLES.glob("*.toml")))
 def test_examples_validate(example):
     result = runner.invoke(app, ["validate", str(EXAMPLES / f"{example}.toml")])
     assert result.exit_code == 0, result.output
