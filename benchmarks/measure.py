@@ -23,7 +23,7 @@ from coldkit.config import TrainSection
 from coldkit.plugins import Registry
 from coldkit.protocols import RestorerContext
 from coldkit.testing import make_test_images, measure_cost_ratio
-from coldkit.train import Trainer, restoration_loss
+from coldkit.train import Trainer
 
 PAPER_KERNEL_SIZE, PAPER_SIGMA = 11, 7.0
 
@@ -267,9 +267,7 @@ def timed_parts(trainer: Trainer, x0: Tensor, t: Tensor, x_t: Tensor, sync) -> t
     trainer.optimizer.zero_grad(set_to_none=True)
     sync()
     start = time.perf_counter()
-    loss = restoration_loss(
-        trainer.restorer(x_t, t), x0, trainer.settings.loss, trainer.settings.berhu_threshold
-    )
+    loss = trainer.loss(trainer.restorer(x_t, t), x0)
     sync()
     forwarded = time.perf_counter()
     loss.backward()
@@ -283,9 +281,7 @@ def timed_parts(trainer: Trainer, x0: Tensor, t: Tensor, x_t: Tensor, sync) -> t
 def step_flops(trainer: Trainer, x0: Tensor, t: Tensor, x_t: Tensor) -> float:
     trainer.optimizer.zero_grad(set_to_none=True)
     with FlopCounterMode(display=False) as counter:
-        restoration_loss(
-            trainer.restorer(x_t, t), x0, trainer.settings.loss, trainer.settings.berhu_threshold
-        ).backward()
+        trainer.loss(trainer.restorer(x_t, t), x0).backward()
     trainer.optimizer.zero_grad(set_to_none=True)
     return float(counter.get_total_flops())
 

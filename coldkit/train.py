@@ -301,9 +301,7 @@ class Trainer:
             # DDP all-reduces gradients on the last micro-batch only.
             last = micro_batch == settings.accumulate - 1
             with _gradient_sync(self.network, last):
-                loss = restoration_loss(
-                    self.network(x_t, t), x0, settings.loss, settings.berhu_threshold
-                )
+                loss = self.loss(self.network(x_t, t), x0)
                 self.scaler.scale(loss / settings.accumulate).backward()
             total += loss.detach()
         if settings.grad_clip > 0:
@@ -315,6 +313,10 @@ class Trainer:
         if self.ema is not None and self.state.step % settings.ema_every == 0:
             self.ema.update(self.restorer)
         return total / settings.accumulate
+
+    def loss(self, prediction: Tensor, x0: Tensor) -> Tensor:
+        """The run's restoration loss (``train.loss``, ``train.berhu_threshold``)."""
+        return restoration_loss(prediction, x0, self.settings.loss, self.settings.berhu_threshold)
 
     def fit(self, on_step: Callable[[StepReport], None] | None = None) -> TrainState:
         """Train until ``steps`` or ``max_minutes`` is reached, checkpointing along the way.

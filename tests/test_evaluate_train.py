@@ -123,6 +123,9 @@ def test_berhu_training_runs_and_differs_from_l1(tmp_path: Path):
     berhu = make_trainer(tmp_path / "b", loss="berhu", berhu_threshold=0.05).fit().losses
     l1 = make_trainer(tmp_path / "a").fit().losses
     assert all(math.isfinite(value) for value in berhu) and berhu != l1
+    trainer = make_trainer(tmp_path / "c", loss="berhu", berhu_threshold=0.05)
+    prediction, target = torch.tensor([0.02, 0.3, -0.5]), torch.zeros(3)
+    assert trainer.loss(prediction, target) == restoration_loss(prediction, target, "berhu", 0.05)
 
 
 def test_learning_rate_schedule():

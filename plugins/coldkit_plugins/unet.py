@@ -144,7 +144,9 @@ class Level(nn.Module):
     ) -> None:
         super().__init__()
         self.blocks = nn.ModuleList(
-            ResidualBlock(channels_in if i == 0 else channels_out, channels_out, time_dim, params.groups)
+            ResidualBlock(
+                channels_in if i == 0 else channels_out, channels_out, time_dim, params.groups
+            )
             for i in range(blocks)
         )
         self.attention = (
