@@ -31,13 +31,13 @@ PAPER_KERNEL_SIZE, PAPER_SIGMA = 11, 7.0
 # ------------------------------------------------------------------------------ components
 def degradation(registry: Registry, name: str, **params):
     record = registry.get("degradation", name)
-    return record.component(record.params_model(**params))
+    return record.build(params)
 
 
 def small_unet(registry: Registry, channels: int, size: int, steps: int, device: torch.device):
     record = registry.get("restorer", "unet")
     context = RestorerContext(channels=channels, image_size=size, steps=steps)
-    return record.component(record.params_model(preset="small"), context).to(device)
+    return record.build({"preset": "small"}, context).to(device)
 
 
 def full_levels(level: int, images: Tensor) -> Tensor:

@@ -245,6 +245,29 @@ def prepare_model(model: nn.Module, switches: Switches) -> nn.Module:
     return model
 
 
+def prepare_sampling(
+    restorer: nn.Module,
+    settings: SwitchSettings,
+    device: torch.device,
+    notify: Callable[[str], None],
+) -> nn.Module:
+    """The restorer with the ``[sampling]`` switches applied (in place), each note told.
+
+    Every restorer call outside training (evaluation, generation, restore, compare, the Python
+    API) goes through here, so the switches apply the same way everywhere.
+    """
+    switches = resolve(settings, device, "sampling")
+    for note in switches.notes:
+        notify(note)
+    return prepare_model(restorer, switches)
+
+
+def sampling_note(model: nn.Module) -> str | None:
+    """``sampling switches: ...`` for the run's log, or None when the model runs plain."""
+    switches = applied_switches(model)
+    return f"sampling switches: {switches.describe()}" if switches and switches.any else None
+
+
 __all__ = [
     "AUTO",
     "AcceleratedForward",
@@ -257,5 +280,7 @@ __all__ = [
     "grad_scaler",
     "plain_forward",
     "prepare_model",
+    "prepare_sampling",
     "resolve",
+    "sampling_note",
 ]

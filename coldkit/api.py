@@ -3,9 +3,9 @@ notebook or a script.
 
 Every function here calls the same code the command line calls — :func:`coldkit.run.claimed_run`
 and :func:`coldkit.run.execute` to train and evaluate, :func:`coldkit.runfolder.open_run` to load
-a run folder, :func:`coldkit.generation_stage.generate_from_run_folder` to generate, and the
-plugin :class:`~coldkit.plugins.Registry` for samplers — so a run made here is the run the
-command line would have made, and the other way round::
+a run folder, :func:`coldkit.generation_stage.generate_from_run` to generate, and the plugin
+:class:`~coldkit.plugins.Registry` for samplers — so a run made here is the run the command line
+would have made, and the other way round::
 
     import coldkit.api as ck
 
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import copy
 import json
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -35,22 +34,24 @@ import torch
 from rich.console import Console
 from torch import Tensor, nn
 
+from coldkit.acceleration import prepare_sampling
 from coldkit.config import (
     Experiment,
     apply_overrides,
     build_experiment,
     load_experiment,
-    write_toml,
+    resolve_sampler,
 )
-from coldkit.errors import ConfigError, PluginError
+from coldkit.errors import ConfigError
+from coldkit.generation_stage import GenerateOptions, generate_from_run, generation_experiment
 from coldkit.plugins import Registry
 from coldkit.protocols import Degradation, DegradationParams, RestorerContext, Sampler
-from coldkit.runfolder import CONFIG_FILE, LoadedRun, open_run, require_run_folder
+from coldkit.run import claimed_run, execute
+from coldkit.runfolder import LoadedRun, RunPaths, open_run, require_run_folder
+from coldkit.splits import load_split
 
 #: What :func:`load` and :func:`train` accept as an experiment.
 Source = Experiment | Mapping[str, Any] | str | Path
-
-METRICS_FILE = "metrics.json"
 
 
 def _registry(registry: Registry | None) -> Registry:
@@ -88,7 +89,7 @@ def load(
     if isinstance(source, (str, Path)):
         path = Path(source)
         if path.is_dir():
-            path = path / CONFIG_FILE
+            path = RunPaths(path).config
         return load_experiment(path, registry, list(overrides))
     raise ConfigError(
         f"Cannot load an experiment from a {type(source).__name__}. Pass a TOML file path, a run "
@@ -112,17 +113,13 @@ class Run:
         registry: Registry,
         metrics: dict[str, Any] | None = None,
     ) -> None:
-        from coldkit import acceleration
-
         self.loaded = loaded
         self.registry = registry
         self._metrics = metrics
-        switches = acceleration.resolve(
-            loaded.experiment.config.sampling, loaded.device, "sampling"
+        prepare_sampling(
+            loaded.restorer, loaded.experiment.config.sampling, loaded.device,
+            lambda note: warnings.warn(note, stacklevel=5),
         )
-        for note in switches.notes:
-            warnings.warn(note, stacklevel=3)
-        acceleration.prepare_model(loaded.restorer, switches)
 
     def __repr__(self) -> str:
         return f"Run({str(self.root)!r}, step={self.step})"
@@ -164,7 +161,7 @@ class Run:
     @property
     def sampler(self) -> Sampler:
         """The run's sampler (``evaluate.sampler``, the one of the *sampled* row)."""
-        return self.loaded.experiment.sampler.component
+        return self.loaded.experiment.sampler.build()
 
     def get_sampler(self, name: str | None = None) -> Sampler:
         """A sampler by name (``direct``, ``naive``, ``improved``, ...); default the run's own.
@@ -173,17 +170,14 @@ class Run:
         """
         if name is None:
             return self.sampler
-        try:
-            return self.registry.get("sampler", name).component
-        except PluginError as exc:
-            raise ConfigError(f"sampler: {exc}") from None
+        return resolve_sampler(self.registry, name, "sampler").build()
 
     @property
     def metrics(self) -> dict[str, Any] | None:
         """The run's ``metrics.json`` (Table 1 rows, timings, training info); None before the run
         has been evaluated."""
         if self._metrics is None:
-            path = self.root / METRICS_FILE
+            path = self.loaded.paths.metrics
             if path.is_file():
                 self._metrics = json.loads(path.read_text())
         return self._metrics
@@ -191,8 +185,6 @@ class Run:
     def images(self, split: str = "test", count: int | None = None) -> Tensor:
         """Images of the run's dataset (``train``, ``val`` or ``test`` split), resized to the
         model's size as training and evaluation see them; the first ``count`` if given."""
-        from coldkit.run import load_split  # run.py is heavy: import on first use
-
         loaded = load_split(
             self.experiment.dataset, split, self.context.image_size, self.context.channels
         )
@@ -287,21 +279,13 @@ class Run:
         ``--set`` strings such as ``"generate.prior.components=5"``. Returns ``(count, C, H, W)``
         CPU images in [0, 1].
         """
-        from coldkit.generation_stage import generate_from_run_folder
-
-        result = generate_from_run_folder(
-            self.root,
-            registry=self.registry,
-            console=_console(progress),
-            count=count,
-            prior=prior,
-            seed=seed,
-            out=Path(out) if out is not None else None,
-            batch_size=batch_size,
-            sampler=sampler,
-            step_noise=step_noise,
-            judge=judge,
-            overrides=list(overrides),
+        options = GenerateOptions(
+            count=count, prior=prior, seed=seed, batch_size=batch_size, sampler=sampler,
+            step_noise=step_noise, judge=judge, overrides=tuple(overrides),
+        )
+        experiment = generation_experiment(self.loaded, self.registry, options)
+        result = generate_from_run(
+            self.loaded, experiment, _console(progress), Path(out) if out is not None else None
         )
         return result.samples
 
@@ -340,25 +324,19 @@ def train(
     the table on stdout, ``False`` shows nothing, a rich ``Console`` receives it all. The run's
     metrics are on the returned :attr:`Run.metrics`.
     """
-    from coldkit.run import claimed_run, execute  # run.py is heavy: imported when needed
-
     registry = _registry(registry)
     console = _console(progress)
     out_path = Path(out) if out is not None else None
     if isinstance(source, Run):
         source = source.root
-    # One run per folder, as on the command line: claimed_run holds the folder's lock.
     if isinstance(source, (str, Path)) and Path(source).is_dir():
-        with claimed_run(Path(source), out_path, list(overrides), registry) as (experiment, paths):
-            metrics = execute(experiment, paths, console)
+        target: Path | Experiment = Path(source)  # a run folder: resumed in place
     else:
-        resolved = load(source, overrides, registry=registry)
-        # claimed_run reads a TOML file: hand it the resolved config, every default filled in.
-        with tempfile.TemporaryDirectory(prefix="coldkit-api-") as folder:
-            config_path = Path(folder) / CONFIG_FILE
-            write_toml(config_path, resolved.to_dict())
-            with claimed_run(config_path, out_path, [], registry) as (experiment, paths):
-                metrics = execute(experiment, paths, console)
+        target = load(source, overrides, registry=registry)
+        overrides = ()
+    # One run per folder, as on the command line: claimed_run holds the folder's lock.
+    with claimed_run(target, out_path, list(overrides), registry) as (experiment, paths):
+        metrics = execute(experiment, paths, console)
     run = open(paths.root, registry=registry)
     run._metrics = metrics
     return run

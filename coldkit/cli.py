@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from coldkit.errors import ColdkitError, TrainingError
+from coldkit.errors import ColdkitError, ConfigError, TrainingError
 from coldkit.plugins import DISABLE_ENV, TRACE_ENV, Kind, Registry
 
 app = typer.Typer(
@@ -173,13 +173,22 @@ def generate(
     overrides: SetOption = None,
 ) -> None:
     """Generate images from a trained run: draw x_T from a prior, restore with a sampler."""
-    from coldkit.generation_stage import generate_from_run_folder
+    from coldkit.generation_stage import (
+        GenerateOptions,
+        generate_from_run,
+        generation_experiment,
+    )
+    from coldkit.runfolder import open_run
 
+    options = GenerateOptions(
+        count=count, prior=prior, seed=seed, batch_size=batch_size, sampler=sampler,
+        step_noise=step_noise, judge=judge, overrides=tuple(overrides or ()),
+    )
     try:
-        result = generate_from_run_folder(
-            run_dir, registry=load_registry(), console=console, count=count, prior=prior,
-            seed=seed, out=out, batch_size=batch_size, sampler=sampler, step_noise=step_noise,
-            judge=judge, overrides=overrides or [],
+        registry = load_registry()
+        loaded = open_run(run_dir, registry)
+        result = generate_from_run(
+            loaded, generation_experiment(loaded, registry, options), console, out
         )
     except ColdkitError as error:
         raise fail(error) from None
@@ -356,6 +365,33 @@ def plugins(
         )
 
 
+#: Where ``coldkit compare`` writes its figure without ``--figure``: the current folder.
+_DEFAULT_FIGURE = "compare.png"
+
+
+def _report_format(as_json: bool, as_markdown: bool, out: Optional[Path]) -> Optional[str]:
+    """The report asked for, "json" or "markdown": ``--json``, ``--markdown``, else from
+    ``--out``'s suffix, else None (no report, only the table)."""
+    if as_json and as_markdown:
+        raise ConfigError("--json and --markdown were both given; pick one report format.")
+    if as_json:
+        return "json"
+    if as_markdown:
+        return "markdown"
+    if out is not None:
+        return "json" if out.suffix.lower() == ".json" else "markdown"
+    return None
+
+
+def _figure_target(figure: Optional[Path], no_figure: bool) -> Optional[Path]:
+    """Where the figure goes: ``--figure``, else compare.png here; None with ``--no-figure``."""
+    if no_figure:
+        if figure is not None:
+            raise ConfigError("--figure and --no-figure were both given; drop one of them.")
+        return None
+    return figure if figure is not None else Path(_DEFAULT_FIGURE)
+
+
 @app.command()
 def compare(
     run_dirs: Annotated[
@@ -389,9 +425,7 @@ def compare(
     from coldkit.compare import (
         comparison_notes,
         expand_run_paths,
-        figure_target,
         render_report,
-        report_format,
         rich_table,
         summarize_runs,
         write_comparison_figure,
@@ -399,8 +433,8 @@ def compare(
     )
 
     try:
-        kind = report_format(as_json, as_markdown, out)
-        target = figure_target(figure, no_figure)
+        kind = _report_format(as_json, as_markdown, out)
+        target = _figure_target(figure, no_figure)
         summaries = summarize_runs(expand_run_paths(run_dirs))
     except ColdkitError as error:
         raise fail(error) from None
@@ -458,7 +492,7 @@ def restore(
     from coldkit.restore import restore_files
     from coldkit.runfolder import open_run
 
-    def say(message: str) -> None:
+    def notify(message: str) -> None:
         console.print(message, highlight=False, markup=False, soft_wrap=True)
 
     try:
@@ -472,13 +506,13 @@ def restore(
             estimate=estimate_t,
             sampler=sampler,
             out=out,
-            notify=say,
+            notify=notify,
         )
     except ColdkitError as error:
         raise fail(error) from None
-    say(f"sampler: {report.sampler}")
+    notify(f"sampler: {report.sampler}")
     for path in report.paths:
-        say(f"wrote {path}")
+        notify(f"wrote {path}")
 
 
 def main() -> None:  # pragma: no cover - console-script convenience

@@ -204,6 +204,10 @@ class ResolvedPlugin:
     record: PluginRecord
     params: BaseModel
 
+    def build(self, context: Any = None) -> Any:
+        """The component, built from its validated parameters (see :meth:`PluginRecord.build`)."""
+        return self.record.build(self.params, context)
+
 
 @dataclass(frozen=True)
 class Experiment:
@@ -324,6 +328,14 @@ def resolve_plugin(
     return ResolvedPlugin(record, params)
 
 
+def resolve_sampler(registry: Registry, name: str, where: str) -> PluginRecord:
+    """The sampler registered as ``name``, or a :class:`ConfigError` listing the valid names."""
+    try:
+        return registry.get("sampler", name)
+    except PluginError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
 def build_experiment(data: dict[str, Any], registry: Registry) -> Experiment:
     """Validate raw config data and resolve every plugin it names."""
     try:
@@ -338,11 +350,8 @@ def build_experiment(data: dict[str, Any], registry: Registry) -> Experiment:
             registry = registry.without(config.disable_plugins, "disable_plugins in the config")
         except PluginError as exc:
             raise ConfigError(f"disable_plugins: {exc}") from None
-    try:
-        sampler = registry.get("sampler", config.evaluate.sampler)
-        direct_sampler = registry.get("sampler", "direct")
-    except PluginError as exc:
-        raise ConfigError(f"evaluate.sampler: {exc}") from None
+    sampler = resolve_sampler(registry, config.evaluate.sampler, "evaluate.sampler")
+    direct_sampler = resolve_sampler(registry, "direct", "evaluate.sampler")
     evaluate_dataset = None
     if config.evaluate.dataset is not None:
         evaluate_dataset = resolve_plugin(
@@ -351,10 +360,7 @@ def build_experiment(data: dict[str, Any], registry: Registry) -> Experiment:
     prior, generate_sampler = None, None
     if config.generate is not None:
         prior = resolve_plugin(registry, "prior", config.generate.prior, "generate.prior")
-        try:
-            generate_sampler = registry.get("sampler", config.generate.sampler)
-        except PluginError as exc:
-            raise ConfigError(f"generate.sampler: {exc}") from None
+        generate_sampler = resolve_sampler(registry, config.generate.sampler, "generate.sampler")
     return Experiment(
         config=config,
         dataset=resolve_plugin(registry, "dataset", config.dataset, "dataset"),

@@ -28,6 +28,7 @@ from coldkit.errors import CheckpointError, ConfigError
 from coldkit.imaging import save_tiles
 from coldkit.plugins import PluginRecord, Registry
 from coldkit.protocols import Degradation, Prior, Sampler
+from coldkit.runfolder import GENERATED_GRID, SAMPLES_FILE, RunPaths
 
 PRIOR_FORMAT = "coldkit-prior"
 PRIOR_VERSION = 1
@@ -69,7 +70,7 @@ def fit_prior(
     device: torch.device | str = "cpu",
 ) -> FittedPrior:
     """Build the prior plugin and fit it on ``D(x0, T)`` of the training images."""
-    prior = resolved.record.component(resolved.params)
+    prior = resolved.build()
     x_T = degrade_fully(degradation, train_images, seed, device)
     prior.fit(x_T, seed=seed)
     return FittedPrior(prior, resolved.record.name, resolved.params.model_dump(mode="json"))
@@ -116,7 +117,7 @@ def load_prior(path: Path, registry: Registry | PluginRecord) -> FittedPrior:
     else:
         record = registry.get("prior", payload["name"])
     params = json.loads(payload["params"])
-    prior = record.component(record.params_model.model_validate(params))
+    prior = record.build(params)
     try:
         prior.load_state_dict(payload["state"])
     except (ValueError, KeyError, RuntimeError) as exc:
@@ -125,11 +126,6 @@ def load_prior(path: Path, registry: Registry | PluginRecord) -> FittedPrior:
             "the prior again."
         ) from None
     return FittedPrior(prior, payload["name"], params)
-
-
-def prior_path(run_root: Path, name: str) -> Path:
-    """Where a run keeps its fitted prior of plugin ``name``."""
-    return run_root / "priors" / f"{name}.pt"
 
 
 def cached_or_fitted_prior(
@@ -145,7 +141,7 @@ def cached_or_fitted_prior(
 
     ``train_images`` is called only when the prior has to be fitted.
     """
-    path = prior_path(run_root, resolved.record.name)
+    path = RunPaths(run_root).prior(resolved.record.name)
     wanted = resolved.params.model_dump(mode="json")
     if path.is_file():
         fitted = load_prior(path, resolved.record)
@@ -226,8 +222,8 @@ def generate_samples(
 def write_samples(samples: Tensor, folder: Path, grid_size: int = 100) -> dict[str, Path]:
     """``generated.png`` (the first ``grid_size`` samples, 10 per row) and ``samples.pt``."""
     folder.mkdir(parents=True, exist_ok=True)
-    grid = save_tiles(samples[:grid_size], folder / "generated.png")
-    tensor_path = folder / "samples.pt"
+    grid = save_tiles(samples[:grid_size], folder / GENERATED_GRID)
+    tensor_path = folder / SAMPLES_FILE
     save_atomic(samples, tensor_path)
     return {"grid": grid, "samples": tensor_path}
 
@@ -240,7 +236,6 @@ __all__ = [
     "fit_prior",
     "generate_samples",
     "load_prior",
-    "prior_path",
     "save_prior",
     "write_samples",
 ]

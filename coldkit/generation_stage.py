@@ -1,6 +1,8 @@
 """The generation stage of a run folder: prior, samples, pictures, the judge's report, FID.
 
-Shared by ``coldkit run`` (a ``[generate]`` section) and ``coldkit generate RUN_FOLDER``.
+Shared by ``coldkit run`` (a ``[generate]`` section), ``coldkit generate RUN_FOLDER`` and
+:meth:`coldkit.api.Run.generate`; the last two start from a run folder opened once
+(:func:`generation_experiment` gives its experiment with the ``[generate]`` options applied).
 """
 
 from __future__ import annotations
@@ -8,22 +10,31 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
-from rich.console import Console
 from torch import Tensor, nn
 
-from coldkit.config import GenerateSection, ResolvedPlugin, apply_overrides, read_toml
-from coldkit.progress import batch_progress
+from coldkit.config import Experiment, GenerateSection, apply_overrides, build_experiment
+from coldkit.errors import ConfigError
+from coldkit.evaluate import fid, fid_unavailable_reason
 from coldkit.generate import (
     bind_sampler,
     cached_or_fitted_prior,
     generate_samples,
     write_samples,
 )
-from coldkit.plugins import PluginRecord, Registry
+from coldkit.judge import judge_generation, load_classifier, load_or_train_classifier
+from coldkit.plugins import Registry
+from coldkit.progress import batch_progress
 from coldkit.protocols import Degradation, ImageSet
+from coldkit.runcontext import RunContext
+from coldkit.runfolder import GENERATION_JSON, GENERATION_MARKDOWN, LoadedRun, RunPaths
+from coldkit.runlog import Notify
+from coldkit.splits import evaluation_split, training_split
+
+#: The sections that make the model: a generation may not change them (the checkpoint is fixed).
+MODEL_SECTIONS = ("dataset", "degradation", "restorer")
 
 
 @dataclass
@@ -36,81 +47,110 @@ class GenerationResult:
     summary: dict[str, Any]
 
 
-def generate_for_run(
-    run_root: Path,
-    out_dir: Path,
-    settings: GenerateSection,
-    resolved_prior: ResolvedPlugin,
-    sampler_record: PluginRecord,
-    restorer: nn.Module,
-    degradation: Degradation,
-    train_set: Callable[[], ImageSet],
-    real_images: Callable[[], Tensor],
-    seed: int,
-    device: torch.device,
-    console: Console,
-    notify: Callable[[str], None],
-    fid_weights: str | None = None,
-) -> GenerationResult:
-    """The whole generation stage of a run folder: prior (cached in ``run_root/priors``), samples
-    with a progress bar, ``generated.png`` and ``samples.pt`` in ``out_dir``, and the judge's report
+@dataclass
+class TrainedModel:
+    """A trained restorer and its degradation, with the data a generation reads (on demand)."""
+
+    restorer: nn.Module
+    degradation: Degradation
+    training: Callable[[], ImageSet]
+    held_out: Callable[[], Tensor]
+
+
+@dataclass(frozen=True)
+class GenerateOptions:
+    """``coldkit generate``'s options: each replaces the run's ``[generate]`` value when set."""
+
+    count: int | None = None
+    prior: str | None = None
+    seed: int | None = None
+    batch_size: int | None = None
+    sampler: str | None = None
+    step_noise: float | None = None
+    judge: bool | None = None
+    overrides: Sequence[str] = ()
+
+
+def generate_for_run(run: RunContext, model: TrainedModel, out_dir: Path) -> GenerationResult:
+    """The whole generation stage: prior (cached in the run folder's ``priors/``), samples with a
+    progress bar, ``generated.png`` and ``samples.pt`` in ``out_dir``, and the judge's report
     (``generation.json``, ``generation.md``) when the training split has labels."""
-    cache: dict[str, ImageSet] = {}
-
-    def training() -> ImageSet:
-        if "train" not in cache:
-            cache["train"] = train_set()
-        return cache["train"]
-
+    settings = run.config.generate
+    assert settings is not None and run.experiment.prior is not None
+    assert run.experiment.generate_sampler is not None
+    seed = settings.seed if settings.seed is not None else run.seed
+    training = _once(model.training)
     fitted = cached_or_fitted_prior(
-        run_root, resolved_prior, degradation, lambda: training().images, seed, device, notify
+        run.paths.root, run.experiment.prior, model.degradation, lambda: training().images, seed,
+        run.device, run.notify,
     )
-    generator = torch.Generator().manual_seed(seed + 1)  # per-step noise: apart from the prior's
-    sampler = bind_sampler(
-        sampler_record.component, sampler_record.name, settings.step_noise, generator
-    )
-    count = settings.num_samples
-    with batch_progress(console, "generating") as progress:
-        task = progress.add_task("generate", total=count)
-        samples = generate_samples(
-            restorer, degradation, fitted.prior, sampler, count, seed=seed,
-            batch_size=settings.batch_size, device=device,
-            on_batch=lambda done: progress.update(task, completed=done),
-        )
+    samples = _draw(run, model, fitted.prior, seed)
     files = write_samples(samples, out_dir, settings.grid_size)
-    notify(f"generated {count} images with prior {fitted.name} and sampler "
-           f"{sampler_record.name}: {files['grid']}")
+    sampler_name = run.experiment.generate_sampler.name
+    run.notify(f"generated {len(samples)} images with prior {fitted.name} and sampler "
+               f"{sampler_name}: {files['grid']}")
     report, note = None, None
     if settings.judge:
         report, note = judge_for_run(
-            samples, settings, run_root, training, real_images, seed, device, notify
+            samples, settings, run.paths.root, training, model.held_out, seed, run.device,
+            run.notify,
         )
         if report is not None:
-            files["markdown"] = out_dir / "generation.md"
+            files["markdown"] = out_dir / GENERATION_MARKDOWN
             files["markdown"].write_text(report.markdown() + "\n")
-    fid_value, fid_note = _generation_fid(samples, real_images, fid_weights)
+    fid_value, fid_note = _generation_fid(
+        samples, model.held_out, run.config.evaluate.inception_weights
+    )
     summary = {
         "prior": {"name": fitted.name, "params": fitted.params},
         "fid": fid_value,
         "fid_note": fid_note,
-        "sampler": sampler_record.name,
+        "sampler": sampler_name,
         "step_noise": settings.step_noise,
         "seed": seed,
-        "num_samples": count,
+        "num_samples": len(samples),
         "report": report.to_dict() if report is not None else None,
         "note": note,
     }
-    files["json"] = out_dir / "generation.json"
+    files["json"] = out_dir / GENERATION_JSON
     files["json"].write_text(json.dumps(summary, indent=2) + "\n")
     return GenerationResult(samples, files, summary)
+
+
+def _once(load: Callable[[], ImageSet]) -> Callable[[], ImageSet]:
+    """``load``, called at most once (the prior and the judge share the training split)."""
+    cache: list[ImageSet] = []
+
+    def loaded() -> ImageSet:
+        if not cache:
+            cache.append(load())
+        return cache[0]
+
+    return loaded
+
+
+def _draw(run: RunContext, model: TrainedModel, prior: Any, seed: int) -> Tensor:
+    """The samples: x_T from the prior, restored by the sampler, with a progress bar."""
+    settings = run.config.generate
+    assert settings is not None and run.experiment.generate_sampler is not None
+    generator = torch.Generator().manual_seed(seed + 1)  # per-step noise: apart from the prior's
+    sampler = bind_sampler(
+        run.experiment.generate_sampler.build(), run.experiment.generate_sampler.name,
+        settings.step_noise, generator,
+    )
+    with batch_progress(run.console, "generating") as progress:
+        task = progress.add_task("generate", total=settings.num_samples)
+        return generate_samples(
+            model.restorer, model.degradation, prior, sampler, settings.num_samples, seed=seed,
+            batch_size=settings.batch_size, device=run.device,
+            on_batch=lambda done: progress.update(task, completed=done),
+        )
 
 
 def _generation_fid(
     samples: Tensor, real_images: Callable[[], Tensor], weights: str | None
 ) -> tuple[float | None, str | None]:
     """Inception FID of the samples against the held-out images, when weights are configured."""
-    from coldkit.evaluate import fid, fid_unavailable_reason
-
     reason = fid_unavailable_reason(weights)
     if reason is not None:
         return None, reason
@@ -126,12 +166,10 @@ def judge_for_run(
     real_images: Callable[[], Tensor],
     seed: int,
     device: torch.device,
-    notify: Callable[[str], None],
+    notify: Notify,
 ) -> tuple[Any, str | None]:
     """Judge samples with the user's classifier, or one trained on the labelled training split
     (cached in ``run_root/judge/classifier.pt``). Returns the report, or None and why not."""
-    from coldkit.judge import judge_generation, load_classifier, load_or_train_classifier
-
     if settings.classifier is not None:
         path = Path(settings.classifier).expanduser()
         classifier = load_classifier(path)
@@ -145,7 +183,7 @@ def judge_for_run(
             )
             notify(f"judge: {note}")
             return None, note
-        path = run_root / "judge" / "classifier.pt"
+        path = RunPaths(run_root).judge_classifier
         classifier, accuracy, cached = load_or_train_classifier(
             path, train.images, train.labels, seed=seed, device=device
         )
@@ -171,75 +209,66 @@ def judge_for_run(
     return report, None
 
 
-def generate_from_run_folder(
-    run_dir: Path,
-    *,
-    registry: Registry,
-    console: Console,
-    count: int | None = None,
-    prior: str | None = None,
-    seed: int | None = None,
-    out: Path | None = None,
-    batch_size: int | None = None,
-    sampler: str | None = None,
-    step_noise: float | None = None,
-    judge: bool | None = None,
-    overrides: list[str] = (),  # type: ignore[assignment]
-) -> GenerationResult:
-    """``coldkit generate``: the run's ``[generate]`` settings (or defaults), changed by the options.
+# ------------------------------------------------------------------ from an opened run folder
+def generation_experiment(
+    loaded: LoadedRun, registry: Registry, options: GenerateOptions
+) -> Experiment:
+    """The run's experiment with its ``[generate]`` section (or defaults) changed by ``options``.
 
-    Writes into ``out`` (default ``RUN_DIR/generated/<prior>-seed<S>-n<N>``); the fitted prior and
-    the judge's classifier are cached in the run folder and reused.
+    ``--set`` may change the generation, sampling and evaluation settings, not the model: the
+    checkpoint fixes the dataset's image size, the degradation and the restorer.
     """
-    from coldkit.run import RunLog, build_dataset, load_split, prepare_sampling  # run imports us
-    from coldkit.streaming import training_image_set
-    from coldkit.runfolder import CONFIG_FILE, open_run, require_run_folder
-
-    data = read_toml(require_run_folder(run_dir) / CONFIG_FILE)
+    data = loaded.experiment.to_dict()
     section = dict(data.get("generate") or {"num_samples": 64})
-    if prior is not None and dict(section.get("prior") or {}).get("name") != prior:
-        section["prior"] = {"name": prior}  # another prior: its own default parameters
+    if options.prior is not None and dict(section.get("prior") or {}).get("name") != options.prior:
+        section["prior"] = {"name": options.prior}  # another prior: its own default parameters
     chosen = {
-        "num_samples": count, "seed": seed, "batch_size": batch_size, "sampler": sampler,
-        "step_noise": step_noise, "judge": judge,
+        "num_samples": options.count, "seed": options.seed, "batch_size": options.batch_size,
+        "sampler": options.sampler, "step_noise": options.step_noise, "judge": options.judge,
     }
     section.update({key: value for key, value in chosen.items() if value is not None})
     data["generate"] = section
-    run = open_run(run_dir, registry, config=apply_overrides(data, list(overrides)))
-    experiment = run.experiment
+    experiment = build_experiment(apply_overrides(data, list(options.overrides)), registry)
+    fixed = loaded.experiment.to_dict()
+    changed = [key for key in MODEL_SECTIONS if experiment.to_dict()[key] != fixed[key]]
+    if changed:
+        raise ConfigError(
+            f"--set changes [{'], ['.join(changed)}], which the checkpoint of {loaded.root} fixes. "
+            "Generation may change [generate], [sampling] and [evaluate] only; train a new run "
+            "for another model."
+        )
+    return experiment
+
+
+def generate_from_run(
+    loaded: LoadedRun, experiment: Experiment, console: Any, out: Path | None = None
+) -> GenerationResult:
+    """Generate with an opened run (its restorer already on its device) and ``experiment`` (from
+    :func:`generation_experiment`) into ``out`` (default ``RUN/generated/PRIOR-seedS-nN``)."""
     settings = experiment.config.generate
     assert settings is not None and experiment.prior is not None
-    assert experiment.generate_sampler is not None
+    run = RunContext.start(experiment, loaded.paths, console, device=loaded.device)
     seed = settings.seed if settings.seed is not None else experiment.config.seed
     if out is None:
         name = f"{experiment.prior.record.name}-seed{seed}-n{settings.num_samples}"
-        out = run_dir / "generated" / name
-    size, channels = run.context.image_size, run.context.channels
-    evaluation_dataset = experiment.evaluate_dataset or experiment.dataset
-    log = RunLog(run_dir / "log.txt", console)
-    log(f"generate: {settings.num_samples} images into {out} (model at step {run.step})")
-    prepare_sampling(run.restorer, experiment, run.device, log)
-    return generate_for_run(
-        run_dir,
-        out,
-        settings,
-        experiment.prior,
-        experiment.generate_sampler,
-        run.restorer,
-        run.degradation,
-        lambda: training_image_set(
-            build_dataset(experiment.dataset), size, experiment.config.dataset.max_memory_gb,
-            lambda: load_split(experiment.dataset, "train", size), experiment.config.seed,
-        ),
-        lambda: load_split(
-            evaluation_dataset, experiment.config.evaluate.split, size, channels
-        ).images,
-        seed,
-        run.device,
-        console,
-        log,
-        experiment.config.evaluate.inception_weights,
+        out = run.paths.generated(name)
+    run.notify(f"generate: {settings.num_samples} images into {out} (model at step {loaded.step})")
+    size, channels = loaded.context.image_size, loaded.context.channels
+    model = TrainedModel(
+        run.sampling_model(loaded.restorer),
+        loaded.degradation,
+        lambda: training_split(experiment, size),
+        lambda: evaluation_split(experiment, size, channels).images,
     )
+    return generate_for_run(run, model, out)
 
 
-__all__ = ["GenerationResult", "generate_for_run", "generate_from_run_folder", "judge_for_run"]
+__all__ = [
+    "GenerateOptions",
+    "GenerationResult",
+    "TrainedModel",
+    "generate_for_run",
+    "generate_from_run",
+    "generation_experiment",
+    "judge_for_run",
+]

@@ -199,17 +199,54 @@ def train_classifier(
     if not 0.0 <= validation_fraction < 1.0:
         raise ValueError(f"validation_fraction must be in [0, 1); got {validation_fraction}.")
     generator = torch.Generator().manual_seed(seed)
-    order = torch.randperm(len(images), generator=generator)
-    n_val = int(round(len(images) * validation_fraction))
+    val_index, train_index = _split_held_back(len(images), validation_fraction, generator)
+    train_x = images[train_index].float().clamp(0.0, 1.0)
+    train_y = labels[train_index].long()
+    classifier = _seeded_classifier(images.shape[1], classes, width, seed)
+    _fit(
+        classifier, train_x, train_y, generator,
+        epochs=epochs, batch_size=batch_size, device=device, lr=lr, max_shift=max_shift,
+    )
+    classifier.eval()
+    if len(val_index) == 0:
+        return classifier, float("nan")
+    predicted = _predict(classifier, images[val_index].float().clamp(0.0, 1.0))
+    accuracy = (predicted == labels[val_index].long().cpu()).float().mean().item()
+    return classifier, accuracy
+
+
+def _split_held_back(
+    count: int, validation_fraction: float, generator: torch.Generator
+) -> tuple[Tensor, Tensor]:
+    """A seeded split of ``count`` indices into held-back (validation) and training ones."""
+    order = torch.randperm(count, generator=generator)
+    n_val = int(round(count * validation_fraction))
     val_index, train_index = order[:n_val], order[n_val:]
     if len(train_index) == 0:
         raise ValueError("No images left to train the classifier on.")
-    train_x = images[train_index].float().clamp(0.0, 1.0)
-    train_y = labels[train_index].long()
+    return val_index, train_index
 
-    with torch.random.fork_rng(devices=[]):  # seeded initialisation, global state untouched
+
+def _seeded_classifier(channels: int, classes: int, width: int, seed: int) -> Classifier:
+    """A new classifier initialised from ``seed``, leaving torch's global random state as it was."""
+    with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        classifier = Classifier(images.shape[1], classes, width=width)
+        return Classifier(channels, classes, width=width)
+
+
+def _fit(
+    classifier: Classifier,
+    train_x: Tensor,
+    train_y: Tensor,
+    generator: torch.Generator,
+    *,
+    epochs: int,
+    batch_size: int,
+    device: str | torch.device,
+    lr: float,
+    max_shift: int,
+) -> None:
+    """Train ``classifier`` in place: Adam, a one-cycle learning rate, random shifts."""
     classifier.to(device).train()
     optimizer = torch.optim.Adam(classifier.parameters(), lr=lr)
     steps_per_epoch = math.ceil(len(train_x) / batch_size)
@@ -228,12 +265,6 @@ def train_classifier(
             loss.backward()
             optimizer.step()
             schedule.step()
-    classifier.eval()
-    if n_val == 0:
-        return classifier, float("nan")
-    predicted = _predict(classifier, images[val_index].float().clamp(0.0, 1.0))
-    accuracy = (predicted == labels[val_index].long().cpu()).float().mean().item()
-    return classifier, accuracy
 
 
 # ----------------------------------------------------------------------------- saving / loading
@@ -465,39 +496,10 @@ def judge_generation(
     sets of equal size keeps the ratio honest: about 1 means as close as real images are.
     The classifier is used as it is (put it in eval mode).
     """
-    if samples.ndim != 4 or real.ndim != 4 or samples.shape[1:] != real.shape[1:]:
-        raise ValueError(
-            f"samples and real must be (N, C, H, W) images of the same shape; got "
-            f"{tuple(samples.shape)} and {tuple(real.shape)}."
-        )
-    if len(samples) < 2 or len(real) < 4:
-        raise ValueError(
-            f"Need at least 2 samples and 4 real images (two halves of >= 2); got "
-            f"{len(samples)} and {len(real)}."
-        )
+    _check_judged(samples, real)
     sample_features, sample_classes = _features_and_classes(classifier, samples, batch_size)
     real_features, _ = _features_and_classes(classifier, real, batch_size)
-    half = len(real) // 2
-    size = min(half, len(sample_features))  # every distance compares a set of `size` with A
-    generator = torch.Generator().manual_seed(seed)
-    distances, floors = [], []
-    # Several random halvings: one split of a few hundred images gives a floor that varies by
-    # a factor of two from split to split; the mean over splits is far steadier.
-    for _ in range(splits):
-        order = torch.randperm(len(real), generator=generator)
-        half_b, half_a = real_features[order[:half]], real_features[order[half:]]
-        chunks = [
-            sample_features[start : start + size]
-            for start in range(0, len(sample_features) - size + 1, size)
-        ]
-        distances.append(sum(frechet_distance(chunk, half_a) for chunk in chunks) / len(chunks))
-        floors.append(frechet_distance(half_b[:size], half_a))
-    frechet, floor = sum(distances) / splits, sum(floors) / splits
-    if floor > 0:
-        ratio = frechet / floor
-    else:
-        ratio = 1.0 if frechet == 0 else math.inf
-
+    frechet, floor = _frechet_and_floor(sample_features, real_features, seed, splits)
     histogram = torch.bincount(sample_classes, minlength=classifier.num_classes)
     ink = samples.float().clamp(0.0, 1.0).mean(dim=(1, 2, 3))
     return GenerationReport(
@@ -510,7 +512,52 @@ def judge_generation(
         blank_threshold=float(blank_threshold),
         frechet=frechet,
         frechet_floor=floor,
-        frechet_ratio=ratio,
+        frechet_ratio=_frechet_ratio(frechet, floor),
         real_count=len(real),
         halvings=splits,
     )
+
+
+def _check_judged(samples: Tensor, real: Tensor) -> None:
+    """Samples and real images must be same-shaped image batches, enough for two real halves."""
+    if samples.ndim != 4 or real.ndim != 4 or samples.shape[1:] != real.shape[1:]:
+        raise ValueError(
+            f"samples and real must be (N, C, H, W) images of the same shape; got "
+            f"{tuple(samples.shape)} and {tuple(real.shape)}."
+        )
+    if len(samples) < 2 or len(real) < 4:
+        raise ValueError(
+            f"Need at least 2 samples and 4 real images (two halves of >= 2); got "
+            f"{len(samples)} and {len(real)}."
+        )
+
+
+def _frechet_and_floor(
+    sample_features: Tensor, real_features: Tensor, seed: int, splits: int
+) -> tuple[float, float]:
+    """Mean ``FD(sample chunks, A)`` and mean ``FD(n of B, A)`` over ``splits`` halvings A, B.
+
+    Several random halvings: one split of a few hundred images gives a floor that varies by a
+    factor of two from split to split; the mean over splits is far steadier.
+    """
+    half = len(real_features) // 2
+    size = min(half, len(sample_features))  # every distance compares a set of `size` with A
+    generator = torch.Generator().manual_seed(seed)
+    distances, floors = [], []
+    for _ in range(splits):
+        order = torch.randperm(len(real_features), generator=generator)
+        half_b, half_a = real_features[order[:half]], real_features[order[half:]]
+        chunks = [
+            sample_features[start : start + size]
+            for start in range(0, len(sample_features) - size + 1, size)
+        ]
+        distances.append(sum(frechet_distance(chunk, half_a) for chunk in chunks) / len(chunks))
+        floors.append(frechet_distance(half_b[:size], half_a))
+    return sum(distances) / splits, sum(floors) / splits
+
+
+def _frechet_ratio(frechet: float, floor: float) -> float:
+    """``frechet / floor``; 1 when both are 0, infinite when only the floor is."""
+    if floor > 0:
+        return frechet / floor
+    return 1.0 if frechet == 0 else math.inf

@@ -23,7 +23,7 @@ import os
 import re
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Literal
+from typing import Any, Callable, Iterable, Literal, Mapping
 
 import pluggy
 from pydantic import BaseModel
@@ -31,6 +31,7 @@ from pydantic import BaseModel
 from coldkit import hookspecs
 from coldkit.errors import PluginError
 from coldkit.protocols import NoParams
+from coldkit.runlog import Notify
 
 ENTRY_POINT_GROUP = "coldkit"
 #: The distribution whose entry points are loaded first, so built-in names win over third parties.
@@ -49,7 +50,6 @@ _HOOK_OF_KIND: dict[Kind, str] = {
     "dataset": "register_datasets",
     "prior": "register_priors",
 }
-Say = Callable[[str], None]
 
 
 def normalise_distribution(name: str) -> str:
@@ -79,6 +79,25 @@ class PluginRecord:
     def served_by(self) -> str:
         """``plugin (package version)``, as the trace shows it."""
         return _describe(self.plugin, self.distribution, self.version)
+
+    def build(
+        self, params: BaseModel | Mapping[str, Any] | None = None, context: Any = None
+    ) -> Any:
+        """The component, built as its kind is built (the one place that knows how).
+
+        ``params`` is a validated parameter model, a plain mapping (validated here) or None for
+        the defaults. A restorer also takes ``context``, a
+        :class:`~coldkit.protocols.RestorerContext`; a sampler is the registered function itself.
+        """
+        if self.kind == "sampler":
+            return self.component
+        if not isinstance(params, BaseModel):
+            params = self.params_model.model_validate(dict(params or {}))
+        if self.kind == "restorer":
+            if context is None:
+                raise TypeError(f"restorer {self.name!r} is built with a RestorerContext")
+            return self.component(params, context)
+        return self.component(params)
 
 
 @dataclass(frozen=True)
@@ -119,6 +138,33 @@ class PluginInfo:
 
 
 @dataclass
+class _DisableList:
+    """The plugins one discovery must not load, where that list came from, and what it matched."""
+
+    specs: list[str]
+    source: str
+    used: set[str] = field(default_factory=set)
+
+    @classmethod
+    def read(cls, disabled: Iterable[str] | None) -> "_DisableList":
+        """``disabled`` as given, or ``COLDKIT_DISABLE_PLUGINS`` when it is None."""
+        if disabled is None:
+            return cls(parse_plugin_list(os.environ.get(DISABLE_ENV, "")), DISABLE_ENV)
+        specs = [spec.strip() for spec in disabled if spec.strip()]
+        return cls(specs, "Registry.discover(disabled=...)")
+
+    def names(self, info: PluginInfo) -> bool:
+        """Whether a spec names ``info``; remembers the specs that did, for :meth:`unused`."""
+        matching = [spec for spec in self.specs if _matches(spec, info)]
+        self.used.update(matching)
+        return bool(matching)
+
+    def unused(self) -> list[str]:
+        """The specs, in order, that named no plugin."""
+        return [spec for spec in self.specs if spec not in self.used]
+
+
+@dataclass
 class Registry:
     """Registered components by kind and name, plus the problems met while loading.
 
@@ -138,8 +184,8 @@ class Registry:
     )
     registered: list[PluginRecord] = field(default_factory=list)
     plugins: list[PluginInfo] = field(default_factory=list)
-    trace: Say | None = None
-    notify: Say | None = None
+    trace: Notify | None = None
+    notify: Notify | None = None
     _load_problems: list[PluginProblem] = field(default_factory=list, repr=False)
 
     @classmethod
@@ -148,7 +194,7 @@ class Registry:
         entry_points: Iterable[metadata.EntryPoint] | None = None,
         extra_plugins: Iterable[tuple[str, object]] = (),
         disabled: Iterable[str] | None = None,
-        trace: Say | None = None,
+        trace: Notify | None = None,
     ) -> "Registry":
         """Load every entry point of group ``coldkit`` (built-ins first), then ``extra_plugins``.
 
@@ -158,11 +204,7 @@ class Registry:
         ``COLDKIT_DISABLE_PLUGINS``. ``trace`` receives one line per lookup; by default lookups
         are traced to stderr when ``COLDKIT_TRACE_PLUGINS`` is set (to anything but 0/false/no).
         """
-        if disabled is None:
-            specs, disabled_by = parse_plugin_list(os.environ.get(DISABLE_ENV, "")), DISABLE_ENV
-        else:
-            specs = [spec.strip() for spec in disabled if spec.strip()]
-            disabled_by = "Registry.discover(disabled=...)"
+        disabling = _DisableList.read(disabled)
         if trace is None and trace_requested():
             trace = _stderr_line
         registry = cls(trace=trace)
@@ -170,19 +212,19 @@ class Registry:
         manager.add_hookspecs(hookspecs)
         if entry_points is None:
             entry_points = metadata.entry_points(group=ENTRY_POINT_GROUP)
-        used: set[str] = set()
+        loaded = registry._import_entry_points(entry_points, disabling)
+        loaded += registry._direct_plugins(extra_plugins, disabling)
+        for info, plugin in loaded:
+            registry.plugins.append(registry._register_plugin(manager, info, plugin))
+        registry._report_unused(disabling)
+        registry._rebuild()
+        return registry
+
+    def _import_entry_points(
+        self, entry_points: Iterable[metadata.EntryPoint], disabling: _DisableList
+    ) -> list[tuple[PluginInfo, object]]:
+        """Import every entry point not disabled, built-ins first; a failed import is a problem."""
         loaded: list[tuple[PluginInfo, object]] = []
-
-        def disable(info: PluginInfo) -> bool:
-            """Record ``info`` as disabled if a disabled-plugin spec names it."""
-            matching = [spec for spec in specs if _matches(spec, info)]
-            if matching:
-                used.update(matching)
-                registry.plugins.append(
-                    dataclasses.replace(info, status="disabled", disabled_by=disabled_by)
-                )
-            return bool(matching)
-
         for entry_point in sorted(entry_points, key=_builtin_first):
             dist = entry_point.dist
             info = PluginInfo(
@@ -191,13 +233,13 @@ class Registry:
                 version=dist.version if dist is not None else None,
                 target=entry_point.value,
             )
-            if disable(info):
+            if self._skip_disabled(info, disabling):
                 continue
             try:
                 plugin = entry_point.load()
             except Exception as exc:  # any import-time failure must not break the others
-                registry.plugins.append(dataclasses.replace(info, status="failed"))
-                registry._load_problems.append(
+                self.plugins.append(dataclasses.replace(info, status="failed"))
+                self._load_problems.append(
                     PluginProblem(
                         info.name, f"failed to import {entry_point.value!r}: {exc!r}",
                         info.distribution,
@@ -205,24 +247,39 @@ class Registry:
                 )
                 continue
             loaded.append((info, plugin))
+        return loaded
+
+    def _direct_plugins(
+        self, extra_plugins: Iterable[tuple[str, object]], disabling: _DisableList
+    ) -> list[tuple[PluginInfo, object]]:
+        """The ``(name, module_or_object)`` pairs registered directly, less the disabled ones."""
+        loaded: list[tuple[PluginInfo, object]] = []
         for name, plugin in extra_plugins:
             info = PluginInfo(name=name, target=getattr(plugin, "__name__", None))
-            if disable(info):
+            if self._skip_disabled(info, disabling):
                 continue
             loaded.append((info, plugin))
-        for info, plugin in loaded:
-            registry.plugins.append(registry._register_plugin(manager, info, plugin))
-        for spec in specs:
-            if spec not in used:
-                registry._load_problems.append(
-                    PluginProblem(
-                        spec,
-                        f"{disabled_by} names {spec!r}, which matches no plugin, so nothing was "
-                        f"disabled by it; {_known_plugins(registry.plugins)}",
-                    )
+        return loaded
+
+    def _skip_disabled(self, info: PluginInfo, disabling: _DisableList) -> bool:
+        """Record ``info`` as disabled if a disabled-plugin spec names it (then skip loading it)."""
+        if not disabling.names(info):
+            return False
+        self.plugins.append(
+            dataclasses.replace(info, status="disabled", disabled_by=disabling.source)
+        )
+        return True
+
+    def _report_unused(self, disabling: _DisableList) -> None:
+        """A disable spec that matched nothing is most likely a typo: say so, and which exist."""
+        for spec in disabling.unused():
+            self._load_problems.append(
+                PluginProblem(
+                    spec,
+                    f"{disabling.source} names {spec!r}, which matches no plugin, so nothing was "
+                    f"disabled by it; {_known_plugins(self.plugins)}",
                 )
-        registry._rebuild()
-        return registry
+            )
 
     def _register_plugin(
         self, manager: pluggy.PluginManager, info: PluginInfo, plugin: object

@@ -20,6 +20,7 @@ from coldkit.errors import ConfigError, DataError
 from coldkit.imaging import save_grid
 from coldkit.plugins import Registry
 from coldkit.protocols import Degradation
+from coldkit.runlog import quiet
 
 #: Side and channels of the synthetic images used without a config: colour, so that colour
 #: degradations (decolor, snow) show what they do.
@@ -71,41 +72,73 @@ def preview_degradation(
     (dataset plugin ``synthetic``). ``overrides`` (``key=value``) set degradation parameters on top.
     ``notify`` receives one-line notes (which levels are shown, where images came from).
     """
-    say = notify or (lambda message: None)
+    notify = notify or quiet
     if images < 1:
         raise ConfigError(f"--images must be at least 1, got {images}.")
     registry = registry or Registry.discover()
     record = registry.get("degradation", name)  # unknown name: PluginError listing valid ones
 
-    section: dict[str, Any] = {}
-    if config is not None:
-        experiment = load_experiment(Path(config), registry)
-        if experiment.config.degradation.name == name:
-            section = dict(experiment.config.degradation.plugin_params())
-            say(f"parameters from [degradation] of {config}")
-        else:
-            say(
-                f"{config} uses degradation {experiment.config.degradation.name!r}, not "
-                f"{name!r}: using {name!r}'s defaults"
-            )
-        x0, source = _config_images(experiment, images)
-    else:
-        x0, source = _synthetic_images(registry, images, seed)
+    section, x0, source = _section_and_images(name, config, registry, images, seed, notify)
     section = apply_overrides(section, degradation_overrides(overrides))
     params = _validate(record.params_model, section, name)
-    say(f"images: {source}")
+    notify(f"images: {source}")
 
-    degradation: Degradation = record.component(params)
-    levels = preview_levels(degradation.steps, max_columns)
-    if len(levels) < degradation.steps + 1:
-        say(
-            f"T = {degradation.steps}: showing {len(levels)} of {degradation.steps + 1} levels "
+    degradation: Degradation = record.build(params)
+    levels = _shown_levels(degradation.steps, max_columns, notify)
+    columns = _degrade_at(degradation, x0, levels, seed, name)
+    path = Path(out) if out is not None else Path(f"{name}_preview.png")
+    return save_grid(columns, [f"t={level}" for level in levels], path, scale=scale)
+
+
+def _section_and_images(
+    name: str,
+    config: Path | None,
+    registry: Registry,
+    count: int,
+    seed: int,
+    notify: Callable[[str], None],
+) -> tuple[dict[str, Any], Tensor, str]:
+    """The ``[degradation]`` parameters to start from, the images and where they came from.
+
+    The config's parameters apply only if it names degradation ``name``; without a config the
+    images are synthetic and the parameters the defaults.
+    """
+    section: dict[str, Any] = {}
+    if config is None:
+        x0, source = _synthetic_images(registry, count, seed)
+        return section, x0, source
+    experiment = load_experiment(Path(config), registry)
+    if experiment.config.degradation.name == name:
+        section = dict(experiment.config.degradation.plugin_params())
+        notify(f"parameters from [degradation] of {config}")
+    else:
+        notify(
+            f"{config} uses degradation {experiment.config.degradation.name!r}, not "
+            f"{name!r}: using {name!r}'s defaults"
+        )
+    x0, source = _config_images(experiment, count)
+    return section, x0, source
+
+
+def _shown_levels(steps: int, max_columns: int, notify: Callable[[str], None]) -> list[int]:
+    """The levels to show, with a note when they are fewer than all of ``0 .. steps``."""
+    levels = preview_levels(steps, max_columns)
+    if len(levels) < steps + 1:
+        notify(
+            f"T = {steps}: showing {len(levels)} of {steps + 1} levels "
             f"(t = {', '.join(map(str, levels))})"
         )
+    return levels
+
+
+def _degrade_at(
+    degradation: Degradation, x0: Tensor, levels: list[int], seed: int, name: str
+) -> list[Tensor]:
+    """``x0`` degraded to each level, with one random draw per image shared by every level."""
     try:
         with torch.no_grad():
             drawn = degradation.sample_params(x0, torch.Generator().manual_seed(seed))
-            columns = [
+            return [
                 degradation.degrade(x0, torch.full((len(x0),), level, dtype=torch.long), drawn)
                 for level in levels
             ]
@@ -113,8 +146,6 @@ def preview_degradation(
         raise ConfigError(
             f"Degradation {name!r} cannot be applied to these images: {exc}."
         ) from None
-    path = Path(out) if out is not None else Path(f"{name}_preview.png")
-    return save_grid(columns, [f"t={level}" for level in levels], path, scale=scale)
 
 
 def _validate(model: type[BaseModel], section: dict[str, Any], name: str) -> BaseModel:
@@ -139,14 +170,14 @@ def _synthetic_images(registry: Registry, count: int, seed: int) -> tuple[Tensor
             "test_fraction": 0.0,
         }
     )
-    image_set = record.component(params).load("train")
+    image_set = record.build(params).load("train")
     return image_set.images[:count], f"{image_set.source} ({SYNTHETIC_CHANNELS} channels)"
 
 
 def _config_images(experiment: Any, count: int) -> tuple[Tensor, str]:
     resolved = experiment.evaluate_dataset or experiment.dataset
     split = experiment.config.evaluate.split
-    image_set = resolved.record.component(resolved.params).load(split)
+    image_set = resolved.build().load(split)
     if len(image_set.images) == 0:
         raise DataError(
             f"The {split} split of dataset {resolved.record.name!r} is empty; set "

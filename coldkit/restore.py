@@ -19,26 +19,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
-from coldkit import acceleration
+from coldkit.acceleration import prepare_sampling
+from coldkit.config import resolve_sampler
 from coldkit.data import resize_images
-from coldkit.errors import ConfigError, DataError, PluginError
+from coldkit.errors import ConfigError, DataError
 from coldkit.imaging import save_grid, to_uint8_rgb
 from coldkit.plugins import Registry
-from coldkit.protocols import Degradation, DegradationParams, Restorer
+from coldkit.protocols import Degradation, DegradationParams, Restorer, Sampler
 from coldkit.runfolder import LoadedRun
+from coldkit.runlog import Notify, quiet
 
 #: Longer side / shorter side up to which an image counts as "close to square" and is resized to
 #: the model's size; anything longer is refused (crop it first).
 MAX_ASPECT_RATIO = 1.1
-#: Default output folder, inside the run folder.
-OUTPUT_FOLDER = "restored"
 SHEET_FILE = "restore_sheet.png"
 RESTORED_SUFFIX = "_restored.png"
 
@@ -46,8 +46,6 @@ RESTORED_SUFFIX = "_restored.png"
 _GREY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 #: Grey modes whose values are 16-bit integers rather than 0..255.
 _WIDE_GREY_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N"}
-
-Notify = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -84,7 +82,7 @@ def read_image(path: Path | str, channels: int, notify: Notify | None = None) ->
     :class:`DataError` naming it.
     """
     path = Path(path)
-    say = notify or (lambda message: None)
+    notify = notify or quiet
     if channels not in (1, 3):
         raise DataError(
             f"The model takes {channels}-channel images; restoring files needs a model trained on "
@@ -104,11 +102,11 @@ def read_image(path: Path | str, channels: int, notify: Notify | None = None) ->
             grey = mode in _GREY_MODES
             if channels == 1:
                 if not grey:
-                    say(f"{path}: colour image ({mode}) converted to grey for this 1-channel model")
+                    notify(f"{path}: colour image ({mode}) converted to grey for this 1-channel model")
                 array = _grey_array(image)[None]
             else:
                 if grey:
-                    say(f"{path}: grey image ({mode}) converted to RGB for this 3-channel model")
+                    notify(f"{path}: grey image ({mode}) converted to RGB for this 3-channel model")
                     array = np.repeat(_grey_array(image)[None], 3, axis=0)
                 else:
                     rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
@@ -236,8 +234,32 @@ def restore_files(
     ``notify`` receives one-line notes (conversions, resizes, estimated levels). Options and files
     are all checked, and every image restored, before anything is written.
     """
-    say = notify or (lambda message: None)
-    steps = run.degradation.steps
+    notify = notify or quiet
+    _check_level_options(t, estimate, run.degradation.steps)
+    config = run.experiment.config
+    sampler_name = sampler or run.experiment.sampler.name
+    registry = registry if registry is not None else Registry.discover()
+    sample = resolve_sampler(registry, sampler_name, "--sampler").build()
+    batch_size = batch_size or config.evaluate.batch_size
+    if batch_size < 1:
+        raise ConfigError(f"batch size must be at least 1, got {batch_size}.")
+    out_dir = Path(out) if out is not None else run.paths.restored
+    files = [Path(file) for file in files]
+    outputs = output_paths(files, out_dir)
+    inputs = load_images(files, run.context.channels, run.context.image_size, notify)
+    if t is None and not estimate:
+        notify("no --t given: estimating each image's level (as with --estimate-t)")
+
+    prepare_sampling(run.restorer, config.sampling, run.device, notify)
+    generator = torch.Generator().manual_seed(config.seed if seed is None else seed)
+    results, levels, errors = _restore_batches(run, sample, inputs, t, batch_size, generator)
+    items = _restored_items(files, outputs, levels, errors, notify)
+    sheet = _write_restored(inputs, results, items, out_dir)
+    return RestoreReport(items, sheet, sampler_name)
+
+
+def _check_level_options(t: int | None, estimate: bool, steps: int) -> None:
+    """Refuse ``--t`` with ``--estimate-t``, and a ``--t`` outside the run's levels."""
     if t is not None and estimate:
         raise ConfigError("Pass either --t or --estimate-t, not both.")
     if t is not None and not 0 <= t <= steps:
@@ -245,55 +267,63 @@ def restore_files(
             f"--t {t} is outside the run's levels 0..{steps}. Pass a level in 0..{steps}, or "
             "--estimate-t to let coldkit pick one."
         )
-    config = run.experiment.config
-    sampler_name = sampler or run.experiment.sampler.name
-    registry = registry if registry is not None else Registry.discover()
-    try:
-        sample = registry.get("sampler", sampler_name).component
-    except PluginError as exc:  # unknown name: the message lists the valid ones
-        raise ConfigError(f"--sampler: {exc}") from None
-    batch_size = batch_size or config.evaluate.batch_size
-    if batch_size < 1:
-        raise ConfigError(f"batch size must be at least 1, got {batch_size}.")
-    out_dir = Path(out) if out is not None else run.root / OUTPUT_FOLDER
-    files = [Path(file) for file in files]
-    outputs = output_paths(files, out_dir)
-    inputs = load_images(files, run.context.channels, run.context.image_size, say)
-    if t is None and not estimate:
-        say("no --t given: estimating each image's level (as with --estimate-t)")
-    estimate = t is None
-    fixed = 0 if t is None else t
 
-    switches = acceleration.resolve(config.sampling, run.device, "sampling")
-    for note in switches.notes:
-        say(note)
-    acceleration.prepare_model(run.restorer, switches)
-    generator = torch.Generator().manual_seed(config.seed if seed is None else seed)
+
+def _restore_batches(
+    run: LoadedRun,
+    sample: Sampler,
+    inputs: Tensor,
+    t: int | None,
+    batch_size: int,
+    generator: torch.Generator,
+) -> tuple[Tensor, list[int], list[float] | None]:
+    """Restore ``inputs`` batch by batch at level ``t``, or at each image's estimated level.
+
+    Returns the restored images (CPU, clamped to [0, 1]), each image's level, and each image's
+    error at its estimated level (``None`` when ``t`` was given). The degradation's parameters
+    are drawn from ``generator`` once per batch, in order, so a seed reproduces the result.
+    """
     restored, levels, errors = [], [], []
     with torch.no_grad():
         for start in range(0, len(inputs), batch_size):
             x = inputs[start : start + batch_size].to(run.device)
             params = run.degradation.sample_params(x, generator)
-            if estimate:
+            if t is None:
                 level, table = estimate_levels(run.restorer, run.degradation, x, params)
                 errors.extend(table.gather(1, (level - 1)[:, None])[:, 0].tolist())
             else:
-                level = torch.full((len(x),), fixed, dtype=torch.long, device=run.device)
+                level = torch.full((len(x),), t, dtype=torch.long, device=run.device)
             restored.append(sample(run.restorer, run.degradation, x, level, params).float().cpu())
             levels.extend(int(value) for value in level.tolist())
-    results = torch.cat(restored).clamp_(0.0, 1.0)
+    return torch.cat(restored).clamp_(0.0, 1.0), levels, errors if t is None else None
 
+
+def _restored_items(
+    files: list[Path],
+    outputs: list[Path],
+    levels: list[int],
+    errors: list[float] | None,
+    notify: Notify,
+) -> list[RestoredImage]:
+    """One :class:`RestoredImage` per file, each noted with its level (and error if estimated)."""
+    estimated = errors is not None
     items = []
     for index, (file, output) in enumerate(zip(files, outputs)):
-        error = errors[index] if estimate else None
-        items.append(RestoredImage(file, output, levels[index], estimate, error))
+        error = errors[index] if errors is not None else None
+        items.append(RestoredImage(file, output, levels[index], estimated, error))
         note = f" (estimated; mean |D(R(x, t), t) - x| = {error:.4f})" if error is not None else ""
-        say(f"{file}: t = {levels[index]}{note}")
+        notify(f"{file}: t = {levels[index]}{note}")
+    return items
+
+
+def _write_restored(
+    inputs: Tensor, results: Tensor, items: list[RestoredImage], out_dir: Path
+) -> Path:
+    """Write every restored image and the before/after sheet (only once all are computed)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     for image, item in zip(results, items):
         save_image(image, item.output)
-    sheet = save_grid([inputs, results], ["input", "restored"], out_dir / SHEET_FILE)
-    return RestoreReport(items, sheet, sampler_name)
+    return save_grid([inputs, results], ["input", "restored"], out_dir / SHEET_FILE)
 
 
 def save_image(image: Tensor, path: Path) -> Path:

@@ -11,7 +11,7 @@ trained model back::
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from torch import nn
 
 from coldkit.checkpoint import load_checkpoint
 from coldkit.config import Experiment, build_experiment, load_experiment
+from coldkit.device import select_device
 from coldkit.errors import CheckpointError, ConfigError
 from coldkit.plugins import Registry
 from coldkit.protocols import Degradation, RestorerContext
@@ -27,6 +28,91 @@ from coldkit.protocols import Degradation, RestorerContext
 CONFIG_FILE = "config.toml"
 METADATA_FILE = "run.json"
 CHECKPOINT_FILE = Path("checkpoints") / "last.pt"
+LOG_FILE = "log.txt"
+METRICS_FILE = "metrics.json"
+TABLE_FILE = "table.md"
+FIGURE_FILE = "figure.png"
+LOSS_CURVE_FILE = "loss_curve.png"
+LOCK_FILE = ".lock"
+PRIORS_FOLDER = "priors"
+JUDGE_CLASSIFIER = Path("judge") / "classifier.pt"
+GENERATED_FOLDER = "generated"
+RESTORED_FOLDER = "restored"
+TENSORBOARD_FOLDER = "tensorboard"
+#: What a generation writes into its output folder (the run folder for ``coldkit run``).
+GENERATION_JSON = "generation.json"
+GENERATION_MARKDOWN = "generation.md"
+GENERATED_GRID = "generated.png"
+SAMPLES_FILE = "samples.pt"
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Where each artefact of a run lives: the one description of the run-folder layout."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / CONFIG_FILE
+
+    @property
+    def metadata(self) -> Path:
+        return self.root / METADATA_FILE
+
+    @property
+    def log(self) -> Path:
+        return self.root / LOG_FILE
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.root / CHECKPOINT_FILE
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / METRICS_FILE
+
+    @property
+    def table(self) -> Path:
+        return self.root / TABLE_FILE
+
+    @property
+    def figure(self) -> Path:
+        return self.root / FIGURE_FILE
+
+    @property
+    def loss_curve(self) -> Path:
+        return self.root / LOSS_CURVE_FILE
+
+    @property
+    def lock(self) -> Path:
+        return self.root / LOCK_FILE
+
+    @property
+    def generation(self) -> Path:
+        """``generation.json`` of the run's own ``[generate]`` stage."""
+        return self.root / GENERATION_JSON
+
+    @property
+    def judge_classifier(self) -> Path:
+        return self.root / JUDGE_CLASSIFIER
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.root / TENSORBOARD_FOLDER
+
+    @property
+    def restored(self) -> Path:
+        """Default output folder of ``coldkit restore``."""
+        return self.root / RESTORED_FOLDER
+
+    def prior(self, name: str) -> Path:
+        """The fitted prior ``name``, cached for later generations."""
+        return self.root / PRIORS_FOLDER / f"{name}.pt"
+
+    def generated(self, name: str) -> Path:
+        """Default output folder of one ``coldkit generate``."""
+        return self.root / GENERATED_FOLDER / name
 
 
 @dataclass
@@ -41,16 +127,20 @@ class LoadedRun:
     device: torch.device
     step: int
 
+    @property
+    def paths(self) -> RunPaths:
+        return RunPaths(self.root)
+
 
 def build_degradation(experiment: Experiment) -> Degradation:
     """The experiment's degradation, built from its validated parameters."""
-    return experiment.degradation.record.component(experiment.degradation.params)
+    return experiment.degradation.build()
 
 
 def build_restorer(experiment: Experiment, context: RestorerContext) -> nn.Module:
     """The experiment's restorer network (untrained), or a config error naming the fix."""
     try:
-        return experiment.restorer.record.component(experiment.restorer.params, context)
+        return experiment.restorer.build(context)
     except ValueError as exc:
         raise ConfigError(
             f"restorer: {exc}. Adjust [restorer] or dataset.image_size."
@@ -68,15 +158,31 @@ def require_run_folder(root: Path | str) -> Path:
     return root
 
 
+def read_metadata(paths: RunPaths) -> dict[str, Any]:
+    """``run.json`` as a dict (empty where it is missing or unreadable)."""
+    try:
+        metadata = json.loads(paths.metadata.read_text())
+    except (OSError, ValueError):
+        return {}
+    return metadata if isinstance(metadata, dict) else {}
+
+
+def write_metadata(paths: RunPaths, metadata: dict[str, Any]) -> None:
+    """Write ``run.json``."""
+    paths.metadata.write_text(json.dumps(metadata, indent=2) + "\n")
+
+
+def record_context(paths: RunPaths, context: RestorerContext) -> None:
+    """Record the model's input shape in run.json before training, so a checkpoint written by an
+    interrupted run can already be opened by ``coldkit generate`` and ``coldkit restore``."""
+    metadata = read_metadata(paths)
+    metadata["restorer_context"] = asdict(context)
+    write_metadata(paths, metadata)
+
+
 def read_context(root: Path) -> RestorerContext | None:
     """The restorer context recorded in ``run.json`` (None for a run that has not started)."""
-    path = root / METADATA_FILE
-    if not path.is_file():
-        return None
-    try:
-        recorded = json.loads(path.read_text()).get("restorer_context")
-    except (OSError, ValueError):
-        return None
+    recorded = read_metadata(RunPaths(root)).get("restorer_context")
     if not isinstance(recorded, dict):
         return None
     try:
@@ -97,22 +203,19 @@ def open_run(
     ``config`` replaces the folder's ``config.toml`` data (e.g. with another ``[generate]``
     section); its model must be the one the checkpoint was trained with.
     """
-    from coldkit.run import select_device  # run imports this module: import late
-
     root = require_run_folder(root)
-    config_path = root / CONFIG_FILE
+    paths = RunPaths(root)
     registry = registry if registry is not None else Registry.discover()
     if config is None:
-        experiment = load_experiment(config_path, registry)
+        experiment = load_experiment(paths.config, registry)
     else:
         experiment = build_experiment(config, registry)
-    checkpoint_path = root / CHECKPOINT_FILE
-    if not checkpoint_path.is_file():
+    if not paths.checkpoint.is_file():
         raise CheckpointError(
             f"Run folder {root} has no checkpoint ({CHECKPOINT_FILE}) yet. Train it first with "
             f"`coldkit run {root}`."
         )
-    state = load_checkpoint(checkpoint_path)
+    state = load_checkpoint(paths.checkpoint)
     degradation = build_degradation(experiment)
     context = read_context(root)
     if context is None:
@@ -126,7 +229,7 @@ def open_run(
         restorer.load_state_dict(weights)
     except RuntimeError as exc:
         raise CheckpointError(
-            f"Checkpoint {checkpoint_path} does not fit the model in {config_path} ({exc}). "
+            f"Checkpoint {paths.checkpoint} does not fit the model in {paths.config} ({exc}). "
             "Restore the config the run was trained with."
         ) from None
     chosen = select_device(str(device) if device is not None else experiment.config.device)
@@ -136,6 +239,10 @@ def open_run(
 
 __all__ = [
     "LoadedRun",
+    "RunPaths",
+    "record_context",
+    "read_metadata",
+    "write_metadata",
     "build_degradation",
     "build_restorer",
     "open_run",

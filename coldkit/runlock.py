@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Iterator
 
 from coldkit.errors import CheckpointError
-
-LOCK_FILE = ".lock"
+from coldkit.runfolder import RunPaths
 
 
 @contextmanager
@@ -25,7 +24,7 @@ def run_folder_lock(root: Path) -> Iterator[None]:
     except ImportError:  # Windows: no advisory locks here
         yield
         return
-    path = root / LOCK_FILE
+    path = RunPaths(root).lock
     handle = open(path, "a+")
     try:
         try:
@@ -47,4 +46,4 @@ def run_folder_lock(root: Path) -> Iterator[None]:
         handle.close()  # closing the file releases the lock
 
 
-__all__ = ["LOCK_FILE", "run_folder_lock"]
+__all__ = ["run_folder_lock"]

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from coldkit.batches import InMemoryBatches, SharedBatch, TrainingBatches
 from coldkit.distributed import Cluster
-from coldkit.data import resize_and_centre_crop, unreadable_note
+from coldkit.data import _has_colour, resize_and_centre_crop, unreadable_note
 from coldkit.errors import DataError
 from coldkit.protocols import ImageSet
 
@@ -150,8 +150,6 @@ def _any_colour(files: list[Path], modes: list[str], sample: int = 64) -> bool:
     """Whether the images hold colour, from their modes and the pixels of up to ``sample``
     colour-mode files (an RGB file of grey pixels counts as grey)."""
     from PIL import Image
-
-    from coldkit.data import _has_colour
 
     coloured = [file for file, mode in zip(files, modes) if mode not in ("1", "L", "LA", "I", "F")]
     for file in coloured[:sample]:

@@ -14,7 +14,6 @@ import weakref
 from pathlib import Path
 from typing import Any, Callable
 
-FOLDER = "tensorboard"
 MISSING = (
     "tensorboard = true but the tensorboard package is not installed: "
     "pip install 'coldkit[tensorboard]'"
@@ -25,30 +24,30 @@ ROW_ORDER = ("degraded", "direct", "sampled")
 _warned: weakref.WeakSet = weakref.WeakSet()
 
 
-def open_writer(run_root: Path, log: Callable[..., None], purge_step: int | None = None) -> Any:
-    """A ``SummaryWriter`` on ``RUN/tensorboard/``, or None (after one warning) if unavailable."""
+def open_writer(folder: Path, notify: Callable[..., None], purge_step: int | None = None) -> Any:
+    """A ``SummaryWriter`` on ``folder`` (``RUN/tensorboard/``), or None (after one warning) if unavailable."""
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
-        _warn_once(log, MISSING)
+        _warn_once(notify, MISSING)
         return None
     except Exception as exc:  # e.g. an incompatible protobuf: TensorBoard must not stop a run
         _warn_once(
-            log, f"tensorboard = true but TensorBoard could not be loaded ({exc}); "
+            notify, f"tensorboard = true but TensorBoard could not be loaded ({exc}); "
             "the run goes on without it"
         )
         return None
-    return SummaryWriter(log_dir=str(run_root / FOLDER), purge_step=purge_step)
+    return SummaryWriter(log_dir=str(folder), purge_step=purge_step)
 
 
-def _warn_once(log: Callable[..., None], message: str) -> None:
+def _warn_once(notify: Callable[..., None], message: str) -> None:
     try:
-        if log in _warned:
+        if notify in _warned:
             return
-        _warned.add(log)
+        _warned.add(notify)
     except TypeError:  # a log that cannot be weakly referenced: warn every time
         pass
-    log(message)
+    notify(message)
 
 
 class TrainingLog:
@@ -70,27 +69,27 @@ class TrainingLog:
 
 
 def start_training_log(
-    enabled: bool, run_root: Path, log: Callable[..., None], step: int, now: float
+    enabled: bool, folder: Path, notify: Callable[..., None], step: int, now: float
 ) -> "TrainingLog | None":
     """A :class:`TrainingLog` if the run asks for TensorBoard and it is installed, else None."""
     if not enabled:
         return None
     # On resume, hide what an interrupted run logged after its last checkpoint (step).
-    writer = open_writer(run_root, log, purge_step=step + 1 if step > 0 else None)
+    writer = open_writer(folder, notify, purge_step=step + 1 if step > 0 else None)
     return TrainingLog(writer, step, now) if writer is not None else None
 
 
 def write_results(
     enabled: bool,
-    run_root: Path,
+    folder: Path,
     metrics: dict[str, Any],
     images: dict[str, Path],
-    log: Callable[..., None],
+    notify: Callable[..., None],
 ) -> None:
     """The Table 1 metrics and the run's pictures, at the last training step."""
     if not enabled:
         return
-    writer = open_writer(run_root, log)
+    writer = open_writer(folder, notify)
     if writer is None:
         return
     step = int(metrics.get("train_steps") or 0)

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from coldkit.cli import app
 from coldkit.config import write_toml
 from coldkit.imaging import GAP, HEADER_HEIGHT, to_uint8_rgb
-from coldkit.run import load_split
+from coldkit.splits import load_split
 from coldkit.runfolder import open_run
 from tests.conftest import tiny_experiment
 

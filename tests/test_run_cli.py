@@ -293,12 +293,12 @@ def test_a_second_run_on_a_folder_in_use_refuses(tiny_config: Path, tmp_path: Pa
 
 
 def test_out_of_memory_is_a_message_naming_the_settings(tiny_config: Path, tmp_path: Path, monkeypatch):
-    import coldkit.run
+    import coldkit.evaluation_stage
 
     def exhausted(*args, **kwargs):
         raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: you tried to allocate 123 bytes")
 
-    monkeypatch.setattr(coldkit.run, "evaluate", exhausted)
+    monkeypatch.setattr(coldkit.evaluation_stage, "evaluate", exhausted)
     result = run(str(tiny_config), "--out", str(tmp_path / "run"))
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "Out of memory" in result.output and "evaluate.batch_size" in result.output

@@ -1,0 +1,89 @@
+"""The last stage of ``coldkit run``: everything it measured, written into the run folder.
+
+``metrics.json``, ``table.md``, ``figure.png`` (Figure 3), ``loss_curve.png``, ``run.json``,
+the TensorBoard results, and the Table 1 rows printed on the console.
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import asdict
+from datetime import datetime, timezone
+from typing import Any
+
+import torch
+
+from coldkit import __version__
+from coldkit import tensorboard as tensorboard_log
+from coldkit.evaluate import Evaluation
+from coldkit.report import (
+    rich_table,
+    write_figure,
+    write_loss_curve,
+    write_metrics_json,
+    write_table_markdown,
+)
+from coldkit.runcontext import RunContext
+from coldkit.runfolder import write_metadata
+from coldkit.training_stage import Training
+
+
+def write_results(
+    run: RunContext, training: Training, evaluation: Evaluation, metrics: dict[str, Any]
+) -> None:
+    """Write every artefact of a finished run and show its Table 1 rows."""
+    config, paths = run.config, run.paths
+    title = f"{config.name}: Table 1 rows"
+    write_metrics_json(metrics, paths.metrics)
+    write_table_markdown(metrics, paths.table, title)
+    write_figure(evaluation, config.evaluate.figure_rows, run.experiment.sampler.name, paths.figure)
+    write_loss_curve(training.trainer.state.losses, paths.loss_curve, config.name)
+    write_metadata(paths, run_metadata(run, training, metrics["evaluation_source"]))
+    tensorboard_log.write_results(
+        config.log.tensorboard, paths.tensorboard, metrics,
+        {"figure": paths.figure, "loss_curve": paths.loss_curve}, run.notify,
+    )
+    run.console.print(rich_table(metrics, title))
+    if evaluation.fid_note:
+        run.console.print(f"FID {evaluation.fid_note}.")
+    run.notify(f"results written to {paths.root}", show=True)
+
+
+def run_metadata(run: RunContext, training: Training, evaluation_source: str) -> dict[str, Any]:
+    """``run.json``: versions, device, data sources, the plugins used and the processes."""
+    experiment, cluster = run.experiment, run.cluster
+    batch_size = run.config.train.batch_size
+    plugins = {
+        kind: {
+            "name": resolved.record.name,
+            "plugin": resolved.record.plugin,
+            "distribution": resolved.record.distribution,
+            "version": resolved.record.version,
+        }
+        for kind, resolved in (
+            ("dataset", experiment.dataset),
+            ("degradation", experiment.degradation),
+            ("restorer", experiment.restorer),
+        )
+    }
+    return {
+        "coldkit_version": __version__,
+        "torch_version": torch.__version__,
+        "python": platform.python_version(),
+        "device": str(run.device),
+        "finished_at": datetime.now(timezone.utc).isoformat(),
+        "training_source": training.data.source,
+        "evaluation_source": evaluation_source,
+        "parameters": training.parameters,
+        "restorer_context": asdict(training.context),
+        "plugins": plugins,
+        "distributed": {
+            "world_size": cluster.world_size,
+            "backend": cluster.backend,
+            "global_batch_size": batch_size,
+            "per_process_batch_size": batch_size // cluster.world_size,
+        },
+    }
+
+
+__all__ = ["run_metadata", "write_results"]

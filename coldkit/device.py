@@ -1,0 +1,27 @@
+"""Which torch device a config's ``device`` setting means on this machine."""
+
+from __future__ import annotations
+
+import torch
+
+from coldkit.errors import ConfigError
+
+
+def select_device(name: str) -> torch.device:
+    """``auto`` picks CUDA, then MPS, then the CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"device: unknown device {name!r}; use auto, cpu, cuda or mps.") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device: {name!r} asked for, but CUDA is not available; use cpu or auto.")
+    return device
+
+
+__all__ = ["select_device"]

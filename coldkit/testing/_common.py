@@ -1,0 +1,81 @@
+"""Helpers shared by the checks of every kind: test images, seeded generators, levels, labels."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from coldkit.protocols import Degradation
+
+
+def make_test_images(
+    count: int = 8,
+    size: int = 16,
+    channels: int = 3,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+) -> Tensor:
+    """Seeded colour test images ``(count, channels, size, size)`` in [0, 1].
+
+    Smooth random colour fields plus a bright square and a dark stripe, so they have colour,
+    edges and flat parts for every kind of degradation to act on.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(count, channels, 4, 4, generator=generator)
+    images = F.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=False)
+    grid = torch.arange(size)
+    top = torch.randint(0, max(1, size // 2), (count, 1, 1, 1), generator=generator)
+    left = torch.randint(0, max(1, size // 2), (count, 1, 1, 1), generator=generator)
+    ys, xs = grid.view(1, 1, -1, 1), grid.view(1, 1, 1, -1)
+    square = (ys >= top) & (ys < top + size // 3) & (xs >= left) & (xs < left + size // 3)
+    stripe = (xs - left).abs() <= max(1, size // 16)
+    images = torch.where(square, 0.9 * torch.ones_like(images), images)
+    images = torch.where(stripe & ~square, 0.1 * torch.ones_like(images), images)
+    return images.clamp(0, 1).to(device=device, dtype=dtype)
+
+
+# ----------------------------------------------------------------------------------- helpers
+def _generator(seed: int) -> torch.Generator:
+    # The engine draws params with one CPU generator whatever the device: do the same.
+    return torch.Generator().manual_seed(seed)
+
+
+def _label(degradation: Degradation) -> str:
+    return f"degradation {getattr(degradation, 'name', type(degradation).__name__)!r}"
+
+
+def _levels(steps: int, count: int) -> list[int]:
+    """At most ``count`` levels evenly spread over ``0 .. steps``, always with 0 and ``steps``."""
+    if steps + 1 <= count:
+        return list(range(steps + 1))
+    return sorted({round(i * steps / (count - 1)) for i in range(count)})
+
+
+def _mixed_levels(steps: int, batch: int, seed: int) -> Tensor:
+    """Levels spread over ``0 .. steps`` (both ends included when ``batch >= 2``), shuffled."""
+    if batch == 1:
+        return torch.tensor([steps])
+    spread = torch.tensor([round(i * steps / (batch - 1)) for i in range(batch)])
+    return spread[torch.randperm(batch, generator=_generator(seed))]
+
+
+def _full(level: int, images: Tensor) -> Tensor:
+    return torch.full((images.shape[0],), level, dtype=torch.long, device=images.device)
+
+
+def _max_difference(a: Tensor, b: Tensor) -> float:
+    return float((a.double() - b.double()).abs().max()) if a.numel() else 0.0
+
+
+def _resolve_images(images: Tensor | None) -> Tensor:
+    return make_test_images() if images is None else images
+
+
+def _named(component: object, kind: str) -> str:
+    name = getattr(component, "name", None)
+    if not isinstance(name, str):
+        name = getattr(component, "__name__", None) or type(component).__name__
+    return f"{kind} {name!r}"
+
