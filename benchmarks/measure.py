@@ -23,7 +23,7 @@ from coldkit.config import TrainSection
 from coldkit.plugins import Registry
 from coldkit.protocols import RestorerContext
 from coldkit.testing import make_test_images, measure_cost_ratio
-from coldkit.train import Trainer
+from coldkit.training.trainer import Trainer
 
 PAPER_KERNEL_SIZE, PAPER_SIGMA = 11, 7.0
 
@@ -375,7 +375,7 @@ def switch_cases(s: Settings, device: torch.device) -> list[tuple[str, dict]]:
 
 def switches(registry: Registry, s: Settings, device: torch.device) -> list[SwitchRow]:
     """Each switch on against all off: a training step and Algorithm 2 at the lowest T."""
-    from coldkit import acceleration
+    from coldkit.runtime import acceleration
 
     auto = acceleration.auto_defaults(device)
     rows = []
@@ -419,7 +419,7 @@ def switch_training(registry: Registry, s: Settings, device: torch.device, value
 
 def switch_sampling(registry: Registry, s: Settings, device: torch.device, switches,
                     row: SwitchRow) -> None:
-    from coldkit import acceleration
+    from coldkit.runtime import acceleration
 
     sampler = registry.get("sampler", "improved").component
     steps = min(s.sampling_levels)

@@ -150,7 +150,7 @@ def sampling_section(s: Settings, rows: list[SamplingRow]) -> list[str]:
 def training_section(s: Settings, r: TrainingResult) -> list[str]:
     lines = [
         SECTIONS[5], "",
-        f"`coldkit.train.Trainer.train_step` (unchanged: blur with default params, L1 loss, Adam, "
+        f"`coldkit.training.trainer.Trainer.train_step` (unchanged: blur with default params, L1 loss, Adam, "
         f"gradient clipping 1.0, EMA 0.995 every step) on the `small` U-Net, a batch of "
         f"{r.batch} {s.channels}-channel {r.size}×{r.size} images drawn from "
         f"{s.train_images} in-memory test images. Median of {s.train_repeats} steps after 2 "
@@ -201,7 +201,7 @@ def switches_section(s: Settings, device: str, rows: list[SwitchRow]) -> list[st
     )
     lines = [
         SECTIONS[6], "",
-        f"The `[train]` and `[sampling]` switches (`coldkit.acceleration`, "
+        f"The `[train]` and `[sampling]` switches (`coldkit.runtime.acceleration`, "
         f"[configuration.md](configuration.md)), each on against all off on {device}: "
         f"`Trainer.train_step` as in the training-step section (batch {s.train_batch}, "
         f"{s.train_size}×{s.train_size}), and Algorithm 2 at T = {min(s.sampling_levels)} as in "
@@ -212,7 +212,7 @@ def switches_section(s: Settings, device: str, rows: list[SwitchRow]) -> list[st
         f"difference is between the images sampled with the switch on and off (the U-Net's "
         f"weights perturbed by N(0, 0.02²) noise, so that it does not return its input). *Default* says "
         f"whether `auto` (the default of every switch) turns it on on this device type, from "
-        f"`coldkit.acceleration.AUTO`.{skipped}", "",
+        f"`coldkit.runtime.acceleration.AUTO`.{skipped}", "",
     ]
     body = []
     for r in rows:
@@ -254,7 +254,7 @@ def switch_verdicts(device: str, rows: list[SwitchRow]) -> list[str]:
         advice = ""
         if r.error is None and (r.helps_training or r.helps_sampling) and not r.on_by_default:
             advice = (" — measured to help but off by default: turn it on in your config, or in "
-                      "`coldkit.acceleration.AUTO` for this device type if this holds on a quiet "
+                      "`coldkit.runtime.acceleration.AUTO` for this device type if this holds on a quiet "
                       "machine")
         elif r.error is None and r.on_by_default and not (r.helps_training or r.helps_sampling):
             advice = " — on by default but not measured to help here: check `AUTO`"

@@ -2,8 +2,8 @@
 notebook or a script.
 
 Every function here calls the same code the command line calls — :func:`coldkit.run.claimed_run`
-and :func:`coldkit.run.execute` to train and evaluate, :func:`coldkit.runfolder.open_run` to load
-a run folder, :func:`coldkit.generation_stage.generate_from_run` to generate, and the plugin
+and :func:`coldkit.run.execute` to train and evaluate, :func:`coldkit.runs.folder.open_run` to load
+a run folder, :func:`coldkit.generation.stage.generate_from_run` to generate, and the plugin
 :class:`~coldkit.plugins.Registry` for samplers — so a run made here is the run the command line
 would have made, and the other way round::
 
@@ -34,7 +34,7 @@ import torch
 from rich.console import Console
 from torch import Tensor, nn
 
-from coldkit.acceleration import prepare_sampling
+from coldkit.runtime.acceleration import prepare_sampling
 from coldkit.config import (
     Experiment,
     apply_overrides,
@@ -43,12 +43,12 @@ from coldkit.config import (
     resolve_sampler,
 )
 from coldkit.errors import ConfigError
-from coldkit.generation_stage import GenerateOptions, generate_from_run, generation_experiment
+from coldkit.generation.stage import GenerateOptions, generate_from_run, generation_experiment
 from coldkit.plugins import Registry
 from coldkit.protocols import Degradation, DegradationParams, RestorerContext, Sampler
 from coldkit.run import claimed_run, execute
-from coldkit.runfolder import LoadedRun, RunPaths, open_run, require_run_folder
-from coldkit.splits import load_split
+from coldkit.runs.folder import LoadedRun, RunPaths, open_run, require_run_folder
+from coldkit.data.splits import load_split
 
 #: What :func:`load` and :func:`train` accept as an experiment.
 Source = Experiment | Mapping[str, Any] | str | Path
@@ -101,8 +101,8 @@ class Run:
     """A trained run folder, opened for inference (:func:`open`, :func:`train`).
 
     ``restorer`` (the EMA weights, in eval mode on ``device``), ``degradation``, ``experiment``,
-    ``context`` and ``step`` come from :func:`coldkit.runfolder.open_run`; ``loaded`` is that
-    :class:`~coldkit.runfolder.LoadedRun` itself. The run's ``[sampling]`` switches apply to
+    ``context`` and ``step`` come from :func:`coldkit.runs.folder.open_run`; ``loaded`` is that
+    :class:`~coldkit.runs.folder.LoadedRun` itself. The run's ``[sampling]`` switches apply to
     ``restorer``, as in ``coldkit generate`` and ``coldkit restore`` (a switch this device cannot
     use is turned off with a warning).
     """

@@ -111,7 +111,7 @@ def run(
     overrides: SetOption = None,
 ) -> None:
     """Train, sample and evaluate an experiment; resume it if its run folder has a checkpoint."""
-    from coldkit.distributed import start_cluster, stop_cluster
+    from coldkit.runtime.distributed import start_cluster, stop_cluster
     from coldkit.run import claimed_run, execute
 
     cluster = start_cluster()  # one process unless started by torchrun
@@ -173,12 +173,12 @@ def generate(
     overrides: SetOption = None,
 ) -> None:
     """Generate images from a trained run: draw x_T from a prior, restore with a sampler."""
-    from coldkit.generation_stage import (
+    from coldkit.generation.stage import (
         GenerateOptions,
         generate_from_run,
         generation_experiment,
     )
-    from coldkit.runfolder import open_run
+    from coldkit.runs.folder import open_run
 
     options = GenerateOptions(
         count=count, prior=prior, seed=seed, batch_size=batch_size, sampler=sampler,
@@ -422,7 +422,7 @@ def compare(
     ] = None,
 ) -> None:
     """Compare run folders: their Table-1 rows side by side, and one figure for the same images."""
-    from coldkit.compare import (
+    from coldkit.evaluation.compare import (
         comparison_notes,
         expand_run_paths,
         render_report,
@@ -489,8 +489,8 @@ def restore(
     ] = None,
 ) -> None:
     """Restore image files that are already degraded; write each result and a before/after sheet."""
-    from coldkit.restore import restore_files
-    from coldkit.runfolder import open_run
+    from coldkit.generation.restore import restore_files
+    from coldkit.runs.folder import open_run
 
     def notify(message: str) -> None:
         console.print(message, highlight=False, markup=False, soft_wrap=True)

@@ -34,7 +34,7 @@ class PluginSection(BaseModel):
         return dict(self.model_extra or {})
 
 
-# The speed switches, in [train] and in [sampling] (see coldkit.acceleration and
+# The speed switches, in [train] and in [sampling] (see coldkit.runtime.acceleration and
 # docs/performance.md). "auto": on only where the benchmark measured a gain on that device type.
 CompileSwitch = Annotated[
     bool | Literal["auto"],
@@ -71,7 +71,7 @@ class DatasetSection(PluginSection):
 
 class AugmentSection(Section):
     """``[train.augment]``: random changes to the clean training images before they are
-    degraded (see coldkit.augment); all off by default."""
+    degraded (see coldkit.data.augment); all off by default."""
 
     shift: int = Field(
         0, ge=0, description="largest translation in whole pixels, circular (no resampling)"

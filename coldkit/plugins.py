@@ -31,7 +31,7 @@ from pydantic import BaseModel
 from coldkit import hookspecs
 from coldkit.errors import PluginError
 from coldkit.protocols import NoParams
-from coldkit.runlog import Notify
+from coldkit.runtime.log import Notify
 
 ENTRY_POINT_GROUP = "coldkit"
 #: The distribution whose entry points are loaded first, so built-in names win over third parties.

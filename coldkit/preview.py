@@ -15,12 +15,12 @@ from pydantic import BaseModel, ValidationError
 from torch import Tensor
 
 from coldkit.config import apply_overrides, format_validation_error, load_experiment
-from coldkit.data import resize_images
+from coldkit.data.files import resize_images
 from coldkit.errors import ConfigError, DataError
-from coldkit.imaging import save_grid
+from coldkit.data.imaging import save_grid
 from coldkit.plugins import Registry
 from coldkit.protocols import Degradation
-from coldkit.runlog import quiet
+from coldkit.runtime.log import quiet
 
 #: Side and channels of the synthetic images used without a config: colour, so that colour
 #: degradations (decolor, snow) show what they do.

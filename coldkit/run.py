@@ -1,6 +1,6 @@
 """``coldkit run``: config -> data, degradation, restorer -> training -> evaluation -> run folder.
 
-A run folder holds everything (its layout is :class:`coldkit.runfolder.RunPaths`): the resolved
+A run folder holds everything (its layout is :class:`coldkit.runs.folder.RunPaths`): the resolved
 ``config.toml``, ``run.json``, ``log.txt``, ``checkpoints/last.pt``, ``metrics.json``,
 ``table.md``, ``figure.png`` and ``loss_curve.png``. Pointing ``coldkit run`` at an existing run
 folder resumes it. :func:`execute` is the list of stages; each stage lives with its subject.
@@ -15,8 +15,9 @@ from typing import Any, Iterator
 
 from rich.console import Console
 
-from coldkit import evaluation_stage, training_stage
-from coldkit.artefacts import write_results
+from coldkit.evaluation import stage as evaluation_stage
+from coldkit.training import stage as training_stage
+from coldkit.evaluation.artefacts import write_results
 from coldkit.config import (
     Experiment,
     apply_overrides,
@@ -25,16 +26,16 @@ from coldkit.config import (
     read_toml,
     write_toml,
 )
-from coldkit.distributed import SINGLE_PROCESS, Cluster
+from coldkit.runtime.distributed import SINGLE_PROCESS, Cluster
 from coldkit.errors import ColdkitError, ConfigError
-from coldkit.generation_stage import TrainedModel, generate_for_run
+from coldkit.generation.stage import TrainedModel, generate_for_run
 from coldkit.plugins import Registry
 from coldkit.protocols import ImageSet
-from coldkit.report import metrics_dict
-from coldkit.runcontext import RunContext
-from coldkit.runfolder import RunPaths
-from coldkit.runlock import run_folder_lock
-from coldkit.training_stage import Training, training_info
+from coldkit.evaluation.report import metrics_dict
+from coldkit.runs.context import RunContext
+from coldkit.runs.folder import RunPaths
+from coldkit.runs.lock import run_folder_lock
+from coldkit.training.stage import Training, training_info
 
 #: Keys that may change when a run is resumed: the budget and the evaluation, not the model.
 RESUMABLE_CHANGES = (
@@ -75,7 +76,9 @@ def claimed_run(
     """
     if not cluster.is_main:
         if not cluster.agree(True):
-            raise RankStopped(f"rank {cluster.rank}: rank 0 could not start the run (see its error)")
+            raise RankStopped(
+                f"rank {cluster.rank}: rank 0 could not start the run (see its error)"
+            )
         yield _resolve_target(target, out, overrides, registry)
         return
     claimed = False
@@ -98,7 +101,7 @@ def _resolve_target(
         experiment = target
         if overrides:
             experiment = build_experiment(apply_overrides(target.to_dict(), overrides), registry)
-        return experiment, RunPaths(out if out is not None else Path("runs") / experiment.config.name)
+        return experiment, RunPaths(out if out is not None else _default_folder(experiment))
     if target.is_dir():
         if out is not None and out.resolve() != target.resolve():
             raise ConfigError(
@@ -114,7 +117,11 @@ def _resolve_target(
         experiment = load_experiment(paths.config, registry, overrides)
         return experiment, RunPaths(target)
     experiment = load_experiment(target, registry, overrides)
-    return experiment, RunPaths(out if out is not None else Path("runs") / experiment.config.name)
+    return experiment, RunPaths(out if out is not None else _default_folder(experiment))
+
+
+def _default_folder(experiment: Experiment) -> Path:
+    return Path("runs") / experiment.config.name
 
 
 def _make_folder(paths: RunPaths) -> None:

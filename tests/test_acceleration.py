@@ -13,14 +13,14 @@ import torch
 from torch import nn
 
 import coldkit.api as ck
-from coldkit import acceleration
-from coldkit.acceleration import Switches, prepare_model, resolve
-from coldkit.checkpoint import load_checkpoint
+from coldkit.runtime import acceleration
+from coldkit.runtime.acceleration import Switches, prepare_model, resolve
+from coldkit.runs.checkpoint import load_checkpoint
 from coldkit.config import SamplingSection, TrainSection, build_experiment
 from coldkit.errors import ConfigError
 from coldkit.plugins import Registry
 from coldkit.protocols import RestorerContext
-from coldkit.train import ExponentialMovingAverage, Trainer
+from coldkit.training.trainer import ExponentialMovingAverage, Trainer
 from coldkit_plugins.blur import Blur, BlurParams
 from coldkit_plugins.samplers import improved
 from coldkit_plugins.unet import UNet, UNetParams

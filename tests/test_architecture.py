@@ -11,6 +11,20 @@ ROOT = Path(coldkit.__file__).parent
 #: The CLI's commands are long lists of typer options, not logic.
 LONG_FUNCTIONS_ALLOWED = {"cli.py"}
 MAX_FUNCTION_LINES = 60
+#: The floors of the core, bottom first (docs/architecture.md): a module imports only from its own
+#: floor or below. Top-level modules are named by file, subpackages by folder.
+FLOORS = (
+    ("coldkit", "errors", "protocols", "hookspecs", "validation"),
+    ("runtime",),
+    ("plugins",),
+    ("config",),
+    ("data", "runs"),
+    ("training",),
+    ("evaluation",),
+    ("generation",),
+    ("preview", "run", "testing", "streaming"),
+    ("api", "cli", "__main__"),
+)
 
 
 def _module_name(path: Path) -> str:
@@ -67,6 +81,22 @@ def test_no_import_circle_among_coldkit_modules():
     for name in graph:
         graph[name] = {target for target in graph[name] if not target.startswith(name + ".")}
     assert _cycle(graph) is None, " -> ".join(_cycle(graph) or [])
+
+
+def _floor(module: str) -> int:
+    part = module.split(".")[1] if "." in module else "coldkit"
+    return next(number for number, floor in enumerate(FLOORS) if part in floor)
+
+
+def test_no_module_imports_from_a_floor_above_it():
+    modules = _modules()
+    upward = [
+        f"{name} -> {target}"
+        for name, path in modules.items()
+        for target in _imports(path, modules)
+        if _floor(target) > _floor(name)
+    ]
+    assert not upward, ", ".join(upward)
 
 
 def test_the_cycle_finder_finds_a_circle():

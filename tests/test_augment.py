@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from coldkit.augment import apply_augmentation, augmentation_enabled, draw_augmentation
+from coldkit.data.augment import apply_augmentation, augmentation_enabled, draw_augmentation
 from coldkit.config import AugmentSection, TrainSection, apply_overrides, build_experiment
 from coldkit.errors import ConfigError
 from coldkit.plugins import Registry
@@ -24,7 +24,7 @@ def test_off_by_default_and_then_draws_nothing(tmp_path: Path, monkeypatch):
         raise AssertionError("augmentation drew parameters while off")
 
     # Runs without augmentation draw exactly the levels and images they drew before it existed.
-    monkeypatch.setattr("coldkit.train.draw_augmentation", must_not_draw)
+    monkeypatch.setattr("coldkit.training.trainer.draw_augmentation", must_not_draw)
     zero = AugmentSection(shift=0, rotate=0.0, scale=0.0, flip=False)
     assert len(make_trainer(tmp_path, augment=zero).fit().losses) == 5
 

@@ -16,13 +16,13 @@ from typer.testing import CliRunner
 
 from coldkit.cli import app
 from coldkit.config import AugmentSection, TrainSection, write_toml
-from coldkit.distributed import Cluster, check_batch_split
+from coldkit.runtime.distributed import Cluster, check_batch_split
 from coldkit.errors import ConfigError
 from coldkit.protocols import RestorerContext
 from coldkit_plugins.blur import Blur, BlurParams
 from coldkit_plugins.datasets import make_synthetic_images
 from coldkit_plugins.unet import UNet, UNetParams
-from coldkit.train import Trainer
+from coldkit.training.trainer import Trainer
 from tests.conftest import tiny_experiment
 
 # Augmentation on, so the test also checks that each rank augments its own share of the batch.

@@ -10,12 +10,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from coldkit.checkpoint import load_checkpoint, save_atomic
+from coldkit.runs.checkpoint import load_checkpoint, save_atomic
 from coldkit.config import TrainSection
 from coldkit.errors import CheckpointError
-from coldkit.evaluate import fid, fid_unavailable_reason, psnr, rmse, ssim
+from coldkit.evaluation.metrics import fid, fid_unavailable_reason, psnr, rmse, ssim
 from coldkit.protocols import RestorerContext
-from coldkit.train import (
+from coldkit.training.trainer import (
     ExponentialMovingAverage,
     Trainer,
     budget_progress,
@@ -223,7 +223,7 @@ class NaNAfter(torch.nn.Module):
 
 def test_a_nan_loss_stops_training_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
     from coldkit.errors import TrainingError
-    from coldkit.checkpoint import load_checkpoint
+    from coldkit.runs.checkpoint import load_checkpoint
 
     blur = Blur(BlurParams(steps=4, kernel_size=5, sigma=1.0))
     images = torch.rand(32, 1, 16, 16, generator=torch.Generator().manual_seed(1))
@@ -248,7 +248,7 @@ def test_losses_are_read_from_the_device_only_at_log_and_checkpoint_steps(tmp_pa
 
 
 def test_clip_gradients_matches_clip_grad_norm_and_skips_only_exact_no_ops():
-    from coldkit.train import clip_gradients
+    from coldkit.training.trainer import clip_gradients
 
     for scale in (1e-3, 10.0):  # below and above the limit
         torch.manual_seed(0)

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from coldkit.cli import app
 from coldkit.config import ResolvedPlugin, write_toml
 from coldkit.errors import CheckpointError, ConfigError
-from coldkit.generate import (
+from coldkit.generation.priors import (
     bind_sampler,
     degrade_fully,
     fit_prior,
@@ -315,7 +315,7 @@ def test_run_judges_generation_on_a_labelled_set(tmp_path):
 
 def test_generation_without_labels_says_why_it_is_not_judged(tmp_path):
     from coldkit.config import GenerateSection
-    from coldkit.generation_stage import judge_for_run
+    from coldkit.generation.stage import judge_for_run
     from coldkit.protocols import ImageSet
 
     messages: list[str] = []

@@ -1,4 +1,4 @@
-"""coldkit.judge: the classifier that judges generated images, its file format, the Fréchet
+"""coldkit.evaluation.judge: the classifier that judges generated images, its file format, the Fréchet
 distance and the generation report. Tiny synthetic data (16x16 discs labelled by quadrant)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from coldkit.errors import CheckpointError
-from coldkit.judge import (
+from coldkit.evaluation.judge import (
     Classifier,
     GenerationReport,
     frechet_distance,

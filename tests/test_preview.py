@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from coldkit.cli import app
 from coldkit.config import write_toml
 from coldkit.errors import DataError
-from coldkit.imaging import GAP, HEADER_HEIGHT
+from coldkit.data.imaging import GAP, HEADER_HEIGHT
 from coldkit.preview import preview_degradation, preview_levels
 from coldkit_plugins.datasets import Cifar10, Cifar10Params
 from tests.conftest import tiny_experiment

@@ -217,7 +217,7 @@ def test_the_session_in_docs_python_md_runs(tmp_path, monkeypatch):
 
 
 def test_open_applies_the_runs_sampling_switches(trained, registry, tmp_path):
-    from coldkit import acceleration
+    from coldkit.runtime import acceleration
     from coldkit.config import read_toml
 
     _, out = trained

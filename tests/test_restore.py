@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 from coldkit.cli import app
 from coldkit.config import write_toml
 from coldkit.errors import DataError
-from coldkit.restore import estimate_levels, read_image
-from coldkit.runfolder import open_run
+from coldkit.generation.restore import estimate_levels, read_image
+from coldkit.runs.folder import open_run
 from tests.conftest import tiny_experiment
 
 runner = CliRunner()

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from coldkit.cli import app
 from coldkit.config import read_toml, write_toml
-from coldkit.train import Trainer
+from coldkit.training.trainer import Trainer
 from tests.conftest import tiny_experiment
 
 runner = CliRunner()
@@ -91,7 +91,7 @@ def test_interrupted_run_resumes_from_checkpoint(tiny_config: Path, tmp_path: Pa
     # Same seed, uninterrupted: the resumed run has exactly the same loss curve.
     fresh = tmp_path / "fresh"
     assert run(str(tiny_config), "--out", str(fresh)).exit_code == 0
-    from coldkit.checkpoint import load_checkpoint
+    from coldkit.runs.checkpoint import load_checkpoint
 
     assert load_checkpoint(out / "checkpoints/last.pt")["losses"] == load_checkpoint(
         fresh / "checkpoints/last.pt"
@@ -258,7 +258,7 @@ def test_out_where_no_folder_can_be_made_is_exit_2(tiny_config: Path, tmp_path: 
 def test_a_full_disk_while_checkpointing_keeps_the_previous_file(tmp_path: Path, monkeypatch):
     import errno
 
-    from coldkit.checkpoint import save_atomic
+    from coldkit.runs.checkpoint import save_atomic
     from coldkit.errors import CheckpointError
 
     path = tmp_path / "last.pt"
@@ -293,12 +293,12 @@ def test_a_second_run_on_a_folder_in_use_refuses(tiny_config: Path, tmp_path: Pa
 
 
 def test_out_of_memory_is_a_message_naming_the_settings(tiny_config: Path, tmp_path: Path, monkeypatch):
-    import coldkit.evaluation_stage
+    import coldkit.evaluation.stage
 
     def exhausted(*args, **kwargs):
         raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: you tried to allocate 123 bytes")
 
-    monkeypatch.setattr(coldkit.evaluation_stage, "evaluate", exhausted)
+    monkeypatch.setattr(coldkit.evaluation.stage, "evaluate", exhausted)
     result = run(str(tiny_config), "--out", str(tmp_path / "run"))
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "Out of memory" in result.output and "evaluate.batch_size" in result.output

@@ -14,16 +14,16 @@ from typer.testing import CliRunner
 from coldkit.cli import app
 from coldkit.config import TrainSection, write_toml
 from coldkit.data import write_idx
-from coldkit.distributed import Cluster
+from coldkit.runtime.distributed import Cluster
 from coldkit.errors import DataError
 from coldkit.protocols import RestorerContext
-from coldkit.streaming import (
+from coldkit.data.streaming import (
     ArrayStream,
     EpochBatches,
     StreamingBatches,
     choose_training_data,
 )
-from coldkit.train import Trainer
+from coldkit.training.trainer import Trainer
 from coldkit_plugins.blur import Blur, BlurParams
 from coldkit_plugins.datasets import ImageFolder, ImageFolderParams
 from coldkit_plugins.unet import UNet, UNetParams
@@ -183,7 +183,7 @@ def test_conformance_kit_checks_a_dataset_that_streams(tmp_path: Path):
 
 
 def test_generation_outside_run_uses_a_sample_of_a_streamed_split(tmp_path: Path):
-    from coldkit.streaming import training_image_set
+    from coldkit.data.streaming import training_image_set
 
     folder = _png_folder(tmp_path / "images")
     dataset = ImageFolder(ImageFolderParams(path=str(folder), test_fraction=0.0))

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from coldkit.cli import app
 from coldkit.config import read_toml, write_toml
-from coldkit.tensorboard import MISSING
+from coldkit.runs.tensorboard import MISSING
 
 from tests.conftest import tiny_experiment
 

@@ -130,12 +130,12 @@ def _check_disjoint(label: str, splits: dict[str, ImageSet], max_shared: int) ->
 
 def _check_stream(dataset: object, label: str, loaded: ImageSet, size: int = 16) -> str:
     """A dataset that can stream: ``stream("train", size)`` serves the train split as uint8."""
-    from coldkit.streaming import ImageStream
+    from coldkit.data.streaming import ImageStream
 
     stream = dataset.stream("train", size)  # type: ignore[attr-defined]
     assert isinstance(stream, ImageStream), (
         f"{label}: stream('train', {size}) returned {type(stream).__name__}, not a "
-        "coldkit.streaming.ImageStream"
+        "coldkit.data.streaming.ImageStream"
     )
     assert len(stream) == len(loaded.images), (
         f"{label}: stream('train') holds {len(stream)} images but load('train') {len(loaded.images)}"

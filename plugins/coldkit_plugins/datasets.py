@@ -33,7 +33,7 @@ from coldkit.data import (
     to_unit_float,
 )
 from coldkit.errors import DataError
-from coldkit.streaming import ArrayStream, FolderStream, ImageStream
+from coldkit.data.streaming import ArrayStream, FolderStream, ImageStream
 
 DEFAULT_ROOT = "~/.cache/coldkit/data"
 DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"

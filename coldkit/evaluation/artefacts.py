@@ -14,18 +14,18 @@ from typing import Any
 import torch
 
 from coldkit import __version__
-from coldkit import tensorboard as tensorboard_log
-from coldkit.evaluate import Evaluation
-from coldkit.report import (
+from coldkit.runs import tensorboard as tensorboard_log
+from coldkit.evaluation.metrics import Evaluation
+from coldkit.evaluation.report import (
     rich_table,
     write_figure,
     write_loss_curve,
     write_metrics_json,
     write_table_markdown,
 )
-from coldkit.runcontext import RunContext
-from coldkit.runfolder import write_metadata
-from coldkit.training_stage import Training
+from coldkit.runs.context import RunContext
+from coldkit.runs.folder import write_metadata
+from coldkit.training.stage import Training
 
 
 def write_results(

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from torch import nn
 
-from coldkit.evaluate import Evaluation, evaluate
-from coldkit.progress import batch_progress
+from coldkit.evaluation.metrics import Evaluation, evaluate
+from coldkit.runtime.progress import batch_progress
 from coldkit.protocols import Degradation, ImageSet
-from coldkit.runcontext import RunContext
-from coldkit.splits import evaluation_split
+from coldkit.runs.context import RunContext
+from coldkit.data.splits import evaluation_split
 
 
 def held_out(run: RunContext, channels: int) -> ImageSet:

@@ -16,13 +16,13 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from coldkit import tensorboard as tensorboard_log
+from coldkit.runs import tensorboard as tensorboard_log
 from coldkit.protocols import Degradation, RestorerContext
-from coldkit.runcontext import RunContext
-from coldkit.runfolder import build_degradation, build_restorer, record_context
-from coldkit.splits import load_split
-from coldkit.streaming import TrainingData, choose_training_data
-from coldkit.train import StepReport, Trainer
+from coldkit.runs.context import RunContext
+from coldkit.runs.folder import build_degradation, build_restorer, record_context
+from coldkit.data.splits import load_split
+from coldkit.data.streaming import TrainingData, choose_training_data
+from coldkit.training.trainer import StepReport, Trainer
 
 
 @dataclass

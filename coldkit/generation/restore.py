@@ -6,8 +6,8 @@ channel count, fitted to the model's square size, restored at a level ``t`` (giv
 per image by :func:`estimate_levels`) with a sampler, and written as ``<stem>_restored.png``
 together with one before/after sheet ``restore_sheet.png``::
 
-    from coldkit.runfolder import open_run
-    from coldkit.restore import restore_files
+    from coldkit.runs.folder import open_run
+    from coldkit.generation.restore import restore_files
     run = open_run("runs/mnist_blur")
     report = restore_files(run, ["blurry.png"], t=20)
 
@@ -26,15 +26,15 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
-from coldkit.acceleration import prepare_sampling
+from coldkit.runtime.acceleration import prepare_sampling
 from coldkit.config import resolve_sampler
-from coldkit.data import resize_images
+from coldkit.data.files import resize_images
 from coldkit.errors import ConfigError, DataError
-from coldkit.imaging import save_grid, to_uint8_rgb
+from coldkit.data.imaging import save_grid, to_uint8_rgb
 from coldkit.plugins import Registry
 from coldkit.protocols import Degradation, DegradationParams, Restorer, Sampler
-from coldkit.runfolder import LoadedRun
-from coldkit.runlog import Notify, quiet
+from coldkit.runs.folder import LoadedRun
+from coldkit.runtime.log import Notify, quiet
 
 #: Longer side / shorter side up to which an image counts as "close to square" and is resized to
 #: the model's size; anything longer is refused (crop it first).
@@ -102,11 +102,15 @@ def read_image(path: Path | str, channels: int, notify: Notify | None = None) ->
             grey = mode in _GREY_MODES
             if channels == 1:
                 if not grey:
-                    notify(f"{path}: colour image ({mode}) converted to grey for this 1-channel model")
+                    notify(
+                        f"{path}: colour image ({mode}) converted to grey for this 1-channel model"
+                    )
                 array = _grey_array(image)[None]
             else:
                 if grey:
-                    notify(f"{path}: grey image ({mode}) converted to RGB for this 3-channel model")
+                    notify(
+                        f"{path}: grey image ({mode}) converted to RGB for this 3-channel model"
+                    )
                     array = np.repeat(_grey_array(image)[None], 3, axis=0)
                 else:
                     rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0

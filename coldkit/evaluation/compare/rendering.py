@@ -9,11 +9,11 @@ from typing import Any, Literal, Sequence
 
 from rich.table import Table
 
-from coldkit.compare.figure import ComparisonFigure
-from coldkit.compare.reading import RunSummary
+from coldkit.evaluation.compare.figure import ComparisonFigure
+from coldkit.evaluation.compare.reading import RunSummary
 from coldkit.errors import ConfigError
-from coldkit.evaluate import ROWS
-from coldkit.report import METRICS
+from coldkit.evaluation.metrics import ROWS
+from coldkit.evaluation.report import METRICS
 
 #: Table-1 metrics in the order the comparison shows them: key and column label.
 _LABELS = dict(METRICS)
@@ -26,7 +26,7 @@ ReportFormat = Literal["json", "markdown"]
 def _number(value: Any) -> float | None:
     if value is None:
         return None
-    if isinstance(value, str):  # "inf" as coldkit.report writes non-finite values
+    if isinstance(value, str):  # "inf" as coldkit.evaluation.report writes non-finite values
         try:
             return float(value)
         except ValueError:

@@ -2,7 +2,7 @@
 
 Both hand the trainer this rank's share of one global batch of ``batch_size`` images; the
 trainer draws levels and degradation parameters for the whole global batch itself (see
-:meth:`coldkit.train.Trainer.draw_batch`).
+:meth:`coldkit.training.trainer.Trainer.draw_batch`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
-from coldkit.distributed import Cluster
+from coldkit.runtime.distributed import Cluster
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,8 @@ _warned: weakref.WeakSet = weakref.WeakSet()
 
 
 def open_writer(folder: Path, notify: Callable[..., None], purge_step: int | None = None) -> Any:
-    """A ``SummaryWriter`` on ``folder`` (``RUN/tensorboard/``), or None (after one warning) if unavailable."""
+    """A ``SummaryWriter`` on ``folder`` (``RUN/tensorboard/``), or None (after one warning) if
+    unavailable."""
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:

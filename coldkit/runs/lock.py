@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterator
 
 from coldkit.errors import CheckpointError
-from coldkit.runfolder import RunPaths
+from coldkit.runs.folder import RunPaths
 
 
 @contextmanager

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 from coldkit.config import read_toml
 from coldkit.errors import ConfigError
-from coldkit.runfolder import CONFIG_FILE, METRICS_FILE, RunPaths, read_context
+from coldkit.runs.folder import CONFIG_FILE, METRICS_FILE, RunPaths, read_context
 
 _GLOB_CHARACTERS = frozenset("*?[")
 

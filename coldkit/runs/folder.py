@@ -3,7 +3,7 @@
 ``coldkit generate`` and ``coldkit restore`` start here, and so does Python code that wants a
 trained model back::
 
-    from coldkit.runfolder import open_run
+    from coldkit.runs.folder import open_run
     run = open_run("runs/mnist_blur")
     x0_hat = run.restorer(x_t, t)
 """
@@ -18,9 +18,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from coldkit.checkpoint import load_checkpoint
+from coldkit.runs.checkpoint import load_checkpoint
 from coldkit.config import Experiment, build_experiment, load_experiment
-from coldkit.device import select_device
+from coldkit.runtime.device import select_device
 from coldkit.errors import CheckpointError, ConfigError
 from coldkit.plugins import Registry
 from coldkit.protocols import Degradation, RestorerContext

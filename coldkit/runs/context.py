@@ -15,12 +15,12 @@ import torch
 from rich.console import Console
 from torch import nn
 
-from coldkit import acceleration
+from coldkit.runtime import acceleration
 from coldkit.config import Experiment, ExperimentConfig
-from coldkit.device import select_device
-from coldkit.distributed import SINGLE_PROCESS, Cluster
-from coldkit.runfolder import RunPaths
-from coldkit.runlog import RunLog
+from coldkit.runtime.device import select_device
+from coldkit.runtime.distributed import SINGLE_PROCESS, Cluster
+from coldkit.runs.folder import RunPaths
+from coldkit.runtime.log import RunLog
 
 
 @dataclass(frozen=True)

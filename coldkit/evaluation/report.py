@@ -9,8 +9,8 @@ from typing import Any
 
 from rich.table import Table
 
-from coldkit.evaluate import ROWS, Evaluation
-from coldkit.imaging import save_grid
+from coldkit.evaluation.metrics import ROWS, Evaluation
+from coldkit.data.imaging import save_grid
 
 METRICS = (("fid", "FID ↓"), ("ssim", "SSIM ↑"), ("rmse", "RMSE ↓"), ("psnr", "PSNR ↑"))
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 from coldkit.config import Experiment, ResolvedPlugin
-from coldkit.data import resize_images
+from coldkit.data.files import resize_images
 from coldkit.errors import DataError
 from coldkit.protocols import ImageSet
-from coldkit.streaming import training_image_set
+from coldkit.data.streaming import training_image_set
 
 
 def load_split(

@@ -17,7 +17,7 @@ note saying why); :func:`prepare_model` applies them to a restorer *in place*:
   error) the forward falls back to eager with a warning, once.
 
 Calling :func:`prepare_model` again replaces the previous switches (all off restores the plain
-module). fp16 training on CUDA needs a :func:`grad_scaler` (the :class:`~coldkit.train.Trainer`
+module). fp16 training on CUDA needs a :func:`grad_scaler` (the :class:`~coldkit.training.trainer.Trainer`
 keeps one and saves its state in the checkpoint).
 """
 

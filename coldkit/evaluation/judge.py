@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from coldkit.checkpoint import save_atomic
+from coldkit.runs.checkpoint import save_atomic
 from coldkit.errors import CheckpointError
 
 __all__ = [
@@ -124,7 +124,7 @@ def _check_labelled(images: Tensor, labels: Tensor, num_classes: int | None) -> 
     if images.ndim != 4 or min(images.shape[-2:]) < MIN_SIZE:
         raise ValueError(
             f"Classifier training needs (N, C, H, W) images with H, W >= {MIN_SIZE}; got shape "
-            f"{tuple(images.shape)}. Resize them first (coldkit.data.resize_images)."
+            f"{tuple(images.shape)}. Resize them first (coldkit.data.files.resize_images)."
         )
     if labels.ndim != 1 or len(labels) != len(images):
         raise ValueError(
@@ -271,7 +271,7 @@ def _fit(
 def save_classifier(classifier: Classifier, path: str | Path) -> None:
     """Write ``classifier`` as plain tensors and integers (no pickled classes), atomically.
 
-    A crash mid-write leaves any earlier file intact (:func:`coldkit.checkpoint.save_atomic`).
+    A crash mid-write leaves any earlier file intact (:func:`coldkit.runs.checkpoint.save_atomic`).
     """
     state = {
         "format": CLASSIFIER_FORMAT,

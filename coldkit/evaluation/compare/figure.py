@@ -9,13 +9,13 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from coldkit.acceleration import prepare_sampling
-from coldkit.compare.reading import RunSummary
+from coldkit.runtime.acceleration import prepare_sampling
+from coldkit.evaluation.compare.reading import RunSummary
 from coldkit.errors import ColdkitError, DataError
-from coldkit.imaging import save_grid
+from coldkit.data.imaging import save_grid
 from coldkit.plugins import Registry
-from coldkit.runfolder import LoadedRun, open_run
-from coldkit.splits import evaluation_split
+from coldkit.runs.folder import LoadedRun, open_run
+from coldkit.data.splits import evaluation_split
 
 
 @dataclass

@@ -17,21 +17,21 @@ from torch import Tensor, nn
 
 from coldkit.config import Experiment, GenerateSection, apply_overrides, build_experiment
 from coldkit.errors import ConfigError
-from coldkit.evaluate import fid, fid_unavailable_reason
-from coldkit.generate import (
+from coldkit.evaluation.metrics import fid, fid_unavailable_reason
+from coldkit.generation.priors import (
     bind_sampler,
     cached_or_fitted_prior,
     generate_samples,
     write_samples,
 )
-from coldkit.judge import judge_generation, load_classifier, load_or_train_classifier
+from coldkit.evaluation.judge import judge_generation, load_classifier, load_or_train_classifier
 from coldkit.plugins import Registry
-from coldkit.progress import batch_progress
+from coldkit.runtime.progress import batch_progress
 from coldkit.protocols import Degradation, ImageSet
-from coldkit.runcontext import RunContext
-from coldkit.runfolder import GENERATION_JSON, GENERATION_MARKDOWN, LoadedRun, RunPaths
-from coldkit.runlog import Notify
-from coldkit.splits import evaluation_split, training_split
+from coldkit.runs.context import RunContext
+from coldkit.runs.folder import GENERATION_JSON, GENERATION_MARKDOWN, LoadedRun, RunPaths
+from coldkit.runtime.log import Notify
+from coldkit.data.splits import evaluation_split, training_split
 
 #: The sections that make the model: a generation may not change them (the checkpoint is fixed).
 MODEL_SECTIONS = ("dataset", "degradation", "restorer")

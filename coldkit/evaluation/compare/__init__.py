@@ -6,19 +6,25 @@ Everything for the table comes from the files a run wrote (``config.toml``, ``ru
 each run's own ``figure.png`` may show other images: the first run's first K held-out images are
 degraded with every run's own degradation to its level T and restored with its own sampler::
 
-    from coldkit.compare import expand_run_paths, summarize_runs, markdown_report
+    from coldkit.evaluation.compare import expand_run_paths, summarize_runs, markdown_report
     runs = summarize_runs(expand_run_paths(["runs/*"]))
     print(markdown_report(runs))
 
-:mod:`~coldkit.compare.reading` reads the run folders, :mod:`~coldkit.compare.rendering` writes
-the table and the reports, :mod:`~coldkit.compare.figure` draws the figure.
+:mod:`~coldkit.evaluation.compare.reading` reads the run folders,
+:mod:`~coldkit.evaluation.compare.rendering` writes the table and the reports,
+:mod:`~coldkit.evaluation.compare.figure` draws the figure.
 """
 
 from __future__ import annotations
 
-from coldkit.compare.figure import ComparisonFigure, write_comparison_figure
-from coldkit.compare.reading import RunSummary, expand_run_paths, run_problem, summarize_runs
-from coldkit.compare.rendering import (
+from coldkit.evaluation.compare.figure import ComparisonFigure, write_comparison_figure
+from coldkit.evaluation.compare.reading import (
+    RunSummary,
+    expand_run_paths,
+    run_problem,
+    summarize_runs,
+)
+from coldkit.evaluation.compare.rendering import (
     comparison_notes,
     json_report,
     markdown_report,

@@ -18,7 +18,7 @@ import kornia
 import torch
 from torch import Tensor, nn
 
-from coldkit.distributed import SINGLE_PROCESS, Cluster
+from coldkit.runtime.distributed import SINGLE_PROCESS, Cluster
 from coldkit.protocols import Degradation, Sampler
 
 ROWS = ("degraded", "direct", "sampled")

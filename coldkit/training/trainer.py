@@ -15,12 +15,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from coldkit import acceleration
-from coldkit.augment import apply_augmentation, augmentation_enabled, draw_augmentation
-from coldkit.batches import InMemoryBatches, TrainingBatches
-from coldkit.checkpoint import load_checkpoint, save_atomic
+from coldkit.runtime import acceleration
+from coldkit.data.augment import apply_augmentation, augmentation_enabled, draw_augmentation
+from coldkit.data.batches import InMemoryBatches, TrainingBatches
+from coldkit.runs.checkpoint import load_checkpoint, save_atomic
 from coldkit.config import TrainSection
-from coldkit.distributed import SINGLE_PROCESS, Cluster, check_batch_split
+from coldkit.runtime.distributed import SINGLE_PROCESS, Cluster, check_batch_split
 from coldkit.errors import CheckpointError, TrainingError
 from coldkit.protocols import Degradation
 

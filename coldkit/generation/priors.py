@@ -1,6 +1,6 @@
 """Generation (paper §5): fit a prior on D(x0, T), draw x_T from it, run a sampler back to t = 0.
 
-The building blocks; :mod:`coldkit.generation_stage` puts them together for ``coldkit run`` (its
+The building blocks; :mod:`coldkit.generation.stage` puts them together for ``coldkit run`` (its
 ``[generate]`` section) and ``coldkit generate``:
 
 * :func:`degrade_fully` — ``D(x0, T)`` of the training images, with the degradation's own
@@ -22,13 +22,13 @@ from typing import Any, Callable
 import torch
 from torch import Tensor, nn
 
-from coldkit.checkpoint import save_atomic
+from coldkit.runs.checkpoint import save_atomic
 from coldkit.config import ResolvedPlugin
 from coldkit.errors import CheckpointError, ConfigError
-from coldkit.imaging import save_tiles
+from coldkit.data.imaging import save_tiles
 from coldkit.plugins import PluginRecord, Registry
 from coldkit.protocols import Degradation, Prior, Sampler
-from coldkit.runfolder import GENERATED_GRID, SAMPLES_FILE, RunPaths
+from coldkit.runs.folder import GENERATED_GRID, SAMPLES_FILE, RunPaths
 
 PRIOR_FORMAT = "coldkit-prior"
 PRIOR_VERSION = 1

@@ -1,0 +1,44 @@
+"""Data: helpers for dataset plugins (disjoint splits, IDX files, image folders, resizing), the
+training batches (in memory, streamed, augmented), the splits a run reads, and image files.
+
+``coldkit.data`` is the import path documented for dataset plugins; the helpers live in
+:mod:`coldkit.data.files` and are re-exported here.
+"""
+
+from coldkit.data.files import (
+    ALL,
+    IMAGE_SUFFIXES,
+    SPLITS,
+    FolderImages,
+    find_idx_file,
+    folder_class_labels,
+    image_files,
+    load_image_folder,
+    read_idx,
+    read_idx_mapped,
+    resize_and_centre_crop,
+    resize_images,
+    split_indices,
+    to_unit_float,
+    unreadable_note,
+    write_idx,
+)
+
+__all__ = [
+    "ALL",
+    "IMAGE_SUFFIXES",
+    "SPLITS",
+    "FolderImages",
+    "find_idx_file",
+    "folder_class_labels",
+    "image_files",
+    "load_image_folder",
+    "read_idx",
+    "read_idx_mapped",
+    "resize_and_centre_crop",
+    "resize_images",
+    "split_indices",
+    "to_unit_float",
+    "unreadable_note",
+    "write_idx",
+]

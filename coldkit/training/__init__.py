@@ -1,0 +1,1 @@
+"""Training: the trainer (loss, EMA, checkpoints, exact resume) and the training stage of a run."""
