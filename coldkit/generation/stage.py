@@ -55,6 +55,8 @@ class TrainedModel:
     degradation: Degradation
     training: Callable[[], ImageSet]
     held_out: Callable[[], Tensor]
+    #: The model's channel count, told to the prior's build context.
+    channels: int | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ def generate_for_run(run: RunContext, model: TrainedModel, out_dir: Path) -> Gen
     fitted = cached_or_fitted_prior(
         run.paths.root, run.experiment.prior, model.degradation, lambda: training().images, seed,
         run.device, run.notify,
+        run.build_context(run.serving_split, model.channels, model.degradation.steps),
     )
     samples = _draw(run, model, fitted.prior, seed)
     files = write_samples(samples, out_dir, settings.grid_size)
@@ -259,6 +262,7 @@ def generate_from_run(
         loaded.degradation,
         lambda: training_split(experiment, size),
         lambda: evaluation_split(experiment, size, channels).images,
+        channels,
     )
     return generate_for_run(run, model, out)
 
