@@ -23,9 +23,9 @@ from torch import Tensor
 DegradationParams = dict[str, Tensor]
 
 #: The bounds every ``D(x0, t)`` of images in [0, 1] must stay within (checked by
-#: ``check_degradation``): wide enough for blends and added noise, narrow enough to catch a
-#: degradation that works in [0, 255] or overflows.
-DEGRADED_RANGE = (-4.0, 5.0)
+#: ``check_degradation``): wide enough for blends and for Gaussian noise of std 1 and more,
+#: narrow enough to catch a degradation that works in [0, 255] or overflows.
+DEGRADED_RANGE = (-20.0, 21.0)
 
 #: The splits a dataset serves.
 Split = Literal["train", "val", "test"]
@@ -171,7 +171,8 @@ class BuildContext:
     __init__(self, params, *, context)``); components without one are built as before. Fields
     the builder does not know are None (a preview knows no channels, ``check_plugin`` no T).
     ``split`` is the split the component serves: ``train`` while training, the evaluation split
-    (``test`` by default) while evaluating, generating and restoring.
+    (``test`` by default) while evaluating, generating and restoring. ``seed`` is the run's seed
+    (:meth:`generator` gives a seeded generator); ``device`` where the run computes.
     """
 
     image_size: int | None = None
@@ -181,6 +182,9 @@ class BuildContext:
     seed: int = 0
     split: Split = "train"
     data: DatasetAccess | None = None
+    #: The run's degradation, built before the prior (a prior may draw the way it draws, e.g.
+    #: morph's prior reads the same target images); None for every other kind.
+    degradation: Degradation | None = None
 
     def generator(self, offset: int = 0) -> torch.Generator:
         """A CPU generator seeded from the run's seed (plus ``offset``, for separate streams)."""

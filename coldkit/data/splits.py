@@ -98,7 +98,13 @@ class DatasetReader:
                 f"{format_validation_error(exc)}"
             ) from None
         context = BuildContext(self.image_size, split=split, data=self)
-        image_set = record.build(validated, context).load(split)
+        try:
+            image_set = record.build(validated, context).load(split)
+        except DataError as exc:
+            raise DataError(
+                f"{exc} (Dataset {name!r} was asked for by a plugin: its parameters are set in "
+                "that plugin's section, e.g. degradation.target_params.)"
+            ) from None
         if len(image_set.images) == 0:
             raise DataError(f"The {split} split of dataset {name!r} (asked for by a plugin) is "
                             "empty; pick a split with images or change its fractions.")

@@ -301,6 +301,52 @@ def generate_samples(
     return torch.cat(outputs)
 
 
+class _RecordingRestorer(nn.Module):
+    """Passes calls to a restorer and keeps each call's input ``x_s`` by level: a sampler calls
+    ``R(x_s, s)`` at every level it visits, so these are its intermediate images."""
+
+    def __init__(self, restorer: nn.Module) -> None:
+        super().__init__()
+        self.restorer = restorer
+        self.inputs: dict[int, Tensor] = {}
+
+    def forward(self, x_t: Tensor, t: Tensor) -> Tensor:
+        self.inputs.setdefault(int(t.max()), x_t.detach().float().cpu())
+        return self.restorer(x_t, t)
+
+
+@torch.no_grad()
+def generation_path(
+    restorer: nn.Module,
+    degradation: Degradation,
+    prior: Prior,
+    sampler: Sampler,
+    count: int = 8,
+    *,
+    columns: int = 4,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> tuple[list[Tensor], list[str]]:
+    """Figure 3 of generation: ``count`` draws x_T, the sampler's images at ``columns``
+    intermediate levels, and the result (the columns of :func:`coldkit.data.imaging.save_grid`,
+    and their labels). The draws are the first ``count`` of :func:`generate_samples` with this
+    seed where the prior's draws do not depend on ``count``."""
+    generator = torch.Generator().manual_seed(seed)
+    x_T, params = draw_from_prior(prior, degradation, count, generator)
+    x_T = x_T.to(device)
+    params = {key: value.to(device) for key, value in params.items()}
+    recording = _RecordingRestorer(restorer)
+    t = torch.full((count,), degradation.steps, dtype=torch.long, device=x_T.device)
+    result = sampler(recording, degradation, x_T, t, params).float().clamp(0, 1).cpu()
+    visited = sorted(recording.inputs, reverse=True)[1:]  # below T, highest first
+    chosen = [visited[round(i * (len(visited) - 1) / max(1, columns - 1))]
+              for i in range(min(columns, len(visited)))]
+    chosen = list(dict.fromkeys(chosen))
+    images = [x_T.float().cpu(), *(recording.inputs[level] for level in chosen), result]
+    labels = [f"x_T (t={degradation.steps})", *(f"t={level}" for level in chosen), "x_0"]
+    return images, labels
+
+
 def write_samples(samples: Tensor, folder: Path, grid_size: int = 100) -> dict[str, Path]:
     """``generated.png`` (the first ``grid_size`` samples, 10 per row) and ``samples.pt``."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -319,6 +365,7 @@ __all__ = [
     "params_of_degraded_images",
     "fit_prior",
     "generate_samples",
+    "generation_path",
     "load_prior",
     "save_prior",
     "write_samples",

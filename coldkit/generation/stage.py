@@ -8,7 +8,7 @@ Shared by ``coldkit run`` (a ``[generate]`` section), ``coldkit generate RUN_FOL
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -22,14 +22,22 @@ from coldkit.generation.priors import (
     bind_sampler,
     cached_or_fitted_prior,
     generate_samples,
+    generation_path,
     write_samples,
 )
+from coldkit.data.imaging import save_grid
 from coldkit.evaluation.judge import judge_generation, load_classifier, load_or_train_classifier
 from coldkit.plugins import Registry
 from coldkit.runtime.progress import batch_progress
 from coldkit.protocols import Degradation, ImageSet
 from coldkit.runs.context import RunContext
-from coldkit.runs.folder import GENERATION_JSON, GENERATION_MARKDOWN, LoadedRun, RunPaths
+from coldkit.runs.folder import (
+    GENERATION_JSON,
+    GENERATION_MARKDOWN,
+    GENERATION_PATH,
+    LoadedRun,
+    RunPaths,
+)
 from coldkit.runtime.log import Notify
 from coldkit.data.splits import evaluation_split, training_split
 
@@ -85,10 +93,14 @@ def generate_for_run(run: RunContext, model: TrainedModel, out_dir: Path) -> Gen
     fitted = cached_or_fitted_prior(
         run.paths.root, run.experiment.prior, model.degradation, lambda: training().images, seed,
         run.device, run.notify,
-        run.build_context(run.serving_split, model.channels, model.degradation.steps),
+        replace(
+            run.build_context(run.serving_split, model.channels, model.degradation.steps),
+            degradation=model.degradation,
+        ),
     )
     samples = _draw(run, model, fitted.prior, seed)
     files = write_samples(samples, out_dir, settings.grid_size)
+    files["path"] = _write_path(run, model, fitted.prior, seed, out_dir)
     sampler_name = run.experiment.generate_sampler.name
     run.notify(f"generated {len(samples)} images with prior {fitted.name} and sampler "
                f"{sampler_name}: {files['grid']}")
@@ -148,6 +160,21 @@ def _draw(run: RunContext, model: TrainedModel, prior: Any, seed: int) -> Tensor
             batch_size=settings.batch_size, device=run.device,
             on_batch=lambda done: progress.update(task, completed=done),
         )
+
+
+def _write_path(
+    run: RunContext, model: TrainedModel, prior: Any, seed: int, out_dir: Path
+) -> Path:
+    """``generation_path.png``: ten draws from x_T through intermediate levels to x_0."""
+    assert run.experiment.generate_sampler is not None and run.config.generate is not None
+    sampler = bind_sampler(
+        run.experiment.generate_sampler.build(), run.experiment.generate_sampler.name,
+        run.config.generate.step_noise, torch.Generator().manual_seed(seed + 1),
+    )
+    columns, labels = generation_path(
+        model.restorer, model.degradation, prior, sampler, 10, seed=seed, device=run.device
+    )
+    return save_grid(columns, labels, out_dir / GENERATION_PATH)
 
 
 def _generation_fid(

@@ -45,6 +45,8 @@ GENERATION_JSON = "generation.json"
 GENERATION_MARKDOWN = "generation.md"
 GENERATED_GRID = "generated.png"
 SAMPLES_FILE = "samples.pt"
+#: Figure 3 of generation: x_T, intermediate levels, the sample (generation_path.png).
+GENERATION_PATH = "generation_path.png"
 
 
 @dataclass(frozen=True)

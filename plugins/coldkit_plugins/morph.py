@@ -22,7 +22,8 @@ from torch import Tensor
 
 from coldkit import DegradationParams, hookimpl
 from coldkit.data import resize_images
-from coldkit.protocols import BuildContext
+from coldkit.errors import ConfigError
+from coldkit import BuildContext
 from coldkit.validation import check_images, check_levels
 
 #: These components take the build context (a keyword-only ``context``).
@@ -143,9 +144,15 @@ class Morph:
         return torch.where((t == 0).view(-1, 1, 1, 1), x0, keep * x0 + mix * z)
 
 
-class MorphTargetParams(TargetParams):
-    """Parameters of the ``morph-target`` prior: the same target as the degradation's."""
+class MorphTargetParams(BaseModel):
+    """Parameters of the ``morph-target`` prior."""
 
+    model_config = ConfigDict(extra="forbid")
+
+    target: str | None = Field(
+        None, description="dataset of x_T; unset: the morph degradation's target (and params)"
+    )
+    target_params: dict[str, Any] = Field(default_factory=dict)
     noise: float = Field(
         0.0, ge=0.0, description="std of Gaussian noise added to x_T (the paper's generation)"
     )
@@ -164,7 +171,7 @@ class MorphTarget:
         self, params: MorphTargetParams | None = None, *, context: BuildContext
     ) -> None:
         self.params = params or MorphTargetParams()
-        self.targets = _TargetImages(self.params, context)
+        self.targets = _targets_of(self.params, context)
         self.shape: tuple[int, int, int] | None = None
 
     def fit(self, x_T: Tensor, seed: int = 0) -> None:
@@ -192,6 +199,21 @@ class MorphTarget:
 
     def load_state_dict(self, state: dict[str, Tensor]) -> None:
         self.shape = tuple(int(size) for size in state["shape"].tolist())  # type: ignore[assignment]
+
+
+def _targets_of(params: MorphTargetParams, context: BuildContext) -> _TargetImages:
+    """The prior's own target, or the morph degradation's (the same images, read once)."""
+    if params.target is not None:
+        return _TargetImages(TargetParams(target=params.target,
+                                          target_params=params.target_params), context)
+    targets = getattr(context.degradation, "targets", None)
+    if not isinstance(targets, _TargetImages):
+        raise ConfigError(
+            "prior morph-target without a target reads the morph degradation's target, but the "
+            f"run's degradation is {getattr(context.degradation, 'name', None)!r}: use "
+            "degradation morph, or set generate.prior.target to a dataset name"
+        )
+    return targets
 
 
 @hookimpl
