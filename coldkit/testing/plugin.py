@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 from pydantic import BaseModel, ValidationError
 
-from coldkit.errors import ColdkitError
+from coldkit.errors import ColdkitError, ConfigError
 from coldkit.protocols import BuildContext, Degradation, RestorerContext
 from coldkit.testing._common import testing_build_context
 from coldkit.testing.dataset import check_dataset
@@ -171,6 +171,9 @@ def _data_or_skip() -> Iterator[None]:
     """A check that stops because data it reads is missing here is skipped, saying why."""
     try:
         yield
+    except ConfigError as exc:  # e.g. a prior that reads its run's degradation
+        raise _Skipped(f"it needs a run or parameters to be checked: {exc}; pass "
+                       "params={'kind:name': {...}}") from exc
     except ColdkitError as exc:
         raise _Skipped(f"its data is not available here: {exc}") from exc
 
