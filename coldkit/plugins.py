@@ -82,6 +82,11 @@ class PluginRecord:
         """``plugin (package version)``, as the trace shows it."""
         return _describe(self.plugin, self.distribution, self.version)
 
+    @functools.cached_property
+    def takes_context(self) -> bool:
+        """Whether the component asks for the build context (read once from its signature)."""
+        return takes_build_context(self.component)
+
     def build(
         self,
         params: BaseModel | Mapping[str, Any] | None = None,
@@ -97,7 +102,7 @@ class PluginRecord:
         """
         if isinstance(context, RestorerContext):
             context = BuildContext(context.image_size, context.channels, context.steps)
-        wants_context = takes_build_context(self.component)
+        wants_context = self.takes_context
         if self.kind == "sampler":
             if wants_context:
                 return functools.partial(self.component, context=context or BuildContext())
