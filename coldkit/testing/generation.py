@@ -22,6 +22,7 @@ from coldkit.generation.priors import (
     generate_samples,
     params_of_degraded_images,
 )
+from coldkit.plugins import Registry
 from coldkit.protocols import Degradation, DegradationParams, Sampler
 from coldkit.testing._common import _full, _generator, _label, _resolve_images
 from coldkit.testing.sampler import _OracleRestorer
@@ -77,8 +78,6 @@ def check_generation(
     built-in ``improved`` (Algorithm 2). Returns the names of the checks passed; raises
     :class:`AssertionError` naming the first failure.
     """
-    from coldkit.plugins import Registry
-
     x0 = _resolve_images(images).float()
     sample = sampler or Registry.discover().get("sampler", "improved").build()
     label = _label(degradation)
