@@ -90,9 +90,11 @@ def generate_for_run(run: RunContext, model: TrainedModel, out_dir: Path) -> Gen
     assert run.experiment.generate_sampler is not None
     seed = settings.seed if settings.seed is not None else run.seed
     training = _once(model.training)
+    # The prior is fitted on D(x0, T) of training data only: a degradation that reads data reads
+    # its training split here (built lazily, so a cached prior reads nothing).
     fitted = cached_or_fitted_prior(
-        run.paths.root, run.experiment.prior, model.degradation, lambda: training().images, seed,
-        run.device, run.notify,
+        run.paths.root, run.experiment.prior, run.degradation("train", model.channels),
+        lambda: training().images, seed, run.device, run.notify,
         replace(
             run.build_context(run.serving_split, model.channels, model.degradation.steps),
             degradation=model.degradation,

@@ -82,7 +82,7 @@ class RunContext:
             self.data,
         )
 
-    def degradation(self, split: Split, channels: int) -> Degradation:
+    def degradation(self, split: Split, channels: int | None) -> Degradation:
         """The experiment's degradation built to serve ``split`` (a degradation that reads data,
         such as morph's target images, reads that split of it)."""
         return build_degradation(self.experiment, self.build_context(split, channels))
