@@ -3,12 +3,15 @@
 from coldkit.errors import ColdkitError
 from coldkit.hookspecs import PLUGIN_API_VERSION, hookimpl
 from coldkit.protocols import (
+    BuildContext,
+    DatasetAccess,
     Dataset,
     Degradation,
     DegradationParams,
     ImageSet,
     NoParams,
     Prior,
+    PriorWithParams,
     Restorer,
     RestorerContext,
     Sampler,
@@ -28,14 +31,17 @@ def __getattr__(name: str):  # noqa: ANN202 - PEP 562 module attribute
 
 
 __all__ = [
+    "BuildContext",
     "ColdkitError",
     "Dataset",
+    "DatasetAccess",
     "Degradation",
     "DegradationParams",
     "ImageSet",
     "NoParams",
     "PLUGIN_API_VERSION",
     "Prior",
+    "PriorWithParams",
     "Restorer",
     "RestorerContext",
     "Sampler",

@@ -44,6 +44,7 @@ from coldkit.config import (
 )
 from coldkit.errors import ConfigError
 from coldkit.generation.stage import GenerateOptions, generate_from_run, generation_experiment
+from coldkit.generation.priors import params_of_degraded_images
 from coldkit.plugins import Registry
 from coldkit.protocols import Degradation, DegradationParams, RestorerContext, Sampler
 from coldkit.run import claimed_run, execute
@@ -240,18 +241,16 @@ class Run:
 
         ``t`` is one int for the batch or a ``(B,)`` tensor. ``sampler`` is a sampler name
         (default: the run's ``evaluate.sampler``). ``params`` are the degradation's random
-        parameters (from :meth:`degrade`); without them they are drawn from ``x_t`` with ``seed``
-        (default: the run's seed), as ``coldkit restore`` does. Returns the sampler's output on the
-        CPU, unclamped.
+        parameters (from :meth:`degrade`); they may be left out only for a deterministic
+        degradation (a degradation with random parameters raises
+        :class:`~coldkit.errors.ParamsError`: they cannot be known from ``x_t``). ``seed`` is
+        kept for compatibility and unused. Returns the sampler's output on the CPU, unclamped.
         """
         sample = self.get_sampler(sampler)
         x_t = x_t.to(self.device)
         levels = self._levels(t, len(x_t))
         if params is None:
-            generator = torch.Generator().manual_seed(
-                self.experiment.config.seed if seed is None else seed
-            )
-            params = self.degradation.sample_params(x_t, generator)
+            params = params_of_degraded_images(self.degradation, x_t)
         return sample(self.restorer, self.degradation, x_t, levels, params).float().cpu()
 
     def generate(

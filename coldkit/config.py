@@ -8,7 +8,7 @@ with ``name`` and every other key is validated by that plugin's own ``Params`` m
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from coldkit.errors import ConfigError, PluginError
 from coldkit.plugins import Kind, PluginInfo, PluginRecord, Registry
+from coldkit.protocols import BuildContext, RestorerContext
 
 
 class Section(BaseModel):
@@ -204,8 +205,9 @@ class ResolvedPlugin:
     record: PluginRecord
     params: BaseModel
 
-    def build(self, context: Any = None) -> Any:
-        """The component, built from its validated parameters (see :meth:`PluginRecord.build`)."""
+    def build(self, context: BuildContext | RestorerContext | None = None) -> Any:
+        """The component, built from its validated parameters and the run's ``context`` (see
+        :meth:`PluginRecord.build`)."""
         return self.record.build(self.params, context)
 
 
@@ -224,6 +226,9 @@ class Experiment:
     generate_sampler: PluginRecord | None = None
     #: Plugins disabled while resolving (by COLDKIT_DISABLE_PLUGINS or ``disable_plugins``).
     disabled_plugins: tuple[PluginInfo, ...] = ()
+    #: The registry the plugins were resolved in (after ``disable_plugins``): plugins that read
+    #: another dataset through their build context look it up here too.
+    registry: Registry | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The fully resolved configuration (every default filled in), as plain data."""
@@ -372,6 +377,7 @@ def build_experiment(data: dict[str, Any], registry: Registry) -> Experiment:
         prior=prior,
         generate_sampler=generate_sampler,
         disabled_plugins=tuple(registry.disabled),
+        registry=registry,
     )
 
 

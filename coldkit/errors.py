@@ -28,3 +28,8 @@ class CheckpointError(ColdkitError):
 
 class TrainingError(ColdkitError):
     """Training cannot go on (e.g. the loss became NaN); the last good checkpoint is kept."""
+
+
+class ParamsError(ColdkitError):
+    """A degradation's random parameters cannot be known where they are needed (generating from
+    a prior that does not return them, restoring a file degraded with an unknown draw)."""

@@ -28,6 +28,20 @@ How each kind of component is built from its validated parameters:
 * prior: ``component(params)`` returns an unfitted :class:`coldkit.protocols.Prior`; coldkit
   fits it on ``D(x0, T)`` of the training split and saves its ``state_dict``.
 
+The build context (plugin API 2): a component whose factory has a keyword-only parameter named
+``context`` gets a :class:`coldkit.protocols.BuildContext` (image size, channels, T, device, seed,
+the split served, and ``load_dataset`` to read another registered dataset), for every kind::
+
+    def __init__(self, params: MorphParams, *, context: BuildContext) -> None: ...
+
+A restorer so declared gets ``context=`` instead of the positional ``RestorerContext``; a sampler
+so declared is bound to it (``functools.partial``). Factories without it are built as above.
+
+A plugin module that needs a newer API than the installed coldkit declares it, and is then
+reported and skipped instead of failing at run time::
+
+    COLDKIT_PLUGIN_API = 2
+
 Built-in plugins use these same hooks through the same entry-point group.
 """
 
@@ -40,7 +54,9 @@ import pluggy
 PROJECT_NAME = "coldkit"
 #: The plugin API coldkit promises (hook names, ``register``'s signature, the protocols as
 #: documented). A change to any of them raises this number and coldkit's minor version.
-PLUGIN_API_VERSION = 1
+PLUGIN_API_VERSION = 2
+#: The module attribute a plugin sets to the plugin API it needs (an int; absent means 1).
+PLUGIN_API_ATTRIBUTE = "COLDKIT_PLUGIN_API"
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)

@@ -18,7 +18,9 @@ Plugins are disabled by name: entry-point name, ``package:entry`` or a distribut
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.metadata as metadata
+import inspect
 import os
 import re
 import sys
@@ -30,7 +32,7 @@ from pydantic import BaseModel
 
 from coldkit import hookspecs
 from coldkit.errors import PluginError
-from coldkit.protocols import NoParams
+from coldkit.protocols import BuildContext, NoParams, RestorerContext
 from coldkit.runtime.log import Notify
 
 ENTRY_POINT_GROUP = "coldkit"
@@ -80,24 +82,50 @@ class PluginRecord:
         """``plugin (package version)``, as the trace shows it."""
         return _describe(self.plugin, self.distribution, self.version)
 
+    @functools.cached_property
+    def takes_context(self) -> bool:
+        """Whether the component asks for the build context (read once from its signature)."""
+        return takes_build_context(self.component)
+
     def build(
-        self, params: BaseModel | Mapping[str, Any] | None = None, context: Any = None
+        self,
+        params: BaseModel | Mapping[str, Any] | None = None,
+        context: BuildContext | RestorerContext | None = None,
     ) -> Any:
         """The component, built as its kind is built (the one place that knows how).
 
         ``params`` is a validated parameter model, a plain mapping (validated here) or None for
-        the defaults. A restorer also takes ``context``, a
-        :class:`~coldkit.protocols.RestorerContext`; a sampler is the registered function itself.
+        the defaults. ``context`` is what the run knows (:class:`~coldkit.protocols.BuildContext`);
+        a component gets it when its factory has a keyword-only ``context`` parameter (plugin API
+        2). Old-style factories are built as before: ``component(params)``, a restorer
+        ``component(params, RestorerContext)``, a sampler is the registered function itself.
         """
+        if isinstance(context, RestorerContext):
+            context = BuildContext(context.image_size, context.channels, context.steps)
+        wants_context = self.takes_context
         if self.kind == "sampler":
+            if wants_context:
+                return functools.partial(self.component, context=context or BuildContext())
             return self.component
         if not isinstance(params, BaseModel):
             params = self.params_model.model_validate(dict(params or {}))
+        if wants_context:
+            return self.component(params, context=context or BuildContext())
         if self.kind == "restorer":
             if context is None:
-                raise TypeError(f"restorer {self.name!r} is built with a RestorerContext")
-            return self.component(params, context)
+                raise TypeError(f"restorer {self.name!r} is built with a BuildContext")
+            return self.component(params, context.restorer_context())
         return self.component(params)
+
+
+def takes_build_context(component: Any) -> bool:
+    """Whether a factory (class or function) asks for the build context: a keyword-only
+    parameter named ``context``."""
+    try:
+        parameter = inspect.signature(component).parameters.get("context")
+    except (TypeError, ValueError):  # builtins without a signature
+        return False
+    return parameter is not None and parameter.kind is inspect.Parameter.KEYWORD_ONLY
 
 
 @dataclass(frozen=True)
@@ -284,6 +312,10 @@ class Registry:
     def _register_plugin(
         self, manager: pluggy.PluginManager, info: PluginInfo, plugin: object
     ) -> PluginInfo:
+        problem = _api_problem(info, plugin)
+        if problem is not None:
+            self._load_problems.append(problem)
+            return dataclasses.replace(info, status="failed")
         try:
             manager.register(plugin, name=f"{info.name}:{id(plugin)}")
         except Exception as exc:  # e.g. a misspelled or mistyped hook
@@ -528,6 +560,22 @@ class Registry:
             f"plugins you do not want (disable_plugins = [...] in the config or "
             f"{DISABLE_ENV}, with one of {plugins})."
         )
+
+
+def _api_problem(info: PluginInfo, plugin: object) -> PluginProblem | None:
+    """A problem if the plugin module declares a newer plugin API than this coldkit's."""
+    needed = getattr(plugin, hookspecs.PLUGIN_API_ATTRIBUTE, 1)
+    if isinstance(needed, int) and not isinstance(needed, bool) and (
+        needed <= hookspecs.PLUGIN_API_VERSION
+    ):
+        return None
+    return PluginProblem(
+        info.name,
+        f"needs coldkit plugin API {needed!r} ({hookspecs.PLUGIN_API_ATTRIBUTE}); this coldkit "
+        f"has API {hookspecs.PLUGIN_API_VERSION}: upgrade coldkit, or install a version of the "
+        "plugin made for this one",
+        info.distribution,
+    )
 
 
 def parse_plugin_list(text: str) -> list[str]:

@@ -16,10 +16,11 @@ from torch import Tensor
 
 from coldkit.config import apply_overrides, format_validation_error, load_experiment
 from coldkit.data.files import resize_images
+from coldkit.data.splits import DatasetReader
 from coldkit.errors import ConfigError, DataError
 from coldkit.data.imaging import save_grid
 from coldkit.plugins import Registry
-from coldkit.protocols import Degradation
+from coldkit.protocols import BuildContext, Degradation
 from coldkit.runtime.log import quiet
 
 #: Side and channels of the synthetic images used without a config: colour, so that colour
@@ -83,7 +84,10 @@ def preview_degradation(
     params = _validate(record.params_model, section, name)
     notify(f"images: {source}")
 
-    degradation: Degradation = record.build(params)
+    size = int(x0.shape[-1])
+    context = BuildContext(size, int(x0.shape[1]), split="test", seed=seed,
+                           data=DatasetReader(registry, size, notify))
+    degradation: Degradation = record.build(params, context)
     levels = _shown_levels(degradation.steps, max_columns, notify)
     columns = _degrade_at(degradation, x0, levels, seed, name)
     path = Path(out) if out is not None else Path(f"{name}_preview.png")

@@ -1,13 +1,18 @@
 """The three protocols of cold diffusion, plus the dataset protocol.
 
-Shapes: images are float tensors ``(B, C, H, W)`` in [0, 1]; ``t`` is a ``(B,)`` integer tensor with
-one degradation level per sample, ``0 <= t <= T``. ``D(x0, 0) == x0``.
+Shapes: images are float tensors ``(B, C, H, W)``; ``t`` is a ``(B,)`` integer tensor with one
+degradation level per sample, ``0 <= t <= T``. ``D(x0, 0) == x0``.
+
+Value range: clean images ``x0`` are in [0, 1]. ``D(x0, t)`` may leave [0, 1] (a blend such as
+``sqrt(a) x0 + sqrt(1 - a) z`` reaches 1.41) as long as it is finite and bounded; coldkit never
+clamps a degraded image (the restorer sees it as it is) and clamps only what it saves or scores.
+``coldkit.testing.check_degradation`` checks that D stays within ``DEGRADED_RANGE``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar, Literal, Mapping, Protocol, runtime_checkable
 
 import torch
 from pydantic import BaseModel
@@ -16,6 +21,14 @@ from torch import Tensor
 #: Random parameters of one degradation draw (mask centres, snow layers, ...): a dict of tensors
 #: whose first dimension is the batch. Deterministic degradations use an empty dict.
 DegradationParams = dict[str, Tensor]
+
+#: The bounds every ``D(x0, t)`` of images in [0, 1] must stay within (checked by
+#: ``check_degradation``): wide enough for blends and for Gaussian noise of std 1 and more,
+#: narrow enough to catch a degradation that works in [0, 255] or overflows.
+DEGRADED_RANGE = (-20.0, 21.0)
+
+#: The splits a dataset serves.
+Split = Literal["train", "val", "test"]
 
 
 @runtime_checkable
@@ -101,7 +114,8 @@ class Dataset(Protocol):
 class Prior(Protocol):
     """A distribution over fully degraded images ``x_T``: what generation starts from (paper §5).
 
-    Built as ``component(params)``; fitted on ``D(x0, T)`` of the training split; saved as plain
+    Built as ``component(params)`` (plus ``context=`` if it asks, see :class:`BuildContext`);
+    fitted on ``D(x0, T)`` of the training split; saved as plain
     tensors (``state_dict``), so a fitted prior is stored without pickle and loads with
     ``torch.load(weights_only=True)``.
     """
@@ -133,6 +147,84 @@ class RestorerContext:
     channels: int
     image_size: int
     steps: int
+
+
+class DatasetAccess(Protocol):
+    """Loads a *registered* dataset for a plugin: what :attr:`BuildContext.data` is.
+
+    ``name`` is a dataset name as a config writes it, ``params`` its parameters (validated by the
+    dataset's own model), ``split`` one of train/val/test. The images come resized to the run's
+    image size. A run's accessor looks the dataset up in the run's registry, so the plugin
+    lookup trace, ``disable_plugins``, ``run.json`` (``plugin_data``) and the log all see it.
+    """
+
+    def __call__(
+        self, name: str, params: Mapping[str, Any] | None = None, split: Split = "train"
+    ) -> ImageSet: ...
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What the run knows when it builds a component (every kind), as far as it knows it.
+
+    A component asks for it with a keyword-only parameter named ``context`` (``def
+    __init__(self, params, *, context)``); components without one are built as before. Fields
+    the builder does not know are None (a preview knows no channels, ``check_plugin`` no T).
+    ``split`` is the split the component serves: ``train`` while training, the evaluation split
+    (``test`` by default) while evaluating, generating and restoring. ``seed`` is the run's seed
+    (:meth:`generator` gives a seeded generator); ``device`` where the run computes.
+    """
+
+    image_size: int | None = None
+    channels: int | None = None
+    steps: int | None = None
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    seed: int = 0
+    split: Split = "train"
+    data: DatasetAccess | None = None
+    #: The run's degradation, built before the prior (a prior may draw the way it draws, e.g.
+    #: morph's prior reads the same target images); None for every other kind.
+    degradation: Degradation | None = None
+
+    def generator(self, offset: int = 0) -> torch.Generator:
+        """A CPU generator seeded from the run's seed (plus ``offset``, for separate streams)."""
+        return torch.Generator().manual_seed(self.seed + offset)
+
+    def load_dataset(
+        self, name: str, params: Mapping[str, Any] | None = None, split: Split | None = None
+    ) -> ImageSet:
+        """A registered dataset's ``split`` (default: the split served), at the run's size."""
+        if self.data is None:
+            raise RuntimeError(
+                "this build context has no data accessor: build the component through a run, "
+                "open_run, or coldkit.testing (which pass one)"
+            )
+        return self.data(name, params, split or self.split)
+
+    def for_split(self, split: Split) -> "BuildContext":
+        """The same context serving another split."""
+        return replace(self, split=split)
+
+    def restorer_context(self) -> RestorerContext:
+        """The :class:`RestorerContext` an old-style restorer factory takes."""
+        if self.channels is None or self.image_size is None or self.steps is None:
+            raise RuntimeError("a restorer is built with channels, image_size and steps known")
+        return RestorerContext(self.channels, self.image_size, self.steps)
+
+
+@runtime_checkable
+class PriorWithParams(Prior, Protocol):
+    """A prior that also returns the degradation parameters its x_T were degraded with.
+
+    ``sample_with_params(count, generator)`` returns ``(x_T, params)``, ``params`` a
+    :data:`DegradationParams` batch of ``count``; generation hands these params to every sampler
+    step (a degradation with random parameters cannot be generated from without them).
+    ``sample`` returns the same x_T for the same generator state.
+    """
+
+    def sample_with_params(
+        self, count: int, generator: torch.Generator
+    ) -> tuple[Tensor, DegradationParams]: ...
 
 
 class NoParams(BaseModel):

@@ -30,7 +30,7 @@ from coldkit.runtime.distributed import SINGLE_PROCESS, Cluster
 from coldkit.errors import ColdkitError, ConfigError
 from coldkit.generation.stage import TrainedModel, generate_for_run
 from coldkit.plugins import Registry
-from coldkit.protocols import ImageSet
+from coldkit.protocols import Degradation, ImageSet
 from coldkit.evaluation.report import metrics_dict
 from coldkit.runs.context import RunContext
 from coldkit.runs.folder import RunPaths
@@ -186,13 +186,15 @@ def execute(
     training_stage.train(run, training)
     test_set = evaluation_stage.held_out(run, training.context.channels)
     model = run.sampling_model(training.trainer.model_for_inference)
-    evaluation = evaluation_stage.evaluate_run(run, model, training.degradation, test_set)
+    # Evaluation and generation serve the held-out split (a degradation that reads data reads it).
+    serving = run.degradation(run.serving_split, training.context.channels)
+    evaluation = evaluation_stage.evaluate_run(run, model, serving, test_set)
     if evaluation is None:  # not rank 0: rank 0 scores and writes
         return {}
     info = training_info(training, test_set.source)
     metrics = metrics_dict(evaluation, experiment.sampler.name, info)
     if experiment.prior is not None:
-        metrics["generation"] = _generate(run, model, training, test_set)
+        metrics["generation"] = _generate(run, model, serving, training, test_set)
     write_results(run, training, evaluation, metrics)
     return metrics
 
@@ -207,11 +209,12 @@ def _note_disabled_plugins(run: RunContext) -> None:
 
 
 def _generate(
-    run: RunContext, model: Any, training: Training, test_set: ImageSet
+    run: RunContext, model: Any, degradation: Degradation, training: Training, test_set: ImageSet
 ) -> dict[str, Any]:
     """The ``[generate]`` stage into the run folder itself; returns generation.json's summary."""
     trained = TrainedModel(
-        model, training.degradation, training.data.image_set, lambda: test_set.images
+        model, degradation, training.data.image_set, lambda: test_set.images,
+        training.context.channels,
     )
     return generate_for_run(run, trained, run.paths.root).summary
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+import json
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Mapping
 
-from coldkit.config import Experiment, ResolvedPlugin
+from pydantic import ValidationError
+
+from coldkit.config import Experiment, ResolvedPlugin, format_validation_error
 from coldkit.data.files import resize_images
-from coldkit.errors import DataError
-from coldkit.protocols import ImageSet
+from coldkit.errors import ConfigError, DataError, PluginError
+from coldkit.plugins import Registry
+from coldkit.protocols import BuildContext, ImageSet, Split
 from coldkit.data.streaming import training_image_set
 
 
@@ -15,7 +20,7 @@ def load_split(
     resolved: ResolvedPlugin, split: str, image_size: int, channels: int | None = None
 ) -> ImageSet:
     """Load one split, resized; check it is not empty and (optionally) its channel count."""
-    image_set = resolved.build().load(split)
+    image_set = resolved.build(BuildContext(image_size, channels, split=_served(split))).load(split)
     if len(image_set.images) == 0:
         raise DataError(
             f"The {split} split of dataset {resolved.record.name!r} is empty. Raise its "
@@ -46,4 +51,87 @@ def training_split(experiment: Experiment, image_size: int) -> ImageSet:
     )
 
 
-__all__ = ["evaluation_split", "load_split", "training_split"]
+def _served(split: str) -> Split:
+    return split if split in ("train", "val", "test") else "test"  # type: ignore[return-value]
+
+
+def serving_split(experiment: Experiment) -> Split:
+    """The split evaluation, generation and restore serve: ``evaluate.split`` (``all``: test)."""
+    return _served(experiment.config.evaluate.split)
+
+
+@dataclass
+class DatasetReader:
+    """A run's :class:`~coldkit.protocols.DatasetAccess`: registered datasets for plugins.
+
+    Looks each dataset up in the run's ``registry`` (so the plugin trace shows it and
+    ``disable_plugins`` applies), validates its parameters, loads the split, resizes it to
+    ``image_size`` with coldkit's own resize, logs it once through ``notify`` and keeps it in
+    ``sources`` (which ``run.json`` lists as ``plugin_data``). Each split is loaded once.
+    """
+
+    registry: Registry
+    image_size: int
+    notify: Callable[[str], None] = lambda message: None
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    _cache: dict[str, ImageSet] = field(default_factory=dict, repr=False)
+
+    def __call__(
+        self, name: str, params: Mapping[str, Any] | None = None, split: Split = "train"
+    ) -> ImageSet:
+        given = dict(params or {})
+        key = json.dumps([name, given, split], sort_keys=True, default=str)
+        if key not in self._cache:
+            self._cache[key] = self._load(name, given, split)
+        return self._cache[key]
+
+    def _load(self, name: str, params: dict[str, Any], split: Split) -> ImageSet:
+        try:
+            record = self.registry.get("dataset", name)
+        except PluginError as exc:
+            raise PluginError(f"a plugin asked for dataset {name!r}: {exc}") from None
+        try:
+            validated = record.params_model.model_validate(params)
+        except ValidationError as exc:
+            raise ConfigError(
+                f"a plugin asked for dataset {name!r} with invalid parameters: "
+                f"{format_validation_error(exc)}"
+            ) from None
+        context = BuildContext(self.image_size, split=split, data=self)
+        try:
+            image_set = record.build(validated, context).load(split)
+        except DataError as exc:
+            raise DataError(
+                f"{exc} (Dataset {name!r} was asked for by a plugin: its parameters are set in "
+                "that plugin's section, e.g. degradation.target_params.)"
+            ) from None
+        if len(image_set.images) == 0:
+            raise DataError(f"The {split} split of dataset {name!r} (asked for by a plugin) is "
+                            "empty; pick a split with images or change its fractions.")
+        image_set = replace(image_set, images=resize_images(image_set.images, self.image_size))
+        self.sources.append({
+            "dataset": self.registry.config_name(record), "served_by": record.served_by,
+            "params": validated.model_dump(mode="json"), "split": split,
+            "images": len(image_set.images), "source": image_set.source,
+        })
+        self.notify(f"data for a plugin: dataset {name!r} {split} split, "
+                    f"{len(image_set.images)} images — {image_set.source}")
+        return image_set
+
+
+def dataset_reader(
+    experiment: Experiment, image_size: int, notify: Callable[[str], None] = lambda m: None
+) -> DatasetReader:
+    """The reader of an experiment's registry (a fresh discovery where it kept none)."""
+    registry = experiment.registry if experiment.registry is not None else Registry.discover()
+    return DatasetReader(registry, image_size, notify)
+
+
+__all__ = [
+    "DatasetReader",
+    "dataset_reader",
+    "evaluation_split",
+    "load_split",
+    "serving_split",
+    "training_split",
+]

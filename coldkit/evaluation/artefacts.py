@@ -77,6 +77,8 @@ def run_metadata(run: RunContext, training: Training, evaluation_source: str) ->
         "parameters": training.parameters,
         "restorer_context": asdict(training.context),
         "plugins": plugins,
+        # Datasets the plugins read through their build context (e.g. morph's target).
+        "plugin_data": list(run.data.sources) if run.data is not None else [],
         "distributed": {
             "world_size": cluster.world_size,
             "backend": cluster.backend,

@@ -7,7 +7,10 @@ The building blocks; :mod:`coldkit.generation.stage` puts them together for ``co
   ``sample_params`` draws;
 * :func:`fit_prior` / :func:`save_prior` / :func:`load_prior` — a prior file holds plain data and
   tensors only (``torch.load(weights_only=True)`` loads it; nothing is unpickled);
-* :func:`generate_samples` — seeded draws from the prior, restored in batches by a sampler;
+* :func:`draw_from_prior` — x_T and the degradation parameters they were degraded with (from a
+  prior that returns them, or none for a deterministic degradation; else a clear refusal);
+* :func:`generate_samples` — seeded draws from the prior, restored in batches by a sampler, each
+  batch with its own x_T's parameters at every sampler step;
 * :func:`write_samples` — ``generated.png`` (a grid) and ``samples.pt`` (the tensor).
 """
 
@@ -24,10 +27,17 @@ from torch import Tensor, nn
 
 from coldkit.runs.checkpoint import save_atomic
 from coldkit.config import ResolvedPlugin
-from coldkit.errors import CheckpointError, ConfigError
+from coldkit.errors import CheckpointError, ConfigError, ParamsError
 from coldkit.data.imaging import save_tiles
 from coldkit.plugins import PluginRecord, Registry
-from coldkit.protocols import Degradation, Prior, Sampler
+from coldkit.protocols import (
+    BuildContext,
+    Degradation,
+    DegradationParams,
+    Prior,
+    PriorWithParams,
+    Sampler,
+)
 from coldkit.runs.folder import GENERATED_GRID, SAMPLES_FILE, RunPaths
 
 PRIOR_FORMAT = "coldkit-prior"
@@ -68,9 +78,11 @@ def fit_prior(
     train_images: Tensor,
     seed: int,
     device: torch.device | str = "cpu",
+    context: BuildContext | None = None,
 ) -> FittedPrior:
-    """Build the prior plugin and fit it on ``D(x0, T)`` of the training images."""
-    prior = resolved.build()
+    """Build the prior plugin (with the run's ``context``) and fit it on ``D(x0, T)`` of the
+    training images."""
+    prior = resolved.build(context)
     x_T = degrade_fully(degradation, train_images, seed, device)
     prior.fit(x_T, seed=seed)
     return FittedPrior(prior, resolved.record.name, resolved.params.model_dump(mode="json"))
@@ -89,11 +101,14 @@ def save_prior(fitted: FittedPrior, path: Path) -> Path:
     return path
 
 
-def load_prior(path: Path, registry: Registry | PluginRecord) -> FittedPrior:
+def load_prior(
+    path: Path, registry: Registry | PluginRecord, context: BuildContext | None = None
+) -> FittedPrior:
     """Load a prior file written by :func:`save_prior` (never unpickles arbitrary objects).
 
     ``registry`` looks the prior plugin up by the name stored in the file; a single
-    :class:`PluginRecord` is used as it is, if its name matches.
+    :class:`PluginRecord` is used as it is, if its name matches. ``context`` is the build
+    context the prior gets (if it asks for one).
     """
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
@@ -117,7 +132,7 @@ def load_prior(path: Path, registry: Registry | PluginRecord) -> FittedPrior:
     else:
         record = registry.get("prior", payload["name"])
     params = json.loads(payload["params"])
-    prior = record.build(params)
+    prior = record.build(params, context)
     try:
         prior.load_state_dict(payload["state"])
     except (ValueError, KeyError, RuntimeError) as exc:
@@ -136,20 +151,22 @@ def cached_or_fitted_prior(
     seed: int,
     device: torch.device | str,
     notify: Callable[[str], None] = lambda message: None,
+    context: BuildContext | None = None,
 ) -> FittedPrior:
     """The run's saved prior if it was fitted with the same parameters, else fit and save it.
 
-    ``train_images`` is called only when the prior has to be fitted.
+    ``train_images`` is called only when the prior has to be fitted; ``context`` is the build
+    context of the prior (the split it serves: the evaluation split).
     """
     path = RunPaths(run_root).prior(resolved.record.name)
     wanted = resolved.params.model_dump(mode="json")
     if path.is_file():
-        fitted = load_prior(path, resolved.record)
+        fitted = load_prior(path, resolved.record, context)
         if fitted.params == wanted:
             notify(f"prior: {fitted.name} loaded from {path}")
             return fitted
         notify(f"prior: {resolved.record.name} parameters changed; fitting it again")
-    fitted = fit_prior(resolved, degradation, train_images(), seed, device)
+    fitted = fit_prior(resolved, degradation, train_images(), seed, device, context)
     save_prior(fitted, path)
     notify(f"prior: {fitted.name} fitted on D(x0, T) of the training split, saved to {path}")
     return fitted
@@ -182,6 +199,70 @@ def bind_sampler(
     return bound
 
 
+def draw_from_prior(
+    prior: Prior, degradation: Degradation, count: int, generator: torch.Generator
+) -> tuple[Tensor, DegradationParams]:
+    """``count`` x_T from ``prior`` with the degradation parameters they were degraded with.
+
+    A prior with ``sample_with_params`` returns them; for a deterministic degradation (empty
+    ``sample_params``) there are none. A degradation with random parameters and a prior that
+    does not return them is refused with :class:`ParamsError`: fresh params unrelated to x_T
+    would make every Algorithm 2 step subtract the wrong ``D(x̂0, s; params)``.
+    """
+    if isinstance(prior, PriorWithParams):
+        x_T, params = prior.sample_with_params(count, generator)
+        _check_prior_params(prior, degradation, x_T, params)
+        return x_T, params
+    x_T = prior.sample(count, generator)
+    probe = degradation.sample_params(x_T[:1], torch.Generator().manual_seed(0))
+    if probe:
+        raise ParamsError(
+            f"degradation {degradation.name!r} draws random parameters "
+            f"({', '.join(sorted(probe))}) for every image, and prior "
+            f"{getattr(prior, 'name', type(prior).__name__)!r} draws x_T without them: generation "
+            "cannot know which draw degraded x_T, and fresh draws would make every sampler step "
+            "undo a degradation x_T never had. Use a prior that returns its parameters "
+            "(sample_with_params; e.g. morph's 'morph-target'), or a deterministic setting of "
+            "the degradation (mask: centre = \"fixed\"); see docs/generation.md."
+        )
+    return x_T, {}
+
+
+def params_of_degraded_images(degradation: Degradation, x_t: Tensor) -> DegradationParams:
+    """The degradation parameters of images that arrive degraded (``coldkit restore``,
+    :meth:`coldkit.api.Run.restore` without ``params``): none for a deterministic degradation.
+
+    For a degradation with random parameters the draw that degraded a file cannot be read back
+    from it, and a fresh draw would restore against the wrong mask, snow or target image: that is
+    refused with :class:`ParamsError`.
+    """
+    probe = degradation.sample_params(x_t[:1], torch.Generator().manual_seed(0))
+    if probe:
+        raise ParamsError(
+            f"degradation {degradation.name!r} draws random parameters "
+            f"({', '.join(sorted(probe))}) for every image, and they cannot be known from a "
+            "degraded image: restoring with a fresh draw would undo a degradation the image never "
+            "had. Restore the tensors with the params Run.degrade returned "
+            "(Run.restore(x_t, t, params=params)), or train with a deterministic setting "
+            "(mask: centre = \"fixed\")."
+        )
+    return {}
+
+
+def _check_prior_params(
+    prior: Prior, degradation: Degradation, x_T: Tensor, params: DegradationParams
+) -> None:
+    """The prior's params have the degradation's keys and one entry per x_T."""
+    expected = set(degradation.sample_params(x_T[:1], torch.Generator().manual_seed(0)))
+    label = getattr(prior, "name", type(prior).__name__)
+    if set(params) != expected or any(len(value) != len(x_T) for value in params.values()):
+        raise ParamsError(
+            f"prior {label!r} returned parameters {sorted(params)} for {len(x_T)} images, but "
+            f"degradation {degradation.name!r} takes {sorted(expected)}, one per image: pick the "
+            "prior made for this degradation, or make the two agree (same target dataset, ...)."
+        )
+
+
 @torch.no_grad()
 def generate_samples(
     restorer: nn.Module,
@@ -197,26 +278,73 @@ def generate_samples(
 ) -> Tensor:
     """Draw ``count`` x_T from ``prior`` and restore them from level T with ``sampler``.
 
-    Deterministic for a seed: the prior's draws and the degradation's parameters come from one
-    CPU generator. The prior's draws do not depend on ``batch_size``; random degradation
-    parameters and per-step noise are drawn batch by batch, so with those the samples depend on
-    ``batch_size`` too. ``sampler`` is a plain sampler, or one bound by :func:`bind_sampler` (whose
-    generator should be seeded from the same ``seed``). Returns CPU float32 images, clamped to
-    [0, 1]; ``on_batch`` receives the number of images finished after each batch.
+    Deterministic for a seed: the prior's draws come from one CPU generator, all at once, so they
+    do not depend on ``batch_size``. The degradation parameters of each x_T (from the prior, see
+    :func:`draw_from_prior`) are handed to every sampler step. ``sampler`` is a plain sampler, or
+    one bound by :func:`bind_sampler` (whose generator should be seeded from the same ``seed``).
+    Returns CPU float32 images, clamped to [0, 1]; ``on_batch`` receives the number of images
+    finished after each batch.
     """
     restorer.eval()
     generator = torch.Generator().manual_seed(seed)
-    # All draws at once (the size of the output): the prior's samples do not depend on batch_size.
-    all_x_T = prior.sample(count, generator)
+    all_x_T, all_params = draw_from_prior(prior, degradation, count, generator)
     outputs = []
     for start in range(0, count, batch_size):
         x_T = all_x_T[start : start + batch_size].to(device)
-        params = degradation.sample_params(x_T, generator)
+        params = {
+            key: value[start : start + batch_size].to(device) for key, value in all_params.items()
+        }
         t = torch.full((len(x_T),), degradation.steps, dtype=torch.long, device=x_T.device)
         outputs.append(sampler(restorer, degradation, x_T, t, params).float().clamp(0, 1).cpu())
         if on_batch is not None:
             on_batch(start + len(x_T))
     return torch.cat(outputs)
+
+
+class _RecordingRestorer(nn.Module):
+    """Passes calls to a restorer and keeps each call's input ``x_s`` by level: a sampler calls
+    ``R(x_s, s)`` at every level it visits, so these are its intermediate images."""
+
+    def __init__(self, restorer: nn.Module) -> None:
+        super().__init__()
+        self.restorer = restorer
+        self.inputs: dict[int, Tensor] = {}
+
+    def forward(self, x_t: Tensor, t: Tensor) -> Tensor:
+        self.inputs.setdefault(int(t.max()), x_t.detach().float().cpu())
+        return self.restorer(x_t, t)
+
+
+@torch.no_grad()
+def generation_path(
+    restorer: nn.Module,
+    degradation: Degradation,
+    prior: Prior,
+    sampler: Sampler,
+    count: int = 8,
+    *,
+    columns: int = 4,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> tuple[list[Tensor], list[str]]:
+    """Figure 3 of generation: ``count`` draws x_T, the sampler's images at ``columns``
+    intermediate levels, and the result (the columns of :func:`coldkit.data.imaging.save_grid`,
+    and their labels). The draws are the first ``count`` of :func:`generate_samples` with this
+    seed where the prior's draws do not depend on ``count``."""
+    generator = torch.Generator().manual_seed(seed)
+    x_T, params = draw_from_prior(prior, degradation, count, generator)
+    x_T = x_T.to(device)
+    params = {key: value.to(device) for key, value in params.items()}
+    recording = _RecordingRestorer(restorer)
+    t = torch.full((count,), degradation.steps, dtype=torch.long, device=x_T.device)
+    result = sampler(recording, degradation, x_T, t, params).float().clamp(0, 1).cpu()
+    visited = sorted(recording.inputs, reverse=True)[1:]  # below T, highest first
+    chosen = [visited[round(i * (len(visited) - 1) / max(1, columns - 1))]
+              for i in range(min(columns, len(visited)))]
+    chosen = list(dict.fromkeys(chosen))
+    images = [x_T.float().cpu(), *(recording.inputs[level] for level in chosen), result]
+    labels = [f"x_T (t={degradation.steps})", *(f"t={level}" for level in chosen), "x_0"]
+    return images, labels
 
 
 def write_samples(samples: Tensor, folder: Path, grid_size: int = 100) -> dict[str, Path]:
@@ -233,8 +361,11 @@ __all__ = [
     "bind_sampler",
     "cached_or_fitted_prior",
     "degrade_fully",
+    "draw_from_prior",
+    "params_of_degraded_images",
     "fit_prior",
     "generate_samples",
+    "generation_path",
     "load_prior",
     "save_prior",
     "write_samples",

@@ -30,6 +30,7 @@ from coldkit.runtime.acceleration import prepare_sampling
 from coldkit.config import resolve_sampler
 from coldkit.data.files import resize_images
 from coldkit.errors import ConfigError, DataError
+from coldkit.generation.priors import params_of_degraded_images
 from coldkit.data.imaging import save_grid, to_uint8_rgb
 from coldkit.plugins import Registry
 from coldkit.protocols import Degradation, DegradationParams, Restorer, Sampler
@@ -251,6 +252,8 @@ def restore_files(
     files = [Path(file) for file in files]
     outputs = output_paths(files, out_dir)
     inputs = load_images(files, run.context.channels, run.context.image_size, notify)
+    params_of_degraded_images(run.degradation, inputs)  # refuses random params it cannot know
+    notify(f"params: none (degradation {run.degradation.name!r} is deterministic)")
     if t is None and not estimate:
         notify("no --t given: estimating each image's level (as with --estimate-t)")
 

@@ -8,7 +8,7 @@ Shared by ``coldkit run`` (a ``[generate]`` section), ``coldkit generate RUN_FOL
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -22,14 +22,22 @@ from coldkit.generation.priors import (
     bind_sampler,
     cached_or_fitted_prior,
     generate_samples,
+    generation_path,
     write_samples,
 )
+from coldkit.data.imaging import save_grid
 from coldkit.evaluation.judge import judge_generation, load_classifier, load_or_train_classifier
 from coldkit.plugins import Registry
 from coldkit.runtime.progress import batch_progress
 from coldkit.protocols import Degradation, ImageSet
 from coldkit.runs.context import RunContext
-from coldkit.runs.folder import GENERATION_JSON, GENERATION_MARKDOWN, LoadedRun, RunPaths
+from coldkit.runs.folder import (
+    GENERATION_JSON,
+    GENERATION_MARKDOWN,
+    GENERATION_PATH,
+    LoadedRun,
+    RunPaths,
+)
 from coldkit.runtime.log import Notify
 from coldkit.data.splits import evaluation_split, training_split
 
@@ -55,6 +63,8 @@ class TrainedModel:
     degradation: Degradation
     training: Callable[[], ImageSet]
     held_out: Callable[[], Tensor]
+    #: The model's channel count, told to the prior's build context.
+    channels: int | None = None
 
 
 @dataclass(frozen=True)
@@ -80,12 +90,19 @@ def generate_for_run(run: RunContext, model: TrainedModel, out_dir: Path) -> Gen
     assert run.experiment.generate_sampler is not None
     seed = settings.seed if settings.seed is not None else run.seed
     training = _once(model.training)
+    # The prior is fitted on D(x0, T) of training data only: a degradation that reads data reads
+    # its training split here (built lazily, so a cached prior reads nothing).
     fitted = cached_or_fitted_prior(
-        run.paths.root, run.experiment.prior, model.degradation, lambda: training().images, seed,
-        run.device, run.notify,
+        run.paths.root, run.experiment.prior, run.degradation("train", model.channels),
+        lambda: training().images, seed, run.device, run.notify,
+        replace(
+            run.build_context(run.serving_split, model.channels, model.degradation.steps),
+            degradation=model.degradation,
+        ),
     )
     samples = _draw(run, model, fitted.prior, seed)
     files = write_samples(samples, out_dir, settings.grid_size)
+    files["path"] = _write_path(run, model, fitted.prior, seed, out_dir)
     sampler_name = run.experiment.generate_sampler.name
     run.notify(f"generated {len(samples)} images with prior {fitted.name} and sampler "
                f"{sampler_name}: {files['grid']}")
@@ -145,6 +162,21 @@ def _draw(run: RunContext, model: TrainedModel, prior: Any, seed: int) -> Tensor
             batch_size=settings.batch_size, device=run.device,
             on_batch=lambda done: progress.update(task, completed=done),
         )
+
+
+def _write_path(
+    run: RunContext, model: TrainedModel, prior: Any, seed: int, out_dir: Path
+) -> Path:
+    """``generation_path.png``: ten draws from x_T through intermediate levels to x_0."""
+    assert run.experiment.generate_sampler is not None and run.config.generate is not None
+    sampler = bind_sampler(
+        run.experiment.generate_sampler.build(), run.experiment.generate_sampler.name,
+        run.config.generate.step_noise, torch.Generator().manual_seed(seed + 1),
+    )
+    columns, labels = generation_path(
+        model.restorer, model.degradation, prior, sampler, 10, seed=seed, device=run.device
+    )
+    return save_grid(columns, labels, out_dir / GENERATION_PATH)
 
 
 def _generation_fid(
@@ -259,6 +291,7 @@ def generate_from_run(
         loaded.degradation,
         lambda: training_split(experiment, size),
         lambda: evaluation_split(experiment, size, channels).images,
+        channels,
     )
     return generate_for_run(run, model, out)
 

@@ -17,6 +17,9 @@ from torch import nn
 
 from coldkit.runtime import acceleration
 from coldkit.config import Experiment, ExperimentConfig
+from coldkit.data.splits import DatasetReader, dataset_reader, serving_split
+from coldkit.protocols import BuildContext, Degradation, Split
+from coldkit.runs.folder import build_degradation
 from coldkit.runtime.device import select_device
 from coldkit.runtime.distributed import SINGLE_PROCESS, Cluster
 from coldkit.runs.folder import RunPaths
@@ -38,6 +41,8 @@ class RunContext:
     console: Console
     notify: RunLog
     cluster: Cluster = SINGLE_PROCESS
+    #: Datasets the run's plugins read through their build context (listed in run.json).
+    data: DatasetReader | None = None
 
     @classmethod
     def start(
@@ -52,7 +57,8 @@ class RunContext:
         log opened on ``paths.log``."""
         chosen = device if device is not None else select_device(experiment.config.device)
         notify = RunLog(paths.log, console, enabled=cluster.is_main)
-        return cls(experiment, paths, cluster.device(chosen), console, notify, cluster)
+        data = dataset_reader(experiment, experiment.config.dataset.image_size, notify)
+        return cls(experiment, paths, cluster.device(chosen), console, notify, cluster, data)
 
     @property
     def config(self) -> ExperimentConfig:
@@ -61,6 +67,25 @@ class RunContext:
     @property
     def seed(self) -> int:
         return self.experiment.config.seed
+
+    @property
+    def serving_split(self) -> Split:
+        """The split evaluation and generation serve (``evaluate.split``; ``all`` means test)."""
+        return serving_split(self.experiment)
+
+    def build_context(
+        self, split: Split, channels: int | None = None, steps: int | None = None
+    ) -> BuildContext:
+        """What a component built for this run serving ``split`` is told."""
+        return BuildContext(
+            self.config.dataset.image_size, channels, steps, self.device, self.seed, split,
+            self.data,
+        )
+
+    def degradation(self, split: Split, channels: int | None) -> Degradation:
+        """The experiment's degradation built to serve ``split`` (a degradation that reads data,
+        such as morph's target images, reads that split of it)."""
+        return build_degradation(self.experiment, self.build_context(split, channels))
 
     def sampling_model(self, restorer: nn.Module) -> nn.Module:
         """``restorer`` with the ``[sampling]`` switches applied (in place), as every restorer

@@ -20,10 +20,11 @@ from torch import nn
 
 from coldkit.runs.checkpoint import load_checkpoint
 from coldkit.config import Experiment, build_experiment, load_experiment
+from coldkit.data.splits import dataset_reader, serving_split
 from coldkit.runtime.device import select_device
 from coldkit.errors import CheckpointError, ConfigError
 from coldkit.plugins import Registry
-from coldkit.protocols import Degradation, RestorerContext
+from coldkit.protocols import BuildContext, Degradation, RestorerContext
 
 CONFIG_FILE = "config.toml"
 METADATA_FILE = "run.json"
@@ -44,6 +45,8 @@ GENERATION_JSON = "generation.json"
 GENERATION_MARKDOWN = "generation.md"
 GENERATED_GRID = "generated.png"
 SAMPLES_FILE = "samples.pt"
+#: Figure 3 of generation: x_T, intermediate levels, the sample (generation_path.png).
+GENERATION_PATH = "generation_path.png"
 
 
 @dataclass(frozen=True)
@@ -132,12 +135,14 @@ class LoadedRun:
         return RunPaths(self.root)
 
 
-def build_degradation(experiment: Experiment) -> Degradation:
-    """The experiment's degradation, built from its validated parameters."""
-    return experiment.degradation.build()
+def build_degradation(experiment: Experiment, context: BuildContext | None = None) -> Degradation:
+    """The experiment's degradation, built from its validated parameters and ``context``."""
+    return experiment.degradation.build(context)
 
 
-def build_restorer(experiment: Experiment, context: RestorerContext) -> nn.Module:
+def build_restorer(
+    experiment: Experiment, context: RestorerContext | BuildContext
+) -> nn.Module:
     """The experiment's restorer network (untrained), or a config error naming the fix."""
     try:
         return experiment.restorer.build(context)
@@ -216,13 +221,14 @@ def open_run(
             f"`coldkit run {root}`."
         )
     state = load_checkpoint(paths.checkpoint)
-    degradation = build_degradation(experiment)
     context = read_context(root)
     if context is None:
         raise CheckpointError(
             f"{root}/{METADATA_FILE} does not record the model's input shape (restorer_context). "
             f"Run `coldkit run {root}` once with this version of coldkit to record it."
         )
+    chosen = select_device(str(device) if device is not None else experiment.config.device)
+    degradation = build_degradation(experiment, _serving_context(experiment, context, chosen))
     restorer = build_restorer(experiment, context)
     weights = state["ema"]["model"] if state.get("ema") else state["model"]
     try:
@@ -232,9 +238,19 @@ def open_run(
             f"Checkpoint {paths.checkpoint} does not fit the model in {paths.config} ({exc}). "
             "Restore the config the run was trained with."
         ) from None
-    chosen = select_device(str(device) if device is not None else experiment.config.device)
     restorer = restorer.to(chosen).eval().requires_grad_(False)
     return LoadedRun(root, experiment, restorer, degradation, context, chosen, int(state["step"]))
+
+
+def _serving_context(
+    experiment: Experiment, context: RestorerContext, device: torch.device
+) -> BuildContext:
+    """The build context of an opened run: it serves the evaluation split (morph's targets come
+    from the target dataset's test split), reading datasets through the run's registry."""
+    return BuildContext(
+        context.image_size, context.channels, context.steps, device, experiment.config.seed,
+        serving_split(experiment), dataset_reader(experiment, context.image_size),
+    )
 
 
 __all__ = [

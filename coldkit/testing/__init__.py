@@ -2,7 +2,9 @@
 ``check_estimator``).
 
 One line per kind -- :func:`check_degradation`, :func:`check_restorer`, :func:`check_sampler`,
-:func:`check_dataset`, :func:`check_prior` -- or one for a whole installed distribution::
+:func:`check_dataset`, :func:`check_prior` -- plus :func:`check_generation` (an oracle restorer
+and an oracle prior returning the true ``D(x0, T; params)`` with its params give back x0 through
+generation and restore) -- or one for a whole installed distribution::
 
     from coldkit.testing import check_plugin
 
@@ -26,7 +28,7 @@ says what is wrong and how it was found. The checks:
 * :func:`check_deterministic` -- the same params give the same output;
 * :func:`check_mixed_levels` -- a batch with mixed ``t`` equals its samples degraded one at a time;
 * :func:`check_preserves_tensor` -- shape, dtype and device of ``x0`` are kept;
-* :func:`check_finite` -- no NaN or inf at any level;
+* :func:`check_finite` -- no NaN or inf at any level, values within ``DEGRADED_RANGE``;
 * :func:`check_grows_with_t` -- on average ``D(x0, t)`` moves away from ``x0`` as ``t`` grows;
 * :func:`check_cost` -- ``D(x0, T)`` costs at most a few times ``D(x0, 1)`` (no loop over ``t``).
 
@@ -53,6 +55,7 @@ from coldkit.testing.degradation import (
     check_preserves_tensor,
     measure_cost_ratio,
 )
+from coldkit.testing.generation import OraclePrior, check_generation
 from coldkit.testing.plugin import PluginReport, check_plugin
 from coldkit.testing.prior import check_prior
 from coldkit.testing.restorer import DEFAULT_RESTORER_CONTEXT, check_restorer
@@ -61,6 +64,7 @@ from coldkit.testing.sampler import builtin_degradations, check_sampler
 __all__ = [
     "DEFAULT_RESTORER_CONTEXT",
     "ContractReport",
+    "OraclePrior",
     "PluginReport",
     "builtin_degradations",
     "check_cost",
@@ -68,6 +72,7 @@ __all__ = [
     "check_degradation",
     "check_deterministic",
     "check_finite",
+    "check_generation",
     "check_grows_with_t",
     "check_identity_at_zero",
     "check_interface",

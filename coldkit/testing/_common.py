@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from coldkit.protocols import Degradation
+from coldkit.data.splits import DatasetReader
+from coldkit.plugins import Registry
+from coldkit.protocols import BuildContext, Degradation
 
 
 def make_test_images(
@@ -79,3 +83,13 @@ def _named(component: object, kind: str) -> str:
         name = getattr(component, "__name__", None) or type(component).__name__
     return f"{kind} {name!r}"
 
+
+@functools.lru_cache(maxsize=None)
+def testing_build_context(
+    image_size: int = 16, channels: int | None = 3, steps: int | None = None
+) -> BuildContext:
+    """The build context the checks give a component that asks for one: the shape of the test
+    images, split ``train``, and registered datasets read through a fresh discovery (cached, so
+    a dataset is read once per process)."""
+    reader = DatasetReader(Registry.discover(), image_size)
+    return BuildContext(image_size, channels, steps, data=reader)

@@ -10,7 +10,7 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor
 
-from coldkit.protocols import Degradation, DegradationParams
+from coldkit.protocols import DEGRADED_RANGE, Degradation, DegradationParams
 from coldkit.testing._common import (
     _full,
     _generator,
@@ -164,13 +164,22 @@ def check_preserves_tensor(
 def check_finite(
     degradation: Degradation, images: Tensor | None = None, seed: int = 0, max_levels: int = 101
 ) -> None:
-    """No NaN or inf at any level (at most ``max_levels`` levels, evenly spread, are tried)."""
+    """No NaN or inf at any level, and every value within :data:`DEGRADED_RANGE` (D may leave
+    [0, 1], e.g. a blend reaching 1.41, but not by orders of magnitude); at most ``max_levels``
+    levels, evenly spread, are tried."""
     x0 = _resolve_images(images)
     params = degradation.sample_params(x0, _generator(seed))
+    low, high = DEGRADED_RANGE
     for level in _levels(degradation.steps, max_levels):
         out = degradation.degrade(x0, _full(level, x0), params)
         bad = int((~torch.isfinite(out)).sum())
         assert bad == 0, f"{_label(degradation)}: D(x0, {level}) has {bad} NaN or inf values"
+        smallest, largest = float(out.min()), float(out.max())
+        assert low <= smallest and largest <= high, (
+            f"{_label(degradation)}: D(x0, {level}) of images in [0, 1] spans "
+            f"[{smallest:.3g}, {largest:.3g}], outside the allowed [{low}, {high}] "
+            "(coldkit.protocols.DEGRADED_RANGE): work in [0, 1], not [0, 255]"
+        )
 
 
 def check_grows_with_t(
@@ -313,7 +322,7 @@ def check_degradation(
         ("deterministic", lambda: check_deterministic(degradation, x0, seed)),
         ("mixed levels", lambda: check_mixed_levels(degradation, x0, seed, atol)),
         ("shape, dtype, device", lambda: check_preserves_tensor(degradation, x0, seed, dtypes)),
-        ("finite", lambda: check_finite(degradation, x0, seed)),
+        ("finite, in range", lambda: check_finite(degradation, x0, seed)),
         (
             "grows with t",
             lambda: check_grows_with_t(degradation, x0, seed, expect_change=expect_change),

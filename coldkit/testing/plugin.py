@@ -4,13 +4,15 @@ per kind) on everything an installed distribution registers."""
 from __future__ import annotations
 
 import importlib.metadata as metadata
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 from pydantic import BaseModel, ValidationError
 
-from coldkit.errors import ColdkitError
-from coldkit.protocols import Degradation, RestorerContext
+from coldkit.errors import ColdkitError, ConfigError
+from coldkit.protocols import BuildContext, Degradation, RestorerContext
+from coldkit.testing._common import testing_build_context
 from coldkit.testing.dataset import check_dataset
 from coldkit.testing.degradation import check_degradation
 from coldkit.testing.prior import check_prior
@@ -66,6 +68,11 @@ def check_plugin(
     * dataset: :func:`check_dataset` on ``component(Params())``;
     * prior: :func:`check_prior` on ``component(Params())``.
 
+    Old- and new-style components alike: one that asks for the build context (a keyword-only
+    ``context``, plugin API 2) gets a :class:`~coldkit.protocols.BuildContext` with ``context``'s
+    image size, channels and T, split ``train``, and a data accessor over the installed plugins;
+    a component whose check cannot read its data here (a missing dataset) is skipped, saying so.
+
     ``params`` maps a component's name (or ``"kind:name"`` where a name is used by two kinds) to
     parameters used instead of the defaults; a component whose parameter model has required
     fields and no entry there is skipped, and so is a dataset whose ``load`` raises
@@ -89,6 +96,7 @@ def check_plugin(
         check_speed=check_speed,
         cost_factor=cost_factor,
     )
+    run.build_context = _build_context(run.context)
     _check_records(records, skip, run)
     assert run.report.checked, (
         f"distribution {distribution!r}: nothing could be checked ({run.report})"
@@ -108,8 +116,15 @@ class _Run:
     context: RestorerContext
     check_speed: bool
     cost_factor: float
+    build_context: BuildContext = field(default_factory=BuildContext)
     own_degradations: list[Degradation] = field(default_factory=list)  # checked so far
     degradations: list[Degradation] = field(default_factory=list)  # what samplers run on
+
+
+def _build_context(context: RestorerContext) -> BuildContext:
+    """What check_plugin tells a component that asks: the restorer context's shape, split train,
+    and registered datasets read through a discovery (see :func:`testing_build_context`)."""
+    return testing_build_context(context.image_size, context.channels, context.steps)
 
 
 class _Skipped(Exception):
@@ -143,10 +158,24 @@ class _KindCheck:
 
 
 def _check_own_degradation(degradation: Degradation, record: PluginRecord, run: _Run) -> list[str]:
+    with _data_or_skip():
+        passed = check_degradation(
+            degradation, check_speed=run.check_speed, cost_factor=run.cost_factor
+        ).passed
     run.own_degradations.append(degradation)  # the samplers are checked on it too
-    return check_degradation(
-        degradation, check_speed=run.check_speed, cost_factor=run.cost_factor
-    ).passed
+    return passed
+
+
+@contextmanager
+def _data_or_skip() -> Iterator[None]:
+    """A check that stops because data it reads is missing here is skipped, saying why."""
+    try:
+        yield
+    except ConfigError as exc:  # e.g. a prior that reads its run's degradation
+        raise _Skipped(f"it needs a run or parameters to be checked: {exc}; pass "
+                       "params={'kind:name': {...}}") from exc
+    except ColdkitError as exc:
+        raise _Skipped(f"its data is not available here: {exc}") from exc
 
 
 def _check_sampler(sampler: Callable, record: PluginRecord, run: _Run) -> list[str]:
@@ -155,35 +184,38 @@ def _check_sampler(sampler: Callable, record: PluginRecord, run: _Run) -> list[s
 
 
 def _check_available_dataset(dataset: object, record: PluginRecord, run: _Run) -> list[str]:
-    try:
+    with _data_or_skip():
         return check_dataset(dataset)
-    except ColdkitError as exc:
-        raise _Skipped(f"its data is not available here: {exc}") from exc
+
+
+def _check_available_prior(factory: Callable, record: PluginRecord, run: _Run) -> list[str]:
+    with _data_or_skip():
+        return check_prior(factory)
 
 
 #: One entry per kind: how check_plugin builds it for checking, and which check it runs.
 _KIND_CHECKS: dict[str, _KindCheck] = {
     "degradation": _KindCheck(
-        build=lambda record, params, run: record.build(params),
+        build=lambda record, params, run: record.build(params, run.build_context),
         check=_check_own_degradation,
     ),
     "restorer": _KindCheck(
-        build=lambda record, params, run: record.build(params, run.context),
+        build=lambda record, params, run: record.build(params, run.build_context),
         check=lambda restorer, record, run: check_restorer(restorer, run.context),
     ),
     "sampler": _KindCheck(  # the registered function; checked on the degradations, so last
-        build=lambda record, params, run: record.build(),
+        build=lambda record, params, run: record.build(None, run.build_context),
         check=_check_sampler,
         validates=False,
         deferred=True,
     ),
     "dataset": _KindCheck(
-        build=lambda record, params, run: record.build(params),
+        build=lambda record, params, run: record.build(params, run.build_context),
         check=_check_available_dataset,
     ),
     "prior": _KindCheck(  # check_prior takes a factory: it builds a fresh prior twice
-        build=lambda record, params, run: lambda: record.build(params),
-        check=lambda factory, record, run: check_prior(factory),
+        build=lambda record, params, run: lambda: record.build(params, run.build_context),
+        check=_check_available_prior,
     ),
 }
 

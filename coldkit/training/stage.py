@@ -19,7 +19,7 @@ from rich.progress import (
 from coldkit.runs import tensorboard as tensorboard_log
 from coldkit.protocols import Degradation, RestorerContext
 from coldkit.runs.context import RunContext
-from coldkit.runs.folder import build_degradation, build_restorer, record_context
+from coldkit.runs.folder import build_restorer, record_context
 from coldkit.data.splits import load_split
 from coldkit.data.streaming import TrainingData, choose_training_data
 from coldkit.training.trainer import StepReport, Trainer
@@ -49,9 +49,11 @@ def prepare(run: RunContext) -> Training:
     )
     notify(f"data: {len(data.batches)} training images — {data.source}")
     notify(f"training data held {data.path_note}")
-    degradation = build_degradation(run.experiment)
+    degradation = run.degradation("train", data.channels)
     context = RestorerContext(data.channels, image_size, degradation.steps)
-    restorer = build_restorer(run.experiment, context)
+    restorer = build_restorer(
+        run.experiment, run.build_context("train", data.channels, degradation.steps)
+    )
     if run.cluster.is_main:
         record_context(run.paths, context)
     parameters = sum(p.numel() for p in restorer.parameters())
