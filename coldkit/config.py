@@ -16,6 +16,7 @@ import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from coldkit.errors import ConfigError, PluginError
+from coldkit.runtime.files import write_text_atomic
 from coldkit.plugins import Kind, PluginInfo, PluginRecord, Registry
 
 
@@ -264,7 +265,7 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 
 def write_toml(path: Path, data: dict[str, Any]) -> None:
-    path.write_text(tomli_w.dumps(data))
+    write_text_atomic(path, tomli_w.dumps(data))
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

@@ -28,3 +28,7 @@ class CheckpointError(ColdkitError):
 
 class TrainingError(ColdkitError):
     """Training cannot go on (e.g. the loss became NaN); the last good checkpoint is kept."""
+
+
+class WriteError(ColdkitError):
+    """A file could not be written (full disk, read-only folder, a link where a file belongs)."""

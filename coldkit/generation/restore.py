@@ -30,7 +30,7 @@ from coldkit.runtime.acceleration import prepare_sampling
 from coldkit.config import resolve_sampler
 from coldkit.data.files import resize_images
 from coldkit.errors import ConfigError, DataError
-from coldkit.data.imaging import save_grid, to_uint8_rgb
+from coldkit.data.imaging import save_grid, save_png, to_uint8_rgb
 from coldkit.plugins import Registry
 from coldkit.protocols import Degradation, DegradationParams, Restorer, Sampler
 from coldkit.runs.folder import LoadedRun
@@ -334,8 +334,7 @@ def save_image(image: Tensor, path: Path) -> Path:
     """Save a ``(C, H, W)`` image in [0, 1] as PNG: grey for 1 channel, RGB for 3."""
     pixels = to_uint8_rgb(image)
     picture = Image.fromarray(pixels[..., 0] if image.shape[0] == 1 else pixels)
-    picture.save(path)
-    return path
+    return save_png(picture, path)
 
 
 __all__ = [

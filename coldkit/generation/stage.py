@@ -7,7 +7,6 @@ Shared by ``coldkit run`` (a ``[generate]`` section), ``coldkit generate RUN_FOL
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -30,6 +29,7 @@ from coldkit.runtime.progress import batch_progress
 from coldkit.protocols import Degradation, ImageSet
 from coldkit.runs.context import RunContext
 from coldkit.runs.folder import GENERATION_JSON, GENERATION_MARKDOWN, LoadedRun, RunPaths
+from coldkit.runtime.files import write_json_atomic, write_text_atomic
 from coldkit.runtime.log import Notify
 from coldkit.data.splits import evaluation_split, training_split
 
@@ -97,7 +97,7 @@ def generate_for_run(run: RunContext, model: TrainedModel, out_dir: Path) -> Gen
         )
         if report is not None:
             files["markdown"] = out_dir / GENERATION_MARKDOWN
-            files["markdown"].write_text(report.markdown() + "\n")
+            write_text_atomic(files["markdown"], report.markdown() + "\n")
     fid_value, fid_note = _generation_fid(
         samples, model.held_out, run.config.evaluate.inception_weights
     )
@@ -113,7 +113,7 @@ def generate_for_run(run: RunContext, model: TrainedModel, out_dir: Path) -> Gen
         "note": note,
     }
     files["json"] = out_dir / GENERATION_JSON
-    files["json"].write_text(json.dumps(summary, indent=2) + "\n")
+    write_json_atomic(files["json"], summary)
     return GenerationResult(samples, files, summary)
 
 

@@ -18,9 +18,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from coldkit.runs.checkpoint import load_checkpoint
+from coldkit.runs.checkpoint import check_trained_for, load_checkpoint
 from coldkit.config import Experiment, build_experiment, load_experiment
 from coldkit.runtime.device import select_device
+from coldkit.runtime.files import write_json_atomic
 from coldkit.errors import CheckpointError, ConfigError
 from coldkit.plugins import Registry
 from coldkit.protocols import Degradation, RestorerContext
@@ -147,6 +148,19 @@ def build_restorer(experiment: Experiment, context: RestorerContext) -> nn.Modul
         ) from None
 
 
+def trained_for(experiment: Experiment, context: RestorerContext) -> dict[str, Any]:
+    """What a checkpoint's weights were trained for, recorded in it and checked on loading: the
+    degradation (with T) and restorer settings and the model's input shape."""
+    data = experiment.to_dict()
+    return {
+        "T": context.steps,
+        "channels": context.channels,
+        "image_size": context.image_size,
+        "degradation": data["degradation"],
+        "restorer": data["restorer"],
+    }
+
+
 def require_run_folder(root: Path | str) -> Path:
     """``root`` as a Path, or a :class:`ConfigError` if it holds no ``config.toml``."""
     root = Path(root)
@@ -169,7 +183,7 @@ def read_metadata(paths: RunPaths) -> dict[str, Any]:
 
 def write_metadata(paths: RunPaths, metadata: dict[str, Any]) -> None:
     """Write ``run.json``."""
-    paths.metadata.write_text(json.dumps(metadata, indent=2) + "\n")
+    write_json_atomic(paths.metadata, metadata)
 
 
 def record_context(paths: RunPaths, context: RestorerContext) -> None:
@@ -224,6 +238,7 @@ def open_run(
             f"Run `coldkit run {root}` once with this version of coldkit to record it."
         )
     restorer = build_restorer(experiment, context)
+    check_trained_for(paths.checkpoint, state, trained_for(experiment, context))
     weights = state["ema"]["model"] if state.get("ema") else state["model"]
     try:
         restorer.load_state_dict(weights)
@@ -247,5 +262,6 @@ __all__ = [
     "build_restorer",
     "open_run",
     "read_context",
+    "trained_for",
     "require_run_folder",
 ]
