@@ -13,11 +13,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from coldkit.errors import ConfigError, PluginError
 from coldkit.runtime.files import write_text_atomic
 from coldkit.plugins import Kind, PluginInfo, PluginRecord, Registry
+
+
+#: Seeds torch accepts (64 bits); one below the top, as a run also seeds ``seed + 1``.
+MIN_SEED, MAX_SEED = -(2**63), 2**63 - 2
 
 
 class Section(BaseModel):
@@ -151,7 +155,9 @@ class GenerateSection(Section):
         0.0, ge=0.0, description="noise std per step, for samplers that take it (stochastic)"
     )
     batch_size: int = Field(250, ge=1, description="images sampled at once")
-    seed: int | None = Field(None, description="seed of the draws (default: the experiment's)")
+    seed: int | None = Field(
+        None, ge=MIN_SEED, le=MAX_SEED, description="seed of the draws (default: the experiment's)"
+    )
     grid_size: int = Field(100, ge=1, description="samples shown in generated.png")
     judge: bool = Field(
         True, description="judge samples with a classifier trained on the labelled training split"
@@ -174,9 +180,13 @@ class LogSection(Section):
     )
 
 
+
+
 class ExperimentConfig(Section):
-    name: str = "experiment"
-    seed: int = 0
+    name: str = Field(
+        "experiment", description="the run's folder name under runs/ (a plain folder name)"
+    )
+    seed: int = Field(0, ge=MIN_SEED, le=MAX_SEED)
     device: str = Field("auto", description="auto, cpu, cuda, cuda:1, mps ...")
     dataset: DatasetSection
     degradation: PluginSection
@@ -196,6 +206,22 @@ class ExperimentConfig(Section):
         description="plugins whose registrations this experiment ignores: entry-point names, "
         "package:entry or package names (see coldkit plugins)",
     )
+
+
+    @field_validator("name")
+    @classmethod
+    def _plain_folder_name(cls, name: str) -> str:
+        # The name becomes runs/<name>: a separator, "..", "." or an absolute path would put the
+        # run folder (and everything it writes) somewhere else.
+        if (
+            not name.strip() or name in (".", "..") or "/" in name or "\\" in name
+            or "\0" in name or Path(name).is_absolute()
+        ):
+            raise ValueError(
+                "must be a plain folder name (no '/', '\\', '.' or '..'); choose the folder "
+                "with --out instead"
+            )
+        return name
 
 
 @dataclass(frozen=True)

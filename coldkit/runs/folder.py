@@ -107,6 +107,18 @@ class RunPaths:
         """Default output folder of ``coldkit restore``."""
         return self.root / RESTORED_FOLDER
 
+    def links(self) -> list[Path]:
+        """The entries coldkit writes that are symbolic links (a folder received from someone
+        else could point them anywhere); empty for a folder made by coldkit."""
+        entries = (
+            self.config, self.metadata, self.log, self.checkpoint.parent, self.checkpoint,
+            self.metrics, self.table, self.figure, self.loss_curve, self.lock,
+            self.root / PRIORS_FOLDER, self.judge_classifier.parent, self.judge_classifier,
+            self.tensorboard, self.root / GENERATED_FOLDER, self.restored, self.generation,
+            self.root / GENERATION_MARKDOWN, self.root / GENERATED_GRID, self.root / SAMPLES_FILE,
+        )
+        return [entry for entry in entries if entry.is_symlink()]
+
     def prior(self, name: str) -> Path:
         """The fitted prior ``name``, cached for later generations."""
         return self.root / PRIORS_FOLDER / f"{name}.pt"

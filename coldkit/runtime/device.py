@@ -21,6 +21,17 @@ def select_device(name: str) -> torch.device:
         raise ConfigError(f"device: unknown device {name!r}; use auto, cpu, cuda or mps.") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device: {name!r} asked for, but CUDA is not available; use cpu or auto.")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(
+            f"device: {name!r} asked for, but this machine has {torch.cuda.device_count()} CUDA "
+            "device(s), numbered from 0; use cuda:0, cuda or auto."
+        )
+    if device.type == "mps" and not (
+        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    ):
+        raise ConfigError(f"device: {name!r} asked for, but MPS is not available; use cpu or auto.")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"device: {name!r} is not a device coldkit runs on; use auto, cpu, cuda or mps.")
     return device
 
 
