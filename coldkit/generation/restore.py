@@ -119,6 +119,12 @@ def read_image(path: Path | str, channels: int, notify: Notify | None = None) ->
         raise DataError(
             f"{path} is not an image Pillow can read. Pass PNG or JPEG files."
         ) from None
+    except Image.DecompressionBombError:
+        raise DataError(
+            f"{path} has more pixels than Pillow reads safely (over {Image.MAX_IMAGE_PIXELS:,}), "
+            "which a decompression bomb uses to exhaust memory; it was not read. Downscale it "
+            "to a few times the model's image size and pass that file."
+        ) from None
     except (OSError, ValueError, SyntaxError) as exc:  # truncated or corrupt files
         raise DataError(f"Cannot read image {path}: {exc}. Pass an intact PNG or JPEG file.") from None
     return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).clamp_(0.0, 1.0)

@@ -28,7 +28,9 @@ from coldkit.plugins import Registry
 from coldkit.runtime.progress import batch_progress
 from coldkit.protocols import Degradation, ImageSet
 from coldkit.runs.context import RunContext
-from coldkit.runs.folder import GENERATION_JSON, GENERATION_MARKDOWN, LoadedRun, RunPaths
+from coldkit.runs.folder import (
+    GENERATION_JSON, GENERATION_MARKDOWN, LOG_FILE, LoadedRun, RunPaths,
+)
 from coldkit.runtime.files import write_json_atomic, write_text_atomic
 from coldkit.runtime.log import Notify
 from coldkit.data.splits import evaluation_split, training_split
@@ -247,11 +249,13 @@ def generate_from_run(
     :func:`generation_experiment`) into ``out`` (default ``RUN/generated/PRIOR-seedS-nN``)."""
     settings = experiment.config.generate
     assert settings is not None and experiment.prior is not None
-    run = RunContext.start(experiment, loaded.paths, console, device=loaded.device)
     seed = settings.seed if settings.seed is not None else experiment.config.seed
+    # With --out elsewhere the log goes there too: reading a run never writes into its folder.
+    log = None if out is None else out / LOG_FILE
     if out is None:
         name = f"{experiment.prior.record.name}-seed{seed}-n{settings.num_samples}"
-        out = run.paths.generated(name)
+        out = loaded.paths.generated(name)
+    run = RunContext.start(experiment, loaded.paths, console, device=loaded.device, log=log)
     run.notify(f"generate: {settings.num_samples} images into {out} (model at step {loaded.step})")
     size, channels = loaded.context.image_size, loaded.context.channels
     model = TrainedModel(

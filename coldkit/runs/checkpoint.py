@@ -35,7 +35,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         # the file's code: name the refused object and nothing more.
         found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
         if found is None:
-            raise _unreadable(path, pickle.UnpicklingError("not a file torch wrote")) from None
+            raise _unreadable(path, exc) from None
         raise CheckpointError(
             f"Checkpoint {path} holds more than tensors and plain data (it refers to "
             f"{found.group(1)}), so it was not "
@@ -70,17 +70,27 @@ def _malformed(state: Any) -> str | None:
     elapsed = state.get("elapsed_seconds", 0.0)
     if isinstance(elapsed, bool) or not isinstance(elapsed, (int, float)):
         return f"its elapsed_seconds is {elapsed!r}, not a number"
-    if not isinstance(state.get("trained_for", {}), dict):
+    if not isinstance(state.get("trained_for") or {}, dict):
         return "its trained_for record is not a table"
     return None
 
 
+def load_error_reason(exc: BaseException) -> str:
+    """One line saying why ``torch.load`` refused a file, without torch's advice to load it with
+    ``weights_only=False`` (which would run any code the file carries)."""
+    text = str(exc).strip()
+    found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    if found is not None:
+        return f"it holds a Python object ({found.group(1)}), not only tensors and plain data"
+    reason = text.splitlines()[0] if text else ""
+    if isinstance(exc, pickle.UnpicklingError) or "weights_only" in reason:
+        return "not a file coldkit wrote"
+    return f"{type(exc).__name__}: {reason}"
+
+
 def _unreadable(path: Path, exc: Exception) -> CheckpointError:
-    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    if "weights_only" in reason:  # torch's advice to load it unsafely: never repeated
-        reason = "not a file torch wrote"
     return CheckpointError(
-        f"Checkpoint {path} cannot be read ({type(exc).__name__}: {reason}). It may be "
+        f"Checkpoint {path} cannot be read ({load_error_reason(exc)}). It may be "
         "truncated or not a coldkit checkpoint: move it away to restart training from scratch, "
         "or restore it from a backup."
     )

@@ -93,6 +93,7 @@ def append_line(path: Path, line: str) -> None:
     """Append one line to a log file without following a link planted at ``path``."""
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(path, flags, 0o666)
     except OSError as exc:
         raise write_error(path, exc) from None
