@@ -7,6 +7,7 @@ with ``name`` and every other key is validated by that plugin's own ``Params`` m
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,13 +26,14 @@ MIN_SEED, MAX_SEED = -(2**63), 2**63 - 2
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # No inf or NaN: lr = inf or max_minutes = nan would only fail (or never stop) much later.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class PluginSection(BaseModel):
     """A section choosing a plugin by ``name``; the other keys are the plugin's parameters."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
     name: str
 
@@ -286,8 +288,23 @@ def read_toml(path: Path) -> dict[str, Any]:
             f"Config file {path} does not exist. Pass the path of a TOML experiment file, "
             "e.g. examples/mnist_blur.toml."
         ) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"Config file {path} is not valid TOML: {exc}. Fix the syntax.") from None
+    except IsADirectoryError:
+        raise ConfigError(
+            f"{path} is a folder, not a config file. Pass a TOML experiment file (or, to "
+            "`coldkit run`, the folder of an earlier run)."
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"Cannot read config file {path} ({exc.strerror or exc}).") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(
+            f"Config file {path} is not valid TOML (UTF-8 text): {reason}. Fix the syntax."
+        ) from None
+    except RecursionError:
+        raise ConfigError(
+            f"Config file {path} nests tables or arrays too deeply to read; a coldkit config "
+            "is a few levels deep. Fix the file."
+        ) from None
 
 
 def write_toml(path: Path, data: dict[str, Any]) -> None:
@@ -346,6 +363,7 @@ def resolve_plugin(
         raise ConfigError(f"{where}.name: {exc}") from None
     try:
         params = record.params_model.model_validate(section.plugin_params())
+        _require_finite(params.model_dump(mode="python"), where)
     except ValidationError as exc:
         raise ConfigError(
             f"Invalid parameters for {kind} {section.name!r} in [{where}]: "
@@ -353,6 +371,18 @@ def resolve_plugin(
             f"name, {_valid_keys(record.params_model)}."
         ) from None
     return ResolvedPlugin(record, params)
+
+
+def _require_finite(value: Any, where: str) -> None:
+    """Refuse inf and NaN in a plugin's parameters (sigma = inf passes most ``gt=0`` checks)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where} = {value} is not a finite number; give a finite value.")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _require_finite(item, f"{where}.{key}" if isinstance(key, str) else where)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _require_finite(item, where)
 
 
 def resolve_sampler(registry: Registry, name: str, where: str) -> PluginRecord:

@@ -36,6 +36,7 @@ from coldkit.runs.context import RunContext
 from coldkit.runs.cost import check_before_writing
 from coldkit.runs.folder import LOCK_FILE, RunPaths
 from coldkit.runs.lock import run_folder_lock
+from coldkit.runtime.files import remove_temporaries
 from coldkit.training.stage import Training, training_info
 
 #: Keys that may change when a run is resumed: the budget, the step size and clipping (the fix
@@ -93,6 +94,7 @@ def claimed_run(
         _check_folder(paths)
         _make_folder(paths)
         with run_folder_lock(paths.root):
+            remove_temporaries(paths.root)  # left by a run killed mid-write: never read
             _write_config(experiment, paths)
             claimed = cluster.agree(True)
             yield experiment, paths

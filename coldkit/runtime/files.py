@@ -18,8 +18,9 @@ from typing import IO, Any, Callable
 
 from coldkit.errors import WriteError
 
-#: Prefix of the temporary files (``.NAME.coldkit-XXXX.tmp``), in the target's own folder.
-TEMPORARY_PREFIX = "."
+#: Temporary files are ``.NAME.coldkit-XXXX.tmp`` in the target's own folder; only a process
+#: killed mid-write (kill -9, power loss) leaves one, and :func:`remove_temporaries` clears it.
+TEMPORARY_MARK = ".coldkit-"
 TEMPORARY_SUFFIX = ".tmp"
 #: The process's umask, read once (setting it is the only way to read it).
 _UMASK = os.umask(0)
@@ -34,11 +35,16 @@ def write_atomic(path: Path | str, write: Callable[[IO[bytes]], None]) -> Path:
     the fix; the previous file under ``path``, if any, is intact.
     """
     path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        raise WriteError(
+            f"Cannot write {path}: it is a folder. Pass the path of a file to write (e.g. "
+            f"{path / 'out.png'})."
+        )
     temporary: Path | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         descriptor, name = tempfile.mkstemp(
-            prefix=f"{TEMPORARY_PREFIX}{path.name}.", suffix=TEMPORARY_SUFFIX, dir=path.parent
+            prefix=f".{path.name}{TEMPORARY_MARK}", suffix=TEMPORARY_SUFFIX, dir=path.parent
         )
         temporary = Path(name)
         with os.fdopen(descriptor, "wb") as handle:
@@ -60,6 +66,8 @@ def write_error(path: Path, exc: BaseException) -> WriteError:
     """The :class:`WriteError` for a failed write of ``path``: the cause, and what to do."""
     reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
     reason = reason.strip().splitlines()[0] if reason.strip() else type(exc).__name__
+    if not isinstance(exc, OSError):  # torch reports a short write as a RuntimeError
+        reason = f"{reason}: the write failed, most likely the disk is full"
     return WriteError(
         f"Could not write {path} ({reason}). Nothing was half-written: the previous file, if "
         "any, is intact. Free disk space or fix the folder's permissions and run the same "
@@ -89,6 +97,18 @@ def finite_json(value: Any) -> Any:
     return value
 
 
+def remove_temporaries(folder: Path) -> list[Path]:
+    """Delete the temporary files a killed writer left in ``folder`` and its subfolders (call
+    it only while no other process writes there, e.g. under the run folder's lock)."""
+    found = [
+        path for path in folder.rglob(f".*{TEMPORARY_MARK}*{TEMPORARY_SUFFIX}")
+        if path.is_file() and not path.is_symlink()
+    ]
+    for path in found:
+        path.unlink(missing_ok=True)
+    return found
+
+
 def append_line(path: Path, line: str) -> None:
     """Append one line to a log file without following a link planted at ``path``."""
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
@@ -107,6 +127,7 @@ def append_line(path: Path, line: str) -> None:
 __all__ = [
     "append_line",
     "finite_json",
+    "remove_temporaries",
     "write_atomic",
     "write_error",
     "write_json_atomic",
