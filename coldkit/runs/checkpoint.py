@@ -105,6 +105,7 @@ def check_trained_for(path: Path, state: dict[str, Any], expected: dict[str, Any
     recorded = state.get("trained_for")
     if not recorded:
         return
+    recorded, expected = _flat(recorded), _flat(expected)
     differs = sorted(
         key for key in set(recorded) | set(expected) if recorded.get(key) != expected.get(key)
     )
@@ -118,3 +119,14 @@ def check_trained_for(path: Path, state: dict[str, Any], expected: dict[str, Any
             f"({details}). Restore the config the run was trained with, or start a new run "
             "with --out NEW_FOLDER."
         )
+
+
+def _flat(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested record as ``{"degradation.steps": 4, ...}``."""
+    flat: dict[str, Any] = {}
+    for key, value in record.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat

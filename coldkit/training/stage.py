@@ -52,14 +52,15 @@ def prepare(run: RunContext) -> Training:
     degradation = build_degradation(run.experiment)
     context = RestorerContext(data.channels, image_size, degradation.steps)
     restorer = build_restorer(run.experiment, context)
-    if run.cluster.is_main:
-        record_context(run.paths, context)
     parameters = sum(p.numel() for p in restorer.parameters())
     trainer = Trainer(
         restorer, degradation, data.batches, config.train, config.seed, run.device,
         run.paths.checkpoint, run.cluster, trained_for(run.experiment, context),
     )
-    if trainer.resume():
+    resumed = trainer.resume()  # first: a checkpoint for another model is refused unchanged
+    if run.cluster.is_main:
+        record_context(run.paths, context)
+    if resumed:
         notify(f"resumed from {run.paths.checkpoint} at step {trainer.state.step}")
     training = Training(trainer, degradation, data, context, parameters)
     _describe(run, training)
