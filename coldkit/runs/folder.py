@@ -254,10 +254,11 @@ def open_run(
     weights = state["ema"]["model"] if state.get("ema") else state["model"]
     try:
         restorer.load_state_dict(weights)
-    except RuntimeError as exc:
+    except RuntimeError as exc:  # torch lists every tensor: its first line says enough
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else "RuntimeError"
         raise CheckpointError(
-            f"Checkpoint {paths.checkpoint} does not fit the model in {paths.config} ({exc}). "
-            "Restore the config the run was trained with."
+            f"Checkpoint {paths.checkpoint} does not fit the model in {paths.config} "
+            f"({first_line.rstrip(':')}). Restore the config the run was trained with."
         ) from None
     chosen = select_device(str(device) if device is not None else experiment.config.device)
     restorer = restorer.to(chosen).eval().requires_grad_(False)

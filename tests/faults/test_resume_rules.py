@@ -107,3 +107,20 @@ def test_generate_refuses_a_set_that_changes_the_model_in_a_few_lines(finished_r
     result = invoke("generate", finished_run, "-n", "2", "--set", "restorer.width=16")
     refused(result, "restorer", "fixes")
     assert len(result.output.strip().splitlines()) <= 3
+
+
+@pytest.mark.parametrize("recorded", [True, False])
+def test_opening_a_run_with_another_restorer_is_a_short_message(finished_run, recorded):
+    from coldkit.errors import CheckpointError
+    from coldkit.runs.folder import open_run
+
+    if not recorded:  # a checkpoint from before checkpoints recorded what they were trained for
+        state = torch.load(finished_run / "checkpoints" / "last.pt", weights_only=True)
+        state.pop("trained_for", None)
+        torch.save(state, finished_run / "checkpoints" / "last.pt")
+    config = read_toml(finished_run / "config.toml")
+    config["restorer"]["width"] = 16
+    with pytest.raises(CheckpointError) as caught:
+        open_run(finished_run, config=config)
+    message = str(caught.value)
+    assert "last.pt" in message and len(message.splitlines()) == 1 and len(message) < 600
