@@ -94,7 +94,8 @@ def claimed_run(
         _check_folder(paths)
         _make_folder(paths)
         with run_folder_lock(paths.root):
-            remove_temporaries(paths.root)  # left by a run killed mid-write: never read
+            # Left by a run killed mid-write (never read); only where `coldkit run` alone writes.
+            remove_temporaries(paths.root, paths.checkpoint.parent)
             _write_config(experiment, paths)
             claimed = cluster.agree(True)
             yield experiment, paths

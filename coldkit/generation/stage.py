@@ -192,8 +192,9 @@ def judge_for_run(
         if cached:
             notify(f"judge: classifier loaded from {path}")
         else:
+            where = f"saved to {path}" if path.is_file() else f"not cached ({path} not writable)"
             notify(f"judge: classifier trained on the training split ({accuracy:.1%} on its "
-                   f"held-back tenth), saved to {path}")
+                   f"held-back tenth), {where}")
     report = judge_generation(
         samples, real_images(), classifier, blank_threshold=settings.blank_threshold, seed=seed
     )

@@ -97,11 +97,13 @@ def finite_json(value: Any) -> Any:
     return value
 
 
-def remove_temporaries(folder: Path) -> list[Path]:
-    """Delete the temporary files a killed writer left in ``folder`` and its subfolders (call
-    it only while no other process writes there, e.g. under the run folder's lock)."""
+def remove_temporaries(*folders: Path) -> list[Path]:
+    """Delete the temporary files a killed writer left directly in ``folders`` (call it only
+    while no other process writes there, e.g. under the run folder's lock)."""
     found = [
-        path for path in folder.rglob(f".*{TEMPORARY_MARK}*{TEMPORARY_SUFFIX}")
+        path
+        for folder in folders
+        for path in folder.glob(f".*{TEMPORARY_MARK}*{TEMPORARY_SUFFIX}")
         if path.is_file() and not path.is_symlink()
     ]
     for path in found:
