@@ -74,9 +74,9 @@ def rich_table(metrics: dict[str, Any], title: str) -> Table:
 
 
 def write_metrics_json(metrics: dict[str, Any], path: Path) -> None:
-    """Write metrics.json as strict JSON: a value that is not a finite number (an infinite FID,
-    a NaN score from a diverged model) is written as ``null`` and listed in ``non_finite``,
-    with the value it had, so the file stays readable by any JSON parser."""
+    """Write metrics.json as strict JSON, readable by any JSON parser: an infinite value (the
+    PSNR of an exact restoration) is written as ``"inf"``, a NaN (a score of a diverged model)
+    as ``null``, and each is listed in ``non_finite`` with the value it had."""
     found = _non_finite(metrics)
     if found:
         metrics = {**metrics, "non_finite": found}

@@ -81,14 +81,18 @@ def write_text_atomic(path: Path | str, text: str) -> Path:
 
 
 def write_json_atomic(path: Path | str, data: Any) -> Path:
-    """Strict JSON (no bare ``NaN``/``Infinity``: non-finite floats become ``null``) via
+    """Strict JSON (no bare ``NaN``/``Infinity``, see :func:`finite_json`) via
     :func:`write_text_atomic`."""
     return write_text_atomic(path, json.dumps(finite_json(data), indent=2, default=str) + "\n")
 
 
 def finite_json(value: Any) -> Any:
-    """``value`` with every non-finite float replaced by None, which JSON writes as ``null``."""
-    if isinstance(value, float) and not math.isfinite(value):
+    """``value`` as strict JSON data: an infinite float becomes the string ``"inf"`` or
+    ``"-inf"`` (e.g. the PSNR of an exact restoration; readers such as ``coldkit compare`` take
+    it back as a number), NaN becomes None, which JSON writes as ``null``."""
+    if isinstance(value, float) and math.isinf(value):
+        return str(value)
+    if isinstance(value, float) and math.isnan(value):
         return None
     if isinstance(value, dict):
         return {key: finite_json(item) for key, item in value.items()}

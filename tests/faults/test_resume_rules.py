@@ -40,7 +40,7 @@ def test_metrics_json_is_valid_json_even_with_non_finite_scores(tmp_path):
     path = tmp_path / "metrics.json"
     write_metrics_json({"rows": {"direct": {"ssim": float("nan"), "fid": float("inf")}}}, path)
     data = json.loads(path.read_text(), parse_constant=lambda name: pytest.fail(name))
-    assert data["rows"]["direct"] == {"ssim": None, "fid": None}
+    assert data["rows"]["direct"] == {"ssim": None, "fid": "inf"}
     assert data["non_finite"] == {"rows.direct.ssim": "nan", "rows.direct.fid": "inf"}
 
 
