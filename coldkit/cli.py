@@ -85,13 +85,18 @@ def is_out_of_memory(error: BaseException) -> bool:
     return "out of memory" in text or "can't allocate memory" in text
 
 
-def out_of_memory_error(error: BaseException) -> ColdkitError:
+def out_of_memory_error(error: BaseException, checkpoint: Optional[Path] = None) -> ColdkitError:
+    """The message for running out of memory; ``checkpoint`` is the run's (kept if it exists)."""
     first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if checkpoint is not None and checkpoint.is_file():
+        kept = f"The last checkpoint ({checkpoint}) is kept; the rerun resumes from it."
+    else:
+        kept = "No checkpoint was written, so the corrected config may replace the saved one."
     return TrainingError(
-        f"Out of memory ({first_line}). The last checkpoint is kept. Lower the batch size of the "
-        "stage that ran out — train.batch_size (use train.accumulate to keep the effective "
-        "batch), evaluate.batch_size or generate.batch_size — or use a smaller restorer, then "
-        "run the same command again to resume."
+        f"Out of memory ({first_line}). {kept} Lower what the stage that ran out holds at once "
+        "— train.batch_size (use train.accumulate to keep the effective batch), "
+        "evaluate.batch_size or generate.batch_size — or the restorer's size, "
+        "dataset.image_size or T (degradation.steps), then run the same command again."
     )
 
 
@@ -117,11 +122,13 @@ def run(
     cluster = start_cluster()  # one process unless started by torchrun
     # Under torchrun only rank 0 speaks; the others stop quietly with the same exit code.
     shown = console if cluster.is_main else Console(quiet=True)
+    checkpoint: Optional[Path] = None  # named by an out-of-memory message
     try:
         with claimed_run(config, out, overrides or [], load_registry(), cluster) as (
             experiment,
             paths,
         ):
+            checkpoint = paths.checkpoint
             shown.print(f"run folder: [bold]{paths.root}[/]")
             execute(experiment, paths, shown, cluster)
     except ColdkitError as error:
@@ -129,7 +136,7 @@ def run(
     except RuntimeError as error:
         if not is_out_of_memory(error):
             raise
-        raise fail(out_of_memory_error(error)) from None
+        raise fail(out_of_memory_error(error, checkpoint)) from None
     except KeyboardInterrupt:
         error_console.print(
             "[yellow]interrupted:[/] the last checkpoint is kept; run the same command again "

@@ -7,27 +7,34 @@ with ``name`` and every other key is validated by that plugin's own ``Params`` m
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from coldkit.errors import ConfigError, PluginError
+from coldkit.runtime.files import write_text_atomic
 from coldkit.plugins import Kind, PluginInfo, PluginRecord, Registry
 from coldkit.protocols import BuildContext, RestorerContext
 
 
+#: Seeds torch accepts (64 bits); one below the top, as a run also seeds ``seed + 1``.
+MIN_SEED, MAX_SEED = -(2**63), 2**63 - 2
+
+
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # No inf or NaN: lr = inf or max_minutes = nan would only fail (or never stop) much later.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class PluginSection(BaseModel):
     """A section choosing a plugin by ``name``; the other keys are the plugin's parameters."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
     name: str
 
@@ -151,7 +158,9 @@ class GenerateSection(Section):
         0.0, ge=0.0, description="noise std per step, for samplers that take it (stochastic)"
     )
     batch_size: int = Field(250, ge=1, description="images sampled at once")
-    seed: int | None = Field(None, description="seed of the draws (default: the experiment's)")
+    seed: int | None = Field(
+        None, ge=MIN_SEED, le=MAX_SEED, description="seed of the draws (default: the experiment's)"
+    )
     grid_size: int = Field(100, ge=1, description="samples shown in generated.png")
     judge: bool = Field(
         True, description="judge samples with a classifier trained on the labelled training split"
@@ -174,9 +183,13 @@ class LogSection(Section):
     )
 
 
+
+
 class ExperimentConfig(Section):
-    name: str = "experiment"
-    seed: int = 0
+    name: str = Field(
+        "experiment", description="the run's folder name under runs/ (a plain folder name)"
+    )
+    seed: int = Field(0, ge=MIN_SEED, le=MAX_SEED)
     device: str = Field("auto", description="auto, cpu, cuda, cuda:1, mps ...")
     dataset: DatasetSection
     degradation: PluginSection
@@ -196,6 +209,22 @@ class ExperimentConfig(Section):
         description="plugins whose registrations this experiment ignores: entry-point names, "
         "package:entry or package names (see coldkit plugins)",
     )
+
+
+    @field_validator("name")
+    @classmethod
+    def _plain_folder_name(cls, name: str) -> str:
+        # The name becomes runs/<name>: a separator, "..", "." or an absolute path would put the
+        # run folder (and everything it writes) somewhere else.
+        if (
+            not name.strip() or name in (".", "..") or "/" in name or "\\" in name
+            or "\0" in name or Path(name).is_absolute()
+        ):
+            raise ValueError(
+                "must be a plain folder name (no '/', '\\', '.' or '..'); choose the folder "
+                "with --out instead"
+            )
+        return name
 
 
 @dataclass(frozen=True)
@@ -264,12 +293,27 @@ def read_toml(path: Path) -> dict[str, Any]:
             f"Config file {path} does not exist. Pass the path of a TOML experiment file, "
             "e.g. examples/mnist_blur.toml."
         ) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"Config file {path} is not valid TOML: {exc}. Fix the syntax.") from None
+    except IsADirectoryError:
+        raise ConfigError(
+            f"{path} is a folder, not a config file. Pass a TOML experiment file (or, to "
+            "`coldkit run`, the folder of an earlier run)."
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"Cannot read config file {path} ({exc.strerror or exc}).") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(
+            f"Config file {path} is not valid TOML (UTF-8 text): {reason}. Fix the syntax."
+        ) from None
+    except RecursionError:
+        raise ConfigError(
+            f"Config file {path} nests tables or arrays too deeply to read; a coldkit config "
+            "is a few levels deep. Fix the file."
+        ) from None
 
 
 def write_toml(path: Path, data: dict[str, Any]) -> None:
-    path.write_text(tomli_w.dumps(data))
+    write_text_atomic(path, tomli_w.dumps(data))
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -324,6 +368,7 @@ def resolve_plugin(
         raise ConfigError(f"{where}.name: {exc}") from None
     try:
         params = record.params_model.model_validate(section.plugin_params())
+        _require_finite(params.model_dump(mode="python"), where)
     except ValidationError as exc:
         raise ConfigError(
             f"Invalid parameters for {kind} {section.name!r} in [{where}]: "
@@ -331,6 +376,18 @@ def resolve_plugin(
             f"name, {_valid_keys(record.params_model)}."
         ) from None
     return ResolvedPlugin(record, params)
+
+
+def _require_finite(value: Any, where: str) -> None:
+    """Refuse inf and NaN in a plugin's parameters (sigma = inf passes most ``gt=0`` checks)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where} = {value} is not a finite number; give a finite value.")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _require_finite(item, f"{where}.{key}" if isinstance(key, str) else where)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _require_finite(item, where)
 
 
 def resolve_sampler(registry: Registry, name: str, where: str) -> PluginRecord:

@@ -33,3 +33,7 @@ class TrainingError(ColdkitError):
 class ParamsError(ColdkitError):
     """A degradation's random parameters cannot be known where they are needed (generating from
     a prior that does not return them, restoring a file degraded with an unknown draw)."""
+
+
+class WriteError(ColdkitError):
+    """A file could not be written (full disk, read-only folder, a link where a file belongs)."""

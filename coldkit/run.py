@@ -33,16 +33,22 @@ from coldkit.plugins import Registry
 from coldkit.protocols import Degradation, ImageSet
 from coldkit.evaluation.report import metrics_dict
 from coldkit.runs.context import RunContext
-from coldkit.runs.folder import RunPaths
+from coldkit.runs.cost import check_before_writing
+from coldkit.runs.folder import LOCK_FILE, RunPaths
 from coldkit.runs.lock import run_folder_lock
+from coldkit.runtime.files import remove_temporaries
 from coldkit.training.stage import Training, training_info
 
-#: Keys that may change when a run is resumed: the budget and the evaluation, not the model.
+#: Keys that may change when a run is resumed: the budget, the step size and clipping (the fix
+#: for a loss that became NaN), the cadence and the evaluation; not the model, the data or the
+#: loss. A folder without a checkpoint holds no training yet: its whole config may change.
 RESUMABLE_CHANGES = (
     "train.steps",
     "train.max_minutes",
     "train.checkpoint_every",
     "train.log_every",
+    "train.lr",
+    "train.grad_clip",
     "evaluate.",
     "generate",
     "log",  # no dot: a folder from before [log] existed has no such section
@@ -84,8 +90,12 @@ def claimed_run(
     claimed = False
     try:
         experiment, paths = _resolve_target(target, out, overrides, registry)
+        check_before_writing(experiment)
+        _check_folder(paths)
         _make_folder(paths)
         with run_folder_lock(paths.root):
+            # Left by a run killed mid-write (never read); only where `coldkit run` alone writes.
+            remove_temporaries(paths.root, paths.checkpoint.parent)
             _write_config(experiment, paths)
             claimed = cluster.agree(True)
             yield experiment, paths
@@ -124,6 +134,30 @@ def _default_folder(experiment: Experiment) -> Path:
     return Path("runs") / experiment.config.name
 
 
+def _check_folder(paths: RunPaths) -> None:
+    """Refuse a folder that is not empty and not a run folder (its files would be overwritten),
+    and a run folder whose entries are symbolic links (writes would land outside it)."""
+    root = paths.root
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"{root} is a file, not a run folder. Pass --out with a new folder.")
+    if root.is_dir() and not paths.config.exists():
+        others = sorted(entry.name for entry in root.iterdir() if entry.name != LOCK_FILE)
+        if others:
+            shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+            raise ConfigError(
+                f"{root} is a folder that is not a coldkit run folder and is not empty "
+                f"({shown}); a run would overwrite its files, so nothing was written. Pass "
+                "--out with a new or empty folder, or change the config's name."
+            )
+    links = paths.links()
+    if links:
+        raise ConfigError(
+            f"Run folder {root} holds symbolic links where coldkit writes "
+            f"({', '.join(str(link) for link in links)}), so a run could overwrite files "
+            "outside it; nothing was written. Remove the links, or copy the folder without them."
+        )
+
+
 def _make_folder(paths: RunPaths) -> None:
     try:
         paths.root.mkdir(parents=True, exist_ok=True)
@@ -142,7 +176,9 @@ def _write_config(experiment: Experiment, paths: RunPaths) -> None:
         saved = read_toml(paths.config)
         differences = _differences(saved, json.loads(json.dumps(resolved)))
         fixed = [key for key in differences if not key.startswith(RESUMABLE_CHANGES)]
-        if fixed:
+        # No checkpoint: nothing was trained with the old config (e.g. it failed at the first
+        # step), so the corrected config replaces it.
+        if fixed and paths.checkpoint.exists():
             raise ConfigError(
                 f"Run folder {paths.root} already holds a run with a different config "
                 f"(differs in: {', '.join(fixed)}). Nothing was changed. Use --out NEW_FOLDER for "

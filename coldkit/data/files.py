@@ -6,6 +6,7 @@ import gzip
 from dataclasses import dataclass
 import struct
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -167,8 +168,8 @@ def load_image_folder(
                 image.load()
                 opened.append(image.copy())
             kept.append(file)
-        except (UnidentifiedImageError, OSError, ValueError):
-            unreadable.append(file)
+        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+            unreadable.append(file)  # a decompression bomb (over Pillow's pixel limit) too
     if not opened:
         raise DataError(
             f"None of the {len(files)} image files in {folder} could be read (e.g. "
@@ -201,6 +202,31 @@ def unreadable_note(files: list[Path]) -> str:
     names = ", ".join(file.name for file in files[:3])
     more = f" and {len(files) - 3} more" if len(files) > 3 else ""
     return f"skipped {len(files)} unreadable file(s): {names}{more}"
+
+
+def folder_channels(files: Sequence[Path], sample: int = 64) -> int:
+    """3 if any of ``files`` holds colour, else 1: decided once for a whole folder, so every
+    split of it (train, val, test) gets the same channel count.
+
+    Reads each file's header (its mode) and the pixels of up to ``sample`` colour-mode files
+    (an RGB file of grey pixels counts as grey); unreadable files are skipped.
+    """
+    from PIL import Image
+
+    checked = 0
+    for file in files:
+        try:
+            with Image.open(file) as image:
+                if image.mode in ("1", "L", "LA", "I", "I;16", "F"):
+                    continue
+                if checked >= sample:
+                    continue
+                checked += 1
+                if _has_colour(image):
+                    return 3
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+            continue
+    return 1
 
 
 def _has_colour(image) -> bool:  # type: ignore[no-untyped-def]

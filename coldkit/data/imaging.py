@@ -9,6 +9,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
+from coldkit.runtime.files import write_atomic
+
 HEADER_HEIGHT = 16
 GAP = 2
 
@@ -45,9 +47,12 @@ def save_grid(
         for row in range(rows):
             cell = Image.fromarray(to_uint8_rgb(column[row])).resize((width, height), Image.NEAREST)
             canvas.paste(cell, (left, HEADER_HEIGHT + GAP + row * (height + GAP)))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(path)
-    return path
+    return save_png(canvas, path)
+
+
+def save_png(picture: Image.Image, path: Path) -> Path:
+    """Write ``picture`` as a PNG, atomically (a full disk never leaves a corrupt file)."""
+    return write_atomic(path, lambda handle: picture.save(handle, format="PNG"))
 
 
 def save_tiles(images: Tensor, path: Path, per_row: int = 10, scale: int = 2) -> Path:
@@ -65,6 +70,4 @@ def save_tiles(images: Tensor, path: Path, per_row: int = 10, scale: int = 2) ->
         cell = Image.fromarray(to_uint8_rgb(images[index])).resize((width, height), Image.NEAREST)
         row, col = divmod(index, columns)
         canvas.paste(cell, (GAP + col * (width + GAP), GAP + row * (height + GAP)))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(path)
-    return path
+    return save_png(canvas, path)

@@ -30,7 +30,9 @@ def load_split(
     if channels is not None and images.shape[1] != channels:
         raise DataError(
             f"The evaluation images have {images.shape[1]} channels but the model was trained on "
-            f"{channels}; set evaluate.dataset.channels (or pick a matching dataset)."
+            f"{channels}. Set channels = {channels} in the section of the dataset scored "
+            "([evaluate.dataset] if there is one, else [dataset]; image-folder takes it), or "
+            "pick a dataset with matching images."
         )
     return replace(image_set, images=images)
 

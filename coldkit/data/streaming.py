@@ -76,8 +76,8 @@ class FolderStream(ImageStream):
                 with Image.open(file) as image:
                     modes.append(image.mode)
                 kept.append(file)
-            except (UnidentifiedImageError, OSError, ValueError):
-                unreadable.append(file)
+            except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+                unreadable.append(file)  # a decompression bomb (over Pillow's pixel limit) too
         if not kept:
             raise DataError(
                 f"None of the {len(files)} image files of {source} could be read (e.g. "
@@ -157,7 +157,7 @@ def _any_colour(files: list[Path], modes: list[str], sample: int = 64) -> bool:
             with Image.open(file) as image:
                 if _has_colour(image):
                     return True
-        except (OSError, ValueError):
+        except (OSError, ValueError, Image.DecompressionBombError):
             continue
     return False
 

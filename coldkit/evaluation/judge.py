@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from coldkit.runs.checkpoint import save_atomic
+from coldkit.runs.checkpoint import load_error_reason, save_atomic
 from coldkit.errors import CheckpointError
 
 __all__ = [
@@ -306,7 +306,7 @@ def load_classifier(path: str | Path) -> Classifier:
         classifier.load_state_dict(state["state_dict"], strict=True)
     except Exception as exc:
         raise CheckpointError(
-            f"Classifier file {path} cannot be used ({type(exc).__name__}: {exc}). It may be "
+            f"Classifier file {path} cannot be used ({load_error_reason(exc)}). It may be "
             "missing, truncated, written by another coldkit version or not a coldkit classifier: "
             "delete it (or point to a valid one) and the classifier is trained again from the "
             "labelled training images."
@@ -337,7 +337,10 @@ def load_or_train_classifier(
             )
         return classifier.to(device), None, True
     classifier, accuracy = train_classifier(images, labels, **train_kwargs)
-    save_classifier(classifier, path)
+    try:
+        save_classifier(classifier, path)
+    except CheckpointError:  # a read-only run folder: judge now, train again next time
+        pass
     return classifier, accuracy, False
 
 

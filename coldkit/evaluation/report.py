@@ -11,6 +11,7 @@ from rich.table import Table
 
 from coldkit.evaluation.metrics import ROWS, Evaluation
 from coldkit.data.imaging import save_grid
+from coldkit.runtime.files import write_atomic, write_json_atomic, write_text_atomic
 
 METRICS = (("fid", "FID ↓"), ("ssim", "SSIM ↑"), ("rmse", "RMSE ↓"), ("psnr", "PSNR ↑"))
 
@@ -58,7 +59,7 @@ def write_table_markdown(metrics: dict[str, Any], path: Path, title: str) -> Non
     )
     if metrics.get("fid_note"):
         lines.append(f"FID {metrics['fid_note']}.")
-    path.write_text("\n".join(lines) + "\n")
+    write_text_atomic(path, "\n".join(lines) + "\n")
 
 
 def rich_table(metrics: dict[str, Any], title: str) -> Table:
@@ -73,13 +74,24 @@ def rich_table(metrics: dict[str, Any], title: str) -> Table:
 
 
 def write_metrics_json(metrics: dict[str, Any], path: Path) -> None:
-    path.write_text(json.dumps(metrics, indent=2, default=_json_default) + "\n")
+    """Write metrics.json as strict JSON, readable by any JSON parser: an infinite value (the
+    PSNR of an exact restoration) is written as ``"inf"``, a NaN (a score of a diverged model)
+    as ``null``, and each is listed in ``non_finite`` with the value it had."""
+    found = _non_finite(metrics)
+    if found:
+        metrics = {**metrics, "non_finite": found}
+    write_json_atomic(path, metrics)
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, float) and math.isinf(value):
-        return "inf"
-    return str(value)
+def _non_finite(value: Any, where: str = "") -> dict[str, str]:
+    """Every non-finite float in ``value`` by its dotted key, as text ("nan", "inf")."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return {where: str(value)}
+    found: dict[str, str] = {}
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found.update(_non_finite(item, f"{where}.{key}" if where else str(key)))
+    return found
 
 
 def write_figure(evaluation: Evaluation, rows: int, sampler: str, path: Path) -> Path:
@@ -110,6 +122,6 @@ def write_loss_curve(losses: list[float], path: Path, title: str) -> Path:
     axes.set_title(title)
     axes.legend()
     figure.tight_layout()
-    figure.savefig(path)
+    write_atomic(path, lambda handle: figure.savefig(handle, format="png"))
     plt.close(figure)
     return path

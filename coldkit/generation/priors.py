@@ -25,9 +25,9 @@ from typing import Any, Callable
 import torch
 from torch import Tensor, nn
 
-from coldkit.runs.checkpoint import save_atomic
+from coldkit.runs.checkpoint import load_error_reason, save_atomic
 from coldkit.config import ResolvedPlugin
-from coldkit.errors import CheckpointError, ConfigError, ParamsError
+from coldkit.errors import CheckpointError, ColdkitError, ConfigError, ParamsError
 from coldkit.data.imaging import save_tiles
 from coldkit.plugins import PluginRecord, Registry
 from coldkit.protocols import (
@@ -38,9 +38,12 @@ from coldkit.protocols import (
     PriorWithParams,
     Sampler,
 )
+from coldkit.runs.cost import available_memory
 from coldkit.runs.folder import GENERATED_GRID, SAMPLES_FILE, RunPaths
 
 PRIOR_FORMAT = "coldkit-prior"
+#: x_T drawn from a prior at a time while generating (independent of the sampling batch size).
+PRIOR_CHUNK = 1024
 PRIOR_VERSION = 1
 
 
@@ -114,13 +117,14 @@ def load_prior(
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise CheckpointError(
-            f"Prior file {path} cannot be read ({type(exc).__name__}: {exc}). Delete it; it is "
+            f"Prior file {path} cannot be read ({load_error_reason(exc)}). Delete it; it is "
             "fitted again from the training data the next time it is needed."
         ) from None
-    if not isinstance(payload, dict) or payload.get("format") != PRIOR_FORMAT:
+    problem = _malformed_prior(payload)
+    if problem is not None:
         raise CheckpointError(
-            f"{path} is not a coldkit prior file. Delete it, or point at the priors/ folder of a "
-            "coldkit run."
+            f"{path} is not a coldkit prior file ({problem}). Delete it; it is fitted again "
+            "from the training data the next time it is needed."
         )
     if isinstance(registry, PluginRecord):
         record = registry
@@ -130,17 +134,34 @@ def load_prior(
                 "Delete it to fit the prior again."
             )
     else:
-        record = registry.get("prior", payload["name"])
-    params = json.loads(payload["params"])
-    prior = record.build(params, context)
+        try:
+            record = registry.get("prior", payload["name"])
+        except ColdkitError as exc:
+            raise CheckpointError(f"Prior file {path}: {exc}") from None
     try:
+        params = json.loads(payload["params"])
+        prior = record.build(params, context)
         prior.load_state_dict(payload["state"])
-    except (ValueError, KeyError, RuntimeError) as exc:
+    except (ColdkitError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(
-            f"Prior file {path} does not fit prior {payload['name']!r} ({exc}). Delete it to fit "
-            "the prior again."
+            f"Prior file {path} does not fit prior {payload['name']!r} ({reason}). Delete it to "
+            "fit the prior again."
         ) from None
     return FittedPrior(prior, payload["name"], params)
+
+
+def _malformed_prior(payload: Any) -> str | None:
+    """What is wrong with a loaded prior file's structure, or None."""
+    if not isinstance(payload, dict) or payload.get("format") != PRIOR_FORMAT:
+        return "no coldkit-prior format tag"
+    if not isinstance(payload.get("name"), str) or not payload["name"]:
+        return "no prior name"
+    if not isinstance(payload.get("params"), str):
+        return "its params are not JSON text"
+    if not isinstance(payload.get("state"), dict):
+        return "its state is not a table of tensors"
+    return None
 
 
 def cached_or_fitted_prior(
@@ -167,7 +188,11 @@ def cached_or_fitted_prior(
             return fitted
         notify(f"prior: {resolved.record.name} parameters changed; fitting it again")
     fitted = fit_prior(resolved, degradation, train_images(), seed, device, context)
-    save_prior(fitted, path)
+    try:
+        save_prior(fitted, path)
+    except CheckpointError as exc:  # e.g. a read-only run folder: use it now, fit again later
+        notify(f"prior: {fitted.name} fitted on D(x0, T) of the training split, not cached ({exc})")
+        return fitted
     notify(f"prior: {fitted.name} fitted on D(x0, T) of the training split, saved to {path}")
     return fitted
 
@@ -278,8 +303,9 @@ def generate_samples(
 ) -> Tensor:
     """Draw ``count`` x_T from ``prior`` and restore them from level T with ``sampler``.
 
-    Deterministic for a seed: the prior's draws come from one CPU generator, all at once, so they
-    do not depend on ``batch_size``. The degradation parameters of each x_T (from the prior, see
+    Deterministic for a seed: the prior's draws come from one CPU generator, in chunks of
+    :data:`PRIOR_CHUNK` (so memory stays bounded for any ``count``) that do not depend on
+    ``batch_size``. The degradation parameters of each x_T (from the prior, see
     :func:`draw_from_prior`) are handed to every sampler step. ``sampler`` is a plain sampler, or
     one bound by :func:`bind_sampler` (whose generator should be seeded from the same ``seed``).
     Returns CPU float32 images, clamped to [0, 1]; ``on_batch`` receives the number of images
@@ -287,18 +313,46 @@ def generate_samples(
     """
     restorer.eval()
     generator = torch.Generator().manual_seed(seed)
-    all_x_T, all_params = draw_from_prior(prior, degradation, count, generator)
-    outputs = []
+    pending, pending_params = draw_from_prior(
+        prior, degradation, min(count, PRIOR_CHUNK), generator
+    )
+    drawn = len(pending)
+    outputs = _output_tensor(count, pending)
     for start in range(0, count, batch_size):
-        x_T = all_x_T[start : start + batch_size].to(device)
-        params = {
-            key: value[start : start + batch_size].to(device) for key, value in all_params.items()
-        }
+        wanted = min(batch_size, count - start)
+        while len(pending) < wanted:
+            chunk, chunk_params = draw_from_prior(
+                prior, degradation, min(count - drawn, PRIOR_CHUNK), generator
+            )
+            pending, drawn = torch.cat([pending, chunk]), drawn + len(chunk)
+            pending_params = {
+                key: torch.cat([value, chunk_params[key]]) for key, value in pending_params.items()
+            }
+        x_T, pending = pending[:wanted].to(device), pending[wanted:]
+        params = {key: value[:wanted].to(device) for key, value in pending_params.items()}
+        pending_params = {key: value[wanted:] for key, value in pending_params.items()}
         t = torch.full((len(x_T),), degradation.steps, dtype=torch.long, device=x_T.device)
-        outputs.append(sampler(restorer, degradation, x_T, t, params).float().clamp(0, 1).cpu())
+        restored = sampler(restorer, degradation, x_T, t, params).float().clamp(0, 1).cpu()
+        outputs[start : start + wanted] = restored
         if on_batch is not None:
-            on_batch(start + len(x_T))
-    return torch.cat(outputs)
+            on_batch(start + wanted)
+    return outputs
+
+
+def _output_tensor(count: int, first: Tensor) -> Tensor:
+    """The ``(count, C, H, W)`` float32 result, allocated once, or a :class:`ConfigError` with
+    the largest count that fits where the machine cannot hold it."""
+    per_image = first[0].numel() * 4
+    available = available_memory(torch.device("cpu"))
+    if available is not None and count * per_image > available:
+        raise ConfigError(
+            f"{count:,} generated images take {count * per_image / 1024**3:.1f} GiB as float32 "
+            f"and {available / 1024**3:.1f} GiB of memory is available; they are kept together "
+            f"for samples.pt and the judge. Generate at most about "
+            f"{int(available // per_image):,} at once (-n / generate.num_samples), and run "
+            "again with another --seed for more."
+        )
+    return torch.empty((count, *first.shape[1:]), dtype=torch.float32)
 
 
 class _RecordingRestorer(nn.Module):

@@ -31,7 +31,7 @@ from coldkit.config import resolve_sampler
 from coldkit.data.files import resize_images
 from coldkit.errors import ConfigError, DataError
 from coldkit.generation.priors import params_of_degraded_images
-from coldkit.data.imaging import save_grid, to_uint8_rgb
+from coldkit.data.imaging import save_grid, save_png, to_uint8_rgb
 from coldkit.plugins import Registry
 from coldkit.protocols import Degradation, DegradationParams, Restorer, Sampler
 from coldkit.runs.folder import LoadedRun
@@ -119,6 +119,12 @@ def read_image(path: Path | str, channels: int, notify: Notify | None = None) ->
     except UnidentifiedImageError:
         raise DataError(
             f"{path} is not an image Pillow can read. Pass PNG or JPEG files."
+        ) from None
+    except Image.DecompressionBombError:
+        raise DataError(
+            f"{path} has more pixels than Pillow reads safely (over {Image.MAX_IMAGE_PIXELS:,}), "
+            "which a decompression bomb uses to exhaust memory; it was not read. Downscale it "
+            "to a few times the model's image size and pass that file."
         ) from None
     except (OSError, ValueError, SyntaxError) as exc:  # truncated or corrupt files
         raise DataError(f"Cannot read image {path}: {exc}. Pass an intact PNG or JPEG file.") from None
@@ -337,8 +343,7 @@ def save_image(image: Tensor, path: Path) -> Path:
     """Save a ``(C, H, W)`` image in [0, 1] as PNG: grey for 1 channel, RGB for 3."""
     pixels = to_uint8_rgb(image)
     picture = Image.fromarray(pixels[..., 0] if image.shape[0] == 1 else pixels)
-    picture.save(path)
-    return path
+    return save_png(picture, path)
 
 
 __all__ = [

@@ -7,7 +7,6 @@ Shared by ``coldkit run`` (a ``[generate]`` section), ``coldkit generate RUN_FOL
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -35,9 +34,11 @@ from coldkit.runs.folder import (
     GENERATION_JSON,
     GENERATION_MARKDOWN,
     GENERATION_PATH,
+    LOG_FILE,
     LoadedRun,
     RunPaths,
 )
+from coldkit.runtime.files import write_json_atomic, write_text_atomic
 from coldkit.runtime.log import Notify
 from coldkit.data.splits import evaluation_split, training_split
 
@@ -114,7 +115,7 @@ def generate_for_run(run: RunContext, model: TrainedModel, out_dir: Path) -> Gen
         )
         if report is not None:
             files["markdown"] = out_dir / GENERATION_MARKDOWN
-            files["markdown"].write_text(report.markdown() + "\n")
+            write_text_atomic(files["markdown"], report.markdown() + "\n")
     fid_value, fid_note = _generation_fid(
         samples, model.held_out, run.config.evaluate.inception_weights
     )
@@ -130,7 +131,7 @@ def generate_for_run(run: RunContext, model: TrainedModel, out_dir: Path) -> Gen
         "note": note,
     }
     files["json"] = out_dir / GENERATION_JSON
-    files["json"].write_text(json.dumps(summary, indent=2) + "\n")
+    write_json_atomic(files["json"], summary)
     return GenerationResult(samples, files, summary)
 
 
@@ -222,8 +223,9 @@ def judge_for_run(
         if cached:
             notify(f"judge: classifier loaded from {path}")
         else:
+            where = f"saved to {path}" if path.is_file() else f"not cached ({path} not writable)"
             notify(f"judge: classifier trained on the training split ({accuracy:.1%} on its "
-                   f"held-back tenth), saved to {path}")
+                   f"held-back tenth), {where}")
     report = judge_generation(
         samples, real_images(), classifier, blank_threshold=settings.blank_threshold, seed=seed
     )
@@ -279,11 +281,13 @@ def generate_from_run(
     :func:`generation_experiment`) into ``out`` (default ``RUN/generated/PRIOR-seedS-nN``)."""
     settings = experiment.config.generate
     assert settings is not None and experiment.prior is not None
-    run = RunContext.start(experiment, loaded.paths, console, device=loaded.device)
     seed = settings.seed if settings.seed is not None else experiment.config.seed
+    # With --out elsewhere the log goes there too: reading a run never writes into its folder.
+    log = None if out is None else out / LOG_FILE
     if out is None:
         name = f"{experiment.prior.record.name}-seed{seed}-n{settings.num_samples}"
-        out = run.paths.generated(name)
+        out = loaded.paths.generated(name)
+    run = RunContext.start(experiment, loaded.paths, console, device=loaded.device, log=log)
     run.notify(f"generate: {settings.num_samples} images into {out} (model at step {loaded.step})")
     size, channels = loaded.context.image_size, loaded.context.channels
     model = TrainedModel(

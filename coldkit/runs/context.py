@@ -10,6 +10,7 @@ device, the seed, the console and the cluster one by one::
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from rich.console import Console
@@ -52,11 +53,13 @@ class RunContext:
         console: Console,
         cluster: Cluster = SINGLE_PROCESS,
         device: torch.device | None = None,
+        log: Path | None = None,
     ) -> "RunContext":
         """The context of a run: its device chosen (``device`` setting, or ``device``) and its
-        log opened on ``paths.log``."""
+        log opened on ``log`` (default ``paths.log``; a command that reads a run folder and
+        writes elsewhere logs there, so the run folder may be read-only)."""
         chosen = device if device is not None else select_device(experiment.config.device)
-        notify = RunLog(paths.log, console, enabled=cluster.is_main)
+        notify = RunLog(log or paths.log, console, enabled=cluster.is_main)
         data = dataset_reader(experiment, experiment.config.dataset.image_size, notify)
         return cls(experiment, paths, cluster.device(chosen), console, notify, cluster, data)
 

@@ -18,10 +18,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from coldkit.runs.checkpoint import load_checkpoint
+from coldkit.runs.checkpoint import check_trained_for, load_checkpoint
 from coldkit.config import Experiment, build_experiment, load_experiment
 from coldkit.data.splits import dataset_reader, serving_split
 from coldkit.runtime.device import select_device
+from coldkit.runtime.files import write_json_atomic
 from coldkit.errors import CheckpointError, ConfigError
 from coldkit.plugins import Registry
 from coldkit.protocols import BuildContext, Degradation, RestorerContext
@@ -109,6 +110,18 @@ class RunPaths:
         """Default output folder of ``coldkit restore``."""
         return self.root / RESTORED_FOLDER
 
+    def links(self) -> list[Path]:
+        """The entries coldkit writes that are symbolic links (a folder received from someone
+        else could point them anywhere); empty for a folder made by coldkit."""
+        entries = (
+            self.config, self.metadata, self.log, self.checkpoint.parent, self.checkpoint,
+            self.metrics, self.table, self.figure, self.loss_curve, self.lock,
+            self.root / PRIORS_FOLDER, self.judge_classifier.parent, self.judge_classifier,
+            self.tensorboard, self.root / GENERATED_FOLDER, self.restored, self.generation,
+            self.root / GENERATION_MARKDOWN, self.root / GENERATED_GRID, self.root / SAMPLES_FILE,
+        )
+        return [entry for entry in entries if entry.is_symlink()]
+
     def prior(self, name: str) -> Path:
         """The fitted prior ``name``, cached for later generations."""
         return self.root / PRIORS_FOLDER / f"{name}.pt"
@@ -152,6 +165,19 @@ def build_restorer(
         ) from None
 
 
+def trained_for(experiment: Experiment, context: RestorerContext) -> dict[str, Any]:
+    """What a checkpoint's weights were trained for, recorded in it and checked on loading: the
+    degradation (with T) and restorer settings and the model's input shape."""
+    data = experiment.to_dict()
+    return {
+        "T": context.steps,
+        "channels": context.channels,
+        "image_size": context.image_size,
+        "degradation": data["degradation"],
+        "restorer": data["restorer"],
+    }
+
+
 def require_run_folder(root: Path | str) -> Path:
     """``root`` as a Path, or a :class:`ConfigError` if it holds no ``config.toml``."""
     root = Path(root)
@@ -174,7 +200,7 @@ def read_metadata(paths: RunPaths) -> dict[str, Any]:
 
 def write_metadata(paths: RunPaths, metadata: dict[str, Any]) -> None:
     """Write ``run.json``."""
-    paths.metadata.write_text(json.dumps(metadata, indent=2) + "\n")
+    write_json_atomic(paths.metadata, metadata)
 
 
 def record_context(paths: RunPaths, context: RestorerContext) -> None:
@@ -230,13 +256,15 @@ def open_run(
     chosen = select_device(str(device) if device is not None else experiment.config.device)
     degradation = build_degradation(experiment, _serving_context(experiment, context, chosen))
     restorer = build_restorer(experiment, context)
+    check_trained_for(paths.checkpoint, state, trained_for(experiment, context))
     weights = state["ema"]["model"] if state.get("ema") else state["model"]
     try:
         restorer.load_state_dict(weights)
-    except RuntimeError as exc:
+    except RuntimeError as exc:  # torch lists every tensor: its first line says enough
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else "RuntimeError"
         raise CheckpointError(
-            f"Checkpoint {paths.checkpoint} does not fit the model in {paths.config} ({exc}). "
-            "Restore the config the run was trained with."
+            f"Checkpoint {paths.checkpoint} does not fit the model in {paths.config} "
+            f"({first_line.rstrip(':')}). Restore the config the run was trained with."
         ) from None
     restorer = restorer.to(chosen).eval().requires_grad_(False)
     return LoadedRun(root, experiment, restorer, degradation, context, chosen, int(state["step"]))
@@ -263,5 +291,6 @@ __all__ = [
     "build_restorer",
     "open_run",
     "read_context",
+    "trained_for",
     "require_run_folder",
 ]

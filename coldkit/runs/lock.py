@@ -25,7 +25,16 @@ def run_folder_lock(root: Path) -> Iterator[None]:
         yield
         return
     path = RunPaths(root).lock
-    handle = open(path, "a+")
+    try:  # never through a link planted at .lock: the lock file is truncated below
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+    except OSError as exc:
+        raise CheckpointError(
+            f"Cannot open the run folder's lock {path} ({exc.strerror or exc}): the folder is "
+            "read-only or .lock is not a plain file, so this run cannot train in it. A finished "
+            "run is still read by `coldkit generate`, `coldkit restore` and `coldkit compare` "
+            "(with --out elsewhere); to train on, copy the folder somewhere writable."
+        ) from None
+    handle = os.fdopen(descriptor, "r+")
     try:
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -21,6 +21,20 @@ def select_device(name: str) -> torch.device:
         raise ConfigError(f"device: unknown device {name!r}; use auto, cpu, cuda or mps.") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device: {name!r} asked for, but CUDA is not available; use cpu or auto.")
+    count = torch.cuda.device_count() if device.type == "cuda" else 0
+    if device.type == "cuda" and device.index is not None and device.index >= count:
+        raise ConfigError(
+            f"device: {name!r} asked for, but this machine has {count} CUDA "
+            "device(s), numbered from 0; use cuda:0, cuda or auto."
+        )
+    if device.type == "mps" and not (
+        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    ):
+        raise ConfigError(f"device: {name!r} asked for, but MPS is not available; use cpu or auto.")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(
+            f"device: {name!r} is not a device coldkit runs on; use auto, cpu, cuda or mps."
+        )
     return device
 
 

@@ -8,6 +8,8 @@ from typing import Callable
 
 from rich.console import Console
 
+from coldkit.runtime.files import append_line
+
 #: The message callback every stage takes (one line of text, for the user and the log).
 Notify = Callable[[str], None]
 
@@ -29,8 +31,7 @@ class RunLog:
         if not self.enabled:
             return
         stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-        with open(self.path, "a") as handle:
-            handle.write(f"{stamp} {message}\n")
+        append_line(self.path, f"{stamp} {message}\n")
         if show:  # plain text: "[degradation]" in a message is not rich markup
             self.console.print(message, markup=False, highlight=False)
 

@@ -19,7 +19,7 @@ from rich.progress import (
 from coldkit.runs import tensorboard as tensorboard_log
 from coldkit.protocols import Degradation, RestorerContext
 from coldkit.runs.context import RunContext
-from coldkit.runs.folder import build_restorer, record_context
+from coldkit.runs.folder import build_restorer, record_context, trained_for
 from coldkit.data.splits import load_split
 from coldkit.data.streaming import TrainingData, choose_training_data
 from coldkit.training.trainer import StepReport, Trainer
@@ -54,14 +54,15 @@ def prepare(run: RunContext) -> Training:
     restorer = build_restorer(
         run.experiment, run.build_context("train", data.channels, degradation.steps)
     )
-    if run.cluster.is_main:
-        record_context(run.paths, context)
     parameters = sum(p.numel() for p in restorer.parameters())
     trainer = Trainer(
         restorer, degradation, data.batches, config.train, config.seed, run.device,
-        run.paths.checkpoint, run.cluster,
+        run.paths.checkpoint, run.cluster, trained_for(run.experiment, context),
     )
-    if trainer.resume():
+    resumed = trainer.resume()  # first: a checkpoint for another model is refused unchanged
+    if run.cluster.is_main:
+        record_context(run.paths, context)
+    if resumed:
         notify(f"resumed from {run.paths.checkpoint} at step {trainer.state.step}")
     training = Training(trainer, degradation, data, context, parameters)
     _describe(run, training)

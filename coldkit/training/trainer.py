@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from coldkit.runtime import acceleration
 from coldkit.data.augment import apply_augmentation, augmentation_enabled, draw_augmentation
 from coldkit.data.batches import InMemoryBatches, TrainingBatches
-from coldkit.runs.checkpoint import load_checkpoint, save_atomic
+from coldkit.runs.checkpoint import check_trained_for, load_checkpoint, save_atomic
 from coldkit.config import TrainSection
 from coldkit.runtime.distributed import SINGLE_PROCESS, Cluster, check_batch_split
 from coldkit.errors import CheckpointError, TrainingError
@@ -162,6 +162,7 @@ class Trainer:
         device: torch.device,
         checkpoint_path: Path,
         cluster: Cluster = SINGLE_PROCESS,
+        trained_for: dict | None = None,
     ) -> None:
         check_batch_split(settings.batch_size, cluster)
         self.batches = images if not isinstance(images, Tensor) else InMemoryBatches(images)
@@ -173,6 +174,9 @@ class Trainer:
         self.settings = settings
         self.device = device
         self.checkpoint_path = checkpoint_path
+        #: What the weights are trained for (T, degradation, restorer, input shape), recorded in
+        #: each checkpoint and checked on resume (:func:`coldkit.runs.folder.trained_for`).
+        self.trained_for = trained_for
         self.optimizer = torch.optim.Adam(self.restorer.parameters(), lr=settings.lr)
         self.ema = (
             ExponentialMovingAverage(self.restorer, settings.ema_decay)
@@ -199,6 +203,7 @@ class Trainer:
         """Write the checkpoint (rank 0 only: every rank holds the same state)."""
         if not self.cluster.is_main:
             return
+        self._check_finite_weights()
         save_atomic(
             {
                 "model": self.restorer.state_dict(),
@@ -210,8 +215,31 @@ class Trainer:
                 "elapsed_seconds": self.state.elapsed_seconds,
                 "losses": self.state.losses,
                 "grad_scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+                "trained_for": self.trained_for,
             },
             self.checkpoint_path,
+        )
+
+    def _check_finite_weights(self) -> None:
+        """Refuse to checkpoint weights that hold NaN or inf (a loss can still be finite one
+        step after the weights blew up): the last checkpoint stays the last finite one."""
+        norms = torch._foreach_norm([p.detach().float() for p in self.restorer.parameters()])
+        if norms and not bool(torch.isfinite(torch.stack(norms)).all()):
+            raise self._diverged(f"the weights became NaN or inf by step {self.state.step}")
+
+    def _diverged(self, what: str) -> TrainingError:
+        """The error for a run that diverged: where it can restart from, and the fix."""
+        if self.checkpoint_path.exists():
+            kept = (
+                f"the last checkpoint ({self.checkpoint_path}) holds finite weights of an earlier "
+                "step and is kept; the rerun restarts from it"
+            )
+        else:
+            kept = "no checkpoint was written yet, so the rerun starts from scratch"
+        return TrainingError(
+            f"Training stopped: {what}. Nothing non-finite was saved: {kept}. Lower train.lr "
+            "(e.g. --set train.lr=1e-4) or set train.grad_clip (e.g. --set train.grad_clip=1) "
+            "and run the same command again; both may change on resume."
         )
 
     def resume(self) -> bool:
@@ -219,6 +247,8 @@ class Trainer:
         if not self.checkpoint_path.exists():
             return False
         state = load_checkpoint(self.checkpoint_path)
+        if self.trained_for is not None:
+            check_trained_for(self.checkpoint_path, state, self.trained_for)
         try:
             self.restorer.load_state_dict(state["model"])
             if self.ema is not None and state.get("ema") is not None:
@@ -226,15 +256,25 @@ class Trainer:
             self.optimizer.load_state_dict(state["optimizer"])
             if self.scaler.is_enabled() and state.get("grad_scaler") is not None:
                 self.scaler.load_state_dict(state["grad_scaler"])
-        except (RuntimeError, KeyError, ValueError) as exc:
+        except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
             raise CheckpointError(
-                f"Checkpoint {self.checkpoint_path} does not fit this experiment's model ({exc}). "
-                "The config was changed after the checkpoint was written: restore the original "
-                "config, or run into a new folder with --out."
+                f"Checkpoint {self.checkpoint_path} does not fit this experiment's model "
+                f"({first_line}). The config was changed after the checkpoint was written: "
+                "restore the original config, or run into a new folder with --out."
             ) from None
-        self.generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        self.state = TrainState(state["step"], state["elapsed_seconds"], list(state["losses"]))
+        try:
+            self.generator.set_state(state["generator"])
+            torch.set_rng_state(state["torch_rng"])
+        except (RuntimeError, KeyError, TypeError) as exc:
+            raise CheckpointError(
+                f"Checkpoint {self.checkpoint_path} is not a coldkit checkpoint (its random "
+                f"state is missing or malformed: {type(exc).__name__}). Move it away to restart "
+                "training from scratch, or restore it from a backup."
+            ) from None
+        self.state = TrainState(
+            state["step"], float(state.get("elapsed_seconds", 0.0)), list(state.get("losses", []))
+        )
         self.batches.resume_at(self.state.step * self.settings.accumulate)
         return True
 
@@ -361,12 +401,7 @@ class Trainer:
         first = self.state.step - len(values) + 1
         for offset, value in enumerate(values):
             if not math.isfinite(value):
-                raise TrainingError(
-                    f"The training loss became {value} at step {first + offset}. Training "
-                    f"stopped; the last checkpoint ({self.checkpoint_path}) holds the weights of "
-                    "an earlier step and is kept. Lower train.lr, or set train.grad_clip, and "
-                    "run the same command again to resume from it."
-                )
+                raise self._diverged(f"the training loss became {value} at step {first + offset}")
         self.state.losses.extend(values)
         return sum(values) / len(values)
 

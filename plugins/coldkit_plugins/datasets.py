@@ -24,6 +24,7 @@ from coldkit.data import (
     ALL,
     IMAGE_SUFFIXES,
     find_idx_file,
+    folder_channels,
     folder_class_labels,
     image_files,
     load_image_folder,
@@ -316,6 +317,7 @@ class ImageFolder:
 
     def __init__(self, params: ImageFolderParams) -> None:
         self.params = params
+        self._folder_channels: int | None = None
 
     def load(self, split: str) -> ImageSet:
         path = self._path()
@@ -330,12 +332,14 @@ class ImageFolder:
             # Split the file list before reading, so a split never depends on which files are
             # readable, and only that split's images are read.
             files, labels, note = self._split_files(path, split)
-            loaded = load_image_folder(path, self.params.channels, files)
+            loaded = load_image_folder(path, self._channels(path), files)
             images = loaded.images
             if labels is not None:
                 readable = set(loaded.files)
                 labels = labels[torch.tensor([file in readable for file in files])]
             note += "".join(f"; {text}" for text in loaded.notes)
+            if self.params.channels is None:
+                note += f"; {_channels_note(images.shape[1])}"
         return ImageSet(images, f"images from {path}{note}, {split} split", labels)
 
     def stream(self, split: str, image_size: int) -> ImageStream:
@@ -360,10 +364,21 @@ class ImageFolder:
                 )
             return stream
         files, labels, note = self._split_files(path, split)
+        if self.params.channels is None:
+            note += f"; {_channels_note(self._channels(path))}"
         return FolderStream(
-            files, image_size, self.params.channels,
+            files, image_size, self._channels(path),
             f"images from {path}{note}, {split} split", labels,
         )
+
+    def _channels(self, path: Path) -> int:
+        """``channels``, or else read once from the whole folder: every split gets the same
+        count (a split read alone could be all grey in a mixed folder)."""
+        if self.params.channels is not None:
+            return self.params.channels
+        if self._folder_channels is None:
+            self._folder_channels = folder_channels(image_files(path))
+        return self._folder_channels
 
     def _path(self) -> Path:
         path = Path(self.params.path).expanduser()
@@ -411,6 +426,10 @@ class ImageFolder:
         )
         chosen = [files[int(index)] for index in indices]
         return chosen, None if labels is None else labels[indices], note
+
+
+def _channels_note(channels: int) -> str:
+    return f"{'colour' if channels == 3 else 'grey'} images, read from the files"
 
 
 def _limit_indices(indices: torch.Tensor, params: SplitParams) -> torch.Tensor:

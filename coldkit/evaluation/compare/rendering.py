@@ -14,6 +14,7 @@ from coldkit.evaluation.compare.reading import RunSummary
 from coldkit.errors import ConfigError
 from coldkit.evaluation.metrics import ROWS
 from coldkit.evaluation.report import METRICS
+from coldkit.runtime.files import write_text_atomic
 
 #: Table-1 metrics in the order the comparison shows them: key and column label.
 _LABELS = dict(METRICS)
@@ -272,7 +273,7 @@ def write_report(
     """Write the JSON or Markdown report to ``path`` (its folder is created)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(render_report(summaries, kind, figure))
+        write_text_atomic(path, render_report(summaries, kind, figure))
     except OSError as exc:
         raise ConfigError(
             f"Cannot write the report to {path} ({exc}). Pick another --out."
