@@ -523,7 +523,7 @@ def export(
     out_dir: Annotated[Path, typer.Argument(help="new folder for the exported model")],
     push_to_hub: Annotated[
         Optional[str],
-        typer.Option("--push-to-hub", help="also upload to this Hugging Face Hub repo (OWNER/NAME)"),
+        typer.Option("--push-to-hub", help="also upload to this Hugging Face Hub repo OWNER/NAME"),
     ] = None,
 ) -> None:
     """Export a trained run as a model folder others can load: safetensors weights, a manifest and

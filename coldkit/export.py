@@ -217,7 +217,8 @@ tags: [cold-diffusion, image-restoration, {degradation["name"]}]
 # {config.name}: a cold-diffusion restorer for `{degradation["name"]}`
 
 A restorer `R(x_t, t) ≈ x0` that inverts the degradation `D(x0, t)` (Bansal et al. 2022, *Cold
-Diffusion*), trained with [coldkit](https://pypi.org/project/coldkit/) {manifest["coldkit_version"]}.
+Diffusion*), trained with [coldkit](https://pypi.org/project/coldkit/)
+{manifest["coldkit_version"]}.
 
 * degradation: `{degradation["name"]}` ({settings}); levels t = 0 … {context["steps"]}
 * restorer: `{config.restorer.name}`, {_parameters(loaded)} parameters, EMA weights
@@ -321,9 +322,9 @@ x0_hat = run.restore(x_t, t={steps})
 ```
 
 Without coldkit, the weights are a plain safetensors file:
-`safetensors.torch.load_file("model.safetensors")` gives the `{loaded.experiment.config.restorer.name}`
-restorer's state dict; `coldkit_model.json` holds the config and input shape to build it, and
-the sha256 of each tensor file (checked on every load).
+`safetensors.torch.load_file("model.safetensors")` gives the
+`{loaded.experiment.config.restorer.name}` restorer's state dict; `coldkit_model.json` holds the
+config and input shape to build it, and the sha256 of each tensor file (checked on every load).
 """
 
 

@@ -179,5 +179,6 @@ def test_push_to_hub_without_the_extra_says_how_to_install(
                                  "me/tiny"])
     assert result.exit_code == 2 and "coldkit[hub]" in result.output
     assert not (tmp_path / "m").exists()  # refused before writing anything
-    hub = runner.invoke(app, ["restore", "hf://me/tiny", str(write_png(tmp_path / "a.png", 16, 16))])
+    image = write_png(tmp_path / "a.png", 16, 16)
+    hub = runner.invoke(app, ["restore", "hf://me/tiny", str(image)])
     assert hub.exit_code == 2 and "coldkit[hub]" in hub.output
