@@ -7,15 +7,17 @@ one degradation level per sample, ``0 <= t <= T``. ``D(x0, 0) == x0``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
-import torch
 from pydantic import BaseModel
-from torch import Tensor
+
+if TYPE_CHECKING:  # torch only for the type checker: importing the contract stays cheap
+    import torch
+    from torch import Tensor
 
 #: Random parameters of one degradation draw (mask centres, snow layers, ...): a dict of tensors
 #: whose first dimension is the batch. Deterministic degradations use an empty dict.
-DegradationParams = dict[str, Tensor]
+DegradationParams = dict[str, "Tensor"]
 
 
 @runtime_checkable
