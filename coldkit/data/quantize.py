@@ -13,8 +13,8 @@ from torch import Tensor
 
 
 def quantize(x: Tensor, bits: int = 8) -> Tensor:
-    """``x`` clamped to [0, 1] and rounded to ``2**bits`` levels, as saving a file does (the
-    official code's ``save_image`` rounds the same way)."""
+    """``x`` clamped to [0, 1] and rounded to the nearest of ``2**bits`` levels, as saving a file
+    does (the official code's ``save_image`` rounds the same way, but for exact ties)."""
     top = float(2**bits - 1)
     return x.clamp(0.0, 1.0).mul(top).round().div(top)
 
