@@ -182,3 +182,9 @@ def test_push_to_hub_without_the_extra_says_how_to_install(
     image = write_png(tmp_path / "a.png", 16, 16)
     hub = runner.invoke(app, ["restore", "hf://me/tiny", str(image)])
     assert hub.exit_code == 2 and "coldkit[hub]" in hub.output
+
+
+def test_run_refuses_to_train_inside_an_exported_folder(model_dir: Path):
+    result = runner.invoke(app, ["run", str(model_dir)])
+    assert result.exit_code == 2 and "exported model" in result.output
+    assert not (model_dir / "checkpoints").exists()
