@@ -61,7 +61,7 @@ class RestoredImage:
     output: Path
     level: int
     estimated: bool
-    #: ``rms(D(R(x, t), t) - x)`` at the chosen level (``None`` when ``t`` was given).
+    #: :func:`edge_error` of ``D(R(x, t), t)`` against ``x`` at the chosen level (``None`` when ``t`` was given).
     error: float | None = None
 
 
@@ -183,11 +183,9 @@ def estimate_levels(
     """Estimate the degradation level of each image in ``x`` ``(B, C, H, W)``.
 
     For every ``t`` in ``1 .. T`` (one batched restorer call per level) it computes
-    ``x̂0 = R(x, t)`` and the root-mean-square error ``rms(D(x̂0, t) - x)`` of each image;
-    the level with the smallest error wins (the lowest such ``t`` on a tie). RMS rather than
-    the mean absolute error: on 8-bit MNIST files it picked better levels (docs/restore.md).
-    Returns ``levels`` ``(B,)`` (long) and
-    ``errors`` ``(B, T)`` where ``errors[:, t - 1]`` belongs to level ``t``.
+    ``x̂0 = R(x, t)`` and the error of ``D(x̂0, t)`` against ``x`` (:func:`edge_error`); the
+    level with the smallest error wins (the lowest such ``t`` on a tie). Returns ``levels``
+    ``(B,)`` (long) and ``errors`` ``(B, T)`` where ``errors[:, t - 1]`` belongs to level ``t``.
     """
     steps = degradation.steps
     errors = []
@@ -195,9 +193,20 @@ def estimate_levels(
         t = torch.full((x.shape[0],), level, dtype=torch.long, device=x.device)
         x0_hat = restorer(x, t)
         again = degradation.degrade(x0_hat, t, params)
-        errors.append((again - x).float().pow(2).flatten(1).mean(dim=1).sqrt())
+        errors.append(edge_error(again, x))
     table = torch.stack(errors, dim=1)
     return table.argmin(dim=1) + 1, table
+
+
+def edge_error(a: Tensor, b: Tensor) -> Tensor:
+    """Root mean square of the difference of the images' finite differences (their edges), one
+    value per image: the mean brightness and smooth shading, which neighbouring levels explain
+    about equally well, do not drown the detail that tells one level from the next. On 8-bit
+    MNIST files it picked far better levels than the plain pixel error (docs/restore.md)."""
+    difference = (a - b).float()
+    rows = difference[..., 1:, :] - difference[..., :-1, :]
+    columns = difference[..., :, 1:] - difference[..., :, :-1]
+    return torch.cat([rows.flatten(1), columns.flatten(1)], dim=1).pow(2).mean(dim=1).sqrt()
 
 
 def output_paths(files: Sequence[Path | str], out: Path) -> list[Path]:
@@ -360,7 +369,7 @@ def _restored_items(
     for index, (file, output) in enumerate(zip(files, outputs)):
         error = errors[index] if errors is not None else None
         items.append(RestoredImage(file, output, levels[index], estimated, error))
-        note = f" (estimated; rms(D(R(x, t), t) - x) = {error:.4f})" if error is not None else ""
+        note = f" (estimated; edge error of D(R(x, t), t) = {error:.4f})" if error is not None else ""
         notify(f"{file}: t = {levels[index]}{note}")
     return items
 
