@@ -22,7 +22,7 @@ from coldkit.data.quantize import (
     quantize_straight_through,
 )
 from coldkit.evaluation.metrics import evaluate
-from coldkit.generation.restore import lossy_level
+from coldkit.generation.restore import edge_error, lossy_level
 from coldkit.plugins import Registry
 from coldkit.protocols import RestorerContext
 from coldkit.training.trainer import Trainer
@@ -147,3 +147,11 @@ def test_restore_warns_a_float_model_about_8_bit_files(
                                  str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     assert ("from t = 2 on" in result.output) == warned
+
+
+def test_edge_error_ignores_brightness_and_sees_edges():
+    x = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(edge_error(x + 0.1, x), torch.zeros(2), atol=1e-6)
+    sharper = x.clone()
+    sharper[:, :, 4, 4] += 0.5
+    assert (edge_error(sharper, x) > 0.05).all()
