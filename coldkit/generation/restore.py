@@ -42,7 +42,7 @@ from coldkit.runtime.log import Notify, quiet
 MAX_ASPECT_RATIO = 1.1
 #: Below this spread (the standard deviation of D(x0, t) over an image, in 8-bit grey levels) a
 #: file's rounding erases a visible part of what a float-trained model reads (docs/restore.md:
-#: for MNIST blurred as in the paper, from t = 8 of 20).
+#: for MNIST blurred as in the paper, from t = 9 of 20).
 LOSSY_SPREAD_GREY_LEVELS = 8.0
 SHEET_FILE = "restore_sheet.png"
 RESTORED_SUFFIX = "_restored.png"
