@@ -15,6 +15,8 @@ from benchmarks.timing import load_average, machine
 from coldkit.plugins import Registry
 
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
+#: Sections measured by hand (``python -X importtime``) that a rewrite of the page keeps.
+KEPT_HEADING = "## CLI start-up"
 
 
 def run(settings: Settings, device: torch.device, out: Path, quick: bool = False) -> str:
@@ -34,9 +36,16 @@ def run(settings: Settings, device: torch.device, out: Path, quick: bool = False
     text = report.render(settings, quick, info, costs, blur, sampling, training,
                          switches)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text, encoding="utf-8")
+    out.write_text(text + kept_sections(out), encoding="utf-8")
     say(f"wrote {out}")
     return text
+
+
+def kept_sections(out: Path) -> str:
+    """The page's hand-measured sections (from :data:`KEPT_HEADING` on), to keep on a rewrite."""
+    previous = out.read_text(encoding="utf-8") if out.is_file() else ""
+    start = previous.find(KEPT_HEADING)
+    return "" if start < 0 else "\n" + previous[start:]
 
 
 def step(label: str, fn):

@@ -295,8 +295,9 @@ def open(  # noqa: A001 - ck.open(run_folder) reads naturally; the builtin is no
     device: str | torch.device | None = None,
     registry: Registry | None = None,
 ) -> Run:
-    """Open a run folder written by ``coldkit run`` (or :func:`train`): its experiment, trained
-    restorer (EMA weights), degradation and samplers.
+    """Open a run folder written by ``coldkit run`` (or :func:`train`), or a model folder written
+    by ``coldkit export`` (``hf://OWNER/NAME`` for one on the Hugging Face Hub): its experiment,
+    trained restorer (EMA weights), degradation and samplers.
 
     ``device`` defaults to the run's own ``device`` setting. Raises :class:`ConfigError` for a
     folder that is not a run folder and :class:`CheckpointError` for one without a checkpoint.

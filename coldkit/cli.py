@@ -477,7 +477,9 @@ def compare(
 
 @app.command()
 def restore(
-    run_dir: Annotated[Path, typer.Argument(help="run folder written by `coldkit run`")],
+    run_dir: Annotated[
+        Path, typer.Argument(help="run folder, exported model folder or hf://OWNER/NAME")
+    ],
     images: Annotated[list[Path], typer.Argument(help="degraded PNG or JPEG files to restore")],
     level: Annotated[
         Optional[int],
@@ -520,6 +522,30 @@ def restore(
     notify(f"sampler: {report.sampler}")
     for path in report.paths:
         notify(f"wrote {path}")
+
+
+@app.command()
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="run folder written by `coldkit run`")],
+    out_dir: Annotated[Path, typer.Argument(help="new folder for the exported model")],
+    push_to_hub: Annotated[
+        Optional[str],
+        typer.Option("--push-to-hub", help="also upload to this Hugging Face Hub repo OWNER/NAME"),
+    ] = None,
+) -> None:
+    """Export a trained run as a model folder others can load: safetensors weights, a manifest and
+    a model card (docs/export.md)."""
+    from coldkit.export import export_run
+
+    try:
+        report = export_run(
+            run_dir, out_dir, registry=load_registry(), push_to_hub=push_to_hub,
+            notify=lambda message: console.print(message, highlight=False, markup=False),
+        )
+    except ColdkitError as error:
+        raise fail(error) from None
+    for name in report.files:
+        console.print(f"wrote {report.folder / name}", highlight=False, markup=False)
 
 
 def main() -> None:  # pragma: no cover - console-script convenience

@@ -114,6 +114,14 @@ class TrainSection(Section):
     channels_last: ChannelsLastSwitch = "auto"
     autocast: AutocastSwitch = "auto"
     augment: AugmentSection = Field(default_factory=AugmentSection)
+    quantize_inputs: int | None = Field(
+        None, ge=1, le=16,
+        description="round D(x0, t) to this many bits (8: what PNG/JPEG files hold), "
+        "straight-through, so the model learns from what files contain",
+    )
+    quantize_share: float = Field(
+        1.0, ge=0.0, le=1.0, description="share of samples quantised (drawn from the run's seed)"
+    )
 
 
 class SamplingSection(Section):
@@ -133,6 +141,10 @@ class EvaluateSection(Section):
     batch_size: int = Field(100, ge=1)
     sampler: str = Field("improved", description="the sampler of the 'sampled' row")
     figure_rows: int = Field(8, ge=1)
+    quantize_inputs: int | None = Field(
+        None, ge=1, le=16,
+        description="round D(x0, T) to this many bits before restoring (8: what files hold)",
+    )
     inception_weights: str | None = Field(
         None, description="local Inception-v3 weights (pt_inception-2015-12-05) for FID"
     )

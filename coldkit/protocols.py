@@ -12,15 +12,17 @@ clamps a degraded image (the restorer sees it as it is) and clamps only what it 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar, Literal, Mapping, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Mapping, Protocol, runtime_checkable
 
-import torch
 from pydantic import BaseModel
-from torch import Tensor
+
+if TYPE_CHECKING:  # torch only for the type checker: importing the contract stays cheap
+    import torch
+    from torch import Tensor
 
 #: Random parameters of one degradation draw (mask centres, snow layers, ...): a dict of tensors
 #: whose first dimension is the batch. Deterministic degradations use an empty dict.
-DegradationParams = dict[str, Tensor]
+DegradationParams = dict[str, "Tensor"]
 
 #: The bounds every ``D(x0, t)`` of images in [0, 1] must stay within (checked by
 #: ``check_degradation``): wide enough for blends and for Gaussian noise of std 1 and more,
@@ -178,7 +180,7 @@ class BuildContext:
     image_size: int | None = None
     channels: int | None = None
     steps: int | None = None
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    device: torch.device = field(default_factory=lambda: _torch().device("cpu"))
     seed: int = 0
     split: Split = "train"
     data: DatasetAccess | None = None
@@ -188,7 +190,7 @@ class BuildContext:
 
     def generator(self, offset: int = 0) -> torch.Generator:
         """A CPU generator seeded from the run's seed (plus ``offset``, for separate streams)."""
-        return torch.Generator().manual_seed(self.seed + offset)
+        return _torch().Generator().manual_seed(self.seed + offset)
 
     def load_dataset(
         self, name: str, params: Mapping[str, Any] | None = None, split: Split | None = None
@@ -236,3 +238,12 @@ class NoParams(BaseModel):
 def params_to_dict(params: BaseModel) -> dict[str, Any]:
     """Plain-data view of a validated parameter model (for metadata and config copies)."""
     return params.model_dump(mode="json")
+
+
+def _torch() -> Any:
+    """torch, imported when a context is built or used (not when the contract is imported, so
+    ``coldkit --help`` stays fast)."""
+    import torch
+
+    return torch
+

@@ -34,6 +34,7 @@ from coldkit.protocols import Degradation, ImageSet
 from coldkit.evaluation.report import metrics_dict
 from coldkit.runs.context import RunContext
 from coldkit.runs.cost import check_before_writing
+from coldkit.runs.exported import is_exported
 from coldkit.runs.folder import LOCK_FILE, RunPaths
 from coldkit.runs.lock import run_folder_lock
 from coldkit.runtime.files import remove_temporaries
@@ -113,6 +114,12 @@ def _resolve_target(
             experiment = build_experiment(apply_overrides(target.to_dict(), overrides), registry)
         return experiment, RunPaths(out if out is not None else _default_folder(experiment))
     if target.is_dir():
+        if is_exported(target):  # resuming would train a new model from scratch inside it
+            raise ConfigError(
+                f"{target} is an exported model (coldkit export), not a run folder: it cannot be "
+                f"trained further. Start a run from its config: `coldkit run "
+                f"{target / 'config.toml'} --out runs/NEW`."
+            )
         if out is not None and out.resolve() != target.resolve():
             raise ConfigError(
                 f"{target} is a run folder, which is resumed in place; drop --out, or pass the "

@@ -18,6 +18,7 @@ import kornia
 import torch
 from torch import Tensor, nn
 
+from coldkit.data.quantize import quantize
 from coldkit.runtime.distributed import SINGLE_PROCESS, Cluster
 from coldkit.protocols import Degradation, Sampler
 
@@ -142,8 +143,12 @@ def evaluate(
     fid_feature: int | nn.Module | None = None,
     cluster: Cluster = SINGLE_PROCESS,
     on_batch: Callable[[int], None] | None = None,
+    quantize_inputs: int | None = None,
 ) -> Evaluation | None:
     """Degrade ``originals`` to level T and restore them directly and with ``sampler``.
+
+    With ``quantize_inputs`` the degraded images are rounded to that many bits first (8: what an
+    image file holds), so every row is scored as restoring files would be.
 
     Under torchrun the batches are dealt out to the ranks in turn and gathered on rank 0, which
     scores them and gets the :class:`Evaluation`; the other ranks get None. The degradation's
@@ -162,6 +167,8 @@ def evaluate(
         t = torch.full((len(x0),), degradation.steps, dtype=torch.long, device=device)
         began = time.perf_counter()
         x_t = degradation.degrade(x0, t, params)
+        if quantize_inputs is not None:
+            x_t = quantize(x_t, quantize_inputs)
         seconds["degraded"] += time.perf_counter() - began
         mine[number] = {"degraded": x_t.cpu()}
         for row, algorithm in (("direct", direct), ("sampled", sampler)):

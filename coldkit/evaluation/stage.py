@@ -42,6 +42,7 @@ def evaluate_run(
             fid_weights=settings.inception_weights,
             cluster=run.cluster,
             on_batch=lambda done: progress.update(task, completed=done),
+            quantize_inputs=settings.quantize_inputs,
         )
 
 

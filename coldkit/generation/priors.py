@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from coldkit.runs.checkpoint import load_error_reason, save_atomic
@@ -45,6 +47,8 @@ PRIOR_FORMAT = "coldkit-prior"
 #: x_T drawn from a prior at a time while generating (independent of the sampling batch size).
 PRIOR_CHUNK = 1024
 PRIOR_VERSION = 1
+#: A prior file in the safetensors format (exported model folders hold this one).
+TENSORS_SUFFIX = ".safetensors"
 
 
 @dataclass
@@ -104,17 +108,47 @@ def save_prior(fitted: FittedPrior, path: Path) -> Path:
     return path
 
 
+def save_prior_tensors(fitted: FittedPrior, path: Path) -> Path:
+    """Write a fitted prior as safetensors: its tensors, and the format tag, plugin name and
+    parameters (JSON) in the file's metadata. :func:`load_prior` reads it back."""
+    state = {
+        key: value.detach().cpu().contiguous().clone()
+        for key, value in fitted.prior.state_dict().items()
+    }
+    metadata = {
+        "format": PRIOR_FORMAT,
+        "version": str(PRIOR_VERSION),
+        "name": fitted.name,
+        "params": json.dumps(fitted.params, sort_keys=True),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(path), metadata=metadata)
+    return path
+
+
+def _read_payload(path: Path) -> Any:
+    """A prior file's payload (format, name, params, state): ``torch.load(weights_only=True)``,
+    or safetensors with the same keys in its metadata."""
+    if path.suffix != TENSORS_SUFFIX:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    with safe_open(str(path), framework="pt") as handle:
+        payload: dict[str, Any] = dict(handle.metadata() or {})
+        payload["state"] = {key: handle.get_tensor(key) for key in handle.keys()}
+    return payload
+
+
 def load_prior(
     path: Path, registry: Registry | PluginRecord, context: BuildContext | None = None
 ) -> FittedPrior:
-    """Load a prior file written by :func:`save_prior` (never unpickles arbitrary objects).
+    """Load a prior file written by :func:`save_prior` or :func:`save_prior_tensors` (never
+    unpickles arbitrary objects).
 
     ``registry`` looks the prior plugin up by the name stored in the file; a single
     :class:`PluginRecord` is used as it is, if its name matches. ``context`` is the build
     context the prior gets (if it asks for one).
     """
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = _read_payload(path)
     except Exception as exc:
         raise CheckpointError(
             f"Prior file {path} cannot be read ({load_error_reason(exc)}). Delete it; it is "
@@ -179,7 +213,9 @@ def cached_or_fitted_prior(
     ``train_images`` is called only when the prior has to be fitted; ``context`` is the build
     context of the prior (the split it serves: the evaluation split).
     """
-    path = RunPaths(run_root).prior(resolved.record.name)
+    path = saved = RunPaths(run_root).prior(resolved.record.name)
+    if not path.is_file() and path.with_suffix(TENSORS_SUFFIX).is_file():  # an exported model
+        path = path.with_suffix(TENSORS_SUFFIX)
     wanted = resolved.params.model_dump(mode="json")
     if path.is_file():
         fitted = load_prior(path, resolved.record, context)
@@ -189,11 +225,11 @@ def cached_or_fitted_prior(
         notify(f"prior: {resolved.record.name} parameters changed; fitting it again")
     fitted = fit_prior(resolved, degradation, train_images(), seed, device, context)
     try:
-        save_prior(fitted, path)
+        save_prior(fitted, saved)
     except CheckpointError as exc:  # e.g. a read-only run folder: use it now, fit again later
         notify(f"prior: {fitted.name} fitted on D(x0, T) of the training split, not cached ({exc})")
         return fitted
-    notify(f"prior: {fitted.name} fitted on D(x0, T) of the training split, saved to {path}")
+    notify(f"prior: {fitted.name} fitted on D(x0, T) of the training split, saved to {saved}")
     return fitted
 
 
@@ -422,5 +458,6 @@ __all__ = [
     "generation_path",
     "load_prior",
     "save_prior",
+    "save_prior_tensors",
     "write_samples",
 ]

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from coldkit.runs import exported
 from coldkit.runs.checkpoint import check_trained_for, load_checkpoint
 from coldkit.config import Experiment, build_experiment, load_experiment
 from coldkit.data.splits import dataset_reader, serving_split
@@ -228,26 +229,31 @@ def open_run(
     device: str | torch.device | None = None,
     config: dict[str, Any] | None = None,
 ) -> LoadedRun:
-    """Load a run folder's config and the EMA weights (or raw weights) of its last checkpoint.
+    """Load a run folder's config and the EMA weights (or raw weights) of its last checkpoint,
+    or an exported model folder (``coldkit export``; ``hf://OWNER/NAME`` on the Hugging Face Hub).
 
     ``device`` defaults to the run's own ``device`` setting (``auto``: CUDA, MPS, then CPU).
     ``config`` replaces the folder's ``config.toml`` data (e.g. with another ``[generate]``
     section); its model must be the one the checkpoint was trained with.
     """
-    root = require_run_folder(root)
-    paths = RunPaths(root)
+    root = exported.locate(root)
     registry = registry if registry is not None else Registry.discover()
-    if config is None:
-        experiment = load_experiment(paths.config, registry)
+    if exported.is_exported(root):
+        manifest = exported.read_manifest(root)
+        exported.check_plugins(manifest, registry)
+        experiment = build_experiment(config if config is not None else manifest.config, registry)
+        weights, step = exported.load_weights(manifest), manifest.step
+        context: RestorerContext | None = RestorerContext(**manifest.restorer_context)
+        source = root / exported.WEIGHTS_FILE
     else:
-        experiment = build_experiment(config, registry)
-    if not paths.checkpoint.is_file():
-        raise CheckpointError(
-            f"Run folder {root} has no checkpoint ({CHECKPOINT_FILE}) yet. Train it first with "
-            f"`coldkit run {root}`."
-        )
-    state = load_checkpoint(paths.checkpoint)
-    context = read_context(root)
+        root = require_run_folder(root)
+        paths = RunPaths(root)
+        experiment, state = _run_folder_model(paths, registry, config)
+        context, source = read_context(root), paths.checkpoint
+        if context is not None:
+            check_trained_for(paths.checkpoint, state, trained_for(experiment, context))
+        weights = state["ema"]["model"] if state.get("ema") else state["model"]
+        step = int(state["step"])
     if context is None:
         raise CheckpointError(
             f"{root}/{METADATA_FILE} does not record the model's input shape (restorer_context). "
@@ -256,18 +262,32 @@ def open_run(
     chosen = select_device(str(device) if device is not None else experiment.config.device)
     degradation = build_degradation(experiment, _serving_context(experiment, context, chosen))
     restorer = build_restorer(experiment, context)
-    check_trained_for(paths.checkpoint, state, trained_for(experiment, context))
-    weights = state["ema"]["model"] if state.get("ema") else state["model"]
     try:
         restorer.load_state_dict(weights)
     except RuntimeError as exc:  # torch lists every tensor: its first line says enough
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else "RuntimeError"
         raise CheckpointError(
-            f"Checkpoint {paths.checkpoint} does not fit the model in {paths.config} "
-            f"({first_line.rstrip(':')}). Restore the config the run was trained with."
+            f"{source} does not fit the model in {RunPaths(root).config} "
+            f"({first_line.rstrip(':')}). Restore the config the model was trained with."
         ) from None
     restorer = restorer.to(chosen).eval().requires_grad_(False)
-    return LoadedRun(root, experiment, restorer, degradation, context, chosen, int(state["step"]))
+    return LoadedRun(root, experiment, restorer, degradation, context, chosen, step)
+
+
+def _run_folder_model(
+    paths: RunPaths, registry: Registry, config: dict[str, Any] | None
+) -> tuple[Experiment, dict[str, Any]]:
+    """A run folder's experiment and its last checkpoint (validated)."""
+    if config is None:
+        experiment = load_experiment(paths.config, registry)
+    else:
+        experiment = build_experiment(config, registry)
+    if not paths.checkpoint.is_file():
+        raise CheckpointError(
+            f"Run folder {paths.root} has no checkpoint ({CHECKPOINT_FILE}) yet. Train it first "
+            f"with `coldkit run {paths.root}`."
+        )
+    return experiment, load_checkpoint(paths.checkpoint)
 
 
 def _serving_context(

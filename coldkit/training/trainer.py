@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from coldkit.runtime import acceleration
 from coldkit.data.augment import apply_augmentation, augmentation_enabled, draw_augmentation
 from coldkit.data.batches import InMemoryBatches, TrainingBatches
+from coldkit.data.quantize import draw_quantized, quantize_samples
 from coldkit.runs.checkpoint import check_trained_for, load_checkpoint, save_atomic
 from coldkit.config import TrainSection
 from coldkit.runtime.distributed import SINGLE_PROCESS, Cluster, check_batch_split
@@ -337,7 +338,7 @@ class Trainer:
         total = torch.zeros((), device=self.device)
         for micro_batch in range(settings.accumulate):
             x0, t, params = self.draw_batch()
-            x_t = self.degradation.degrade(x0, t, params)
+            x_t = self.as_files_hold(self.degradation.degrade(x0, t, params))
             # DDP all-reduces gradients on the last micro-batch only.
             last = micro_batch == settings.accumulate - 1
             with _gradient_sync(self.network, last):
@@ -353,6 +354,19 @@ class Trainer:
         if self.ema is not None and self.state.step % settings.ema_every == 0:
             self.ema.update(self.restorer)
         return total / settings.accumulate
+
+    def as_files_hold(self, x_t: Tensor) -> Tensor:
+        """``x_t`` quantised (straight-through) to ``train.quantize_inputs`` bits for a
+        ``train.quantize_share`` of the samples drawn from the run's generator; unchanged (and
+        nothing drawn) when the option is off."""
+        bits = self.settings.quantize_inputs
+        if bits is None:
+            return x_t
+        size = self.settings.batch_size
+        chosen = draw_quantized(size, self.settings.quantize_share, self.generator)
+        if chosen is not None:  # drawn for the global batch: every rank's generator stays in step
+            chosen = chosen[self.cluster.share(size)]
+        return quantize_samples(x_t, bits, chosen)
 
     def loss(self, prediction: Tensor, x0: Tensor) -> Tensor:
         """The run's restoration loss (``train.loss``, ``train.berhu_threshold``)."""
