@@ -1,5 +1,12 @@
 """coldkit: cold diffusion with pluggable degradations, restorers, samplers, datasets and priors."""
 
+import os
+
+# Before anything imports torch: OpenMP threads that wait passively (sleep) instead of spinning let
+# several runs share a machine (two spinning runs on 2 cores each took 6.3x the time of one;
+# docs/performance.md). A run alone is as fast. A value the user set wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from coldkit.errors import ColdkitError
 from coldkit.hookspecs import PLUGIN_API_VERSION, hookimpl
 from coldkit.protocols import (

@@ -17,7 +17,7 @@ from torch import nn
 
 from coldkit.runtime import acceleration
 from coldkit.config import Experiment, ExperimentConfig
-from coldkit.runtime.device import select_device
+from coldkit.runtime.device import apply_threads, select_device
 from coldkit.runtime.distributed import SINGLE_PROCESS, Cluster
 from coldkit.runs.folder import RunPaths
 from coldkit.runtime.log import RunLog
@@ -48,9 +48,10 @@ class RunContext:
         cluster: Cluster = SINGLE_PROCESS,
         device: torch.device | None = None,
     ) -> "RunContext":
-        """The context of a run: its device chosen (``device`` setting, or ``device``) and its
-        log opened on ``paths.log``."""
+        """The context of a run: its device chosen (``device`` setting, or ``device``), its CPU
+        threads set (``threads``) and its log opened on ``paths.log``."""
         chosen = device if device is not None else select_device(experiment.config.device)
+        apply_threads(experiment.config.threads)
         notify = RunLog(paths.log, console, enabled=cluster.is_main)
         return cls(experiment, paths, cluster.device(chosen), console, notify, cluster)
 
