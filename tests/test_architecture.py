@@ -22,7 +22,7 @@ FLOORS = (
     ("training",),
     ("evaluation",),
     ("generation",),
-    ("preview", "run", "testing", "streaming"),
+    ("preview", "run", "sweep", "testing", "streaming"),
     ("api", "cli", "__main__"),
 )
 
