@@ -16,6 +16,7 @@ from coldkit.errors import DataError
 from coldkit.data.imaging import GAP, HEADER_HEIGHT
 from coldkit.preview import preview_degradation, preview_levels
 from coldkit_plugins.datasets import Cifar10, Cifar10Params
+from coldkit.plugins import Registry
 from tests.conftest import tiny_experiment
 
 runner = CliRunner()
@@ -136,7 +137,19 @@ def test_cifar10_offline_fails_with_a_fix(tmp_path: Path):
 
 
 # --------------------------------------------------------------------------------- examples
-@pytest.mark.parametrize("example", sorted(path.stem for path in EXAMPLES.glob("*.toml")))
+#: Paper configs whose plugin has not landed yet: the file, and the plugin kind and name it needs.
+PENDING_PLUGINS = {"paper/animorph_afhq_to_celeba128.toml": ("degradation", "morph")}
+
+
+@pytest.mark.parametrize(
+    "example",
+    sorted(str(path.relative_to(EXAMPLES)) for path in [*EXAMPLES.glob("*.toml"),
+                                                        *EXAMPLES.glob("paper/*.toml")]),
+)
 def test_examples_validate(example):
-    result = runner.invoke(app, ["validate", str(EXAMPLES / f"{example}.toml")])
+    if example in PENDING_PLUGINS:
+        kind, name = PENDING_PLUGINS[example]
+        if name not in {record.name for record in Registry.discover().all_records(kind)}:
+            pytest.skip(f"needs the {name!r} {kind} plugin, which is not registered yet")
+    result = runner.invoke(app, ["validate", str(EXAMPLES / example)])
     assert result.exit_code == 0, result.output
