@@ -138,6 +138,11 @@ def plan_sweep(
         raise SweepError("Nothing to sweep: give at least one --over key=v1,v2,...")
     if parallel < 1:
         raise SweepError(f"--parallel {parallel}: give 1 or more processes.")
+    if config.is_dir():
+        raise SweepError(
+            f"{config} is a folder; a sweep starts from a TOML experiment file. To continue a "
+            "stopped sweep, run the same `coldkit sweep` command again."
+        )
     base = read_toml(config)
     out = out if out is not None else Path("runs") / f"{base.get('name', config.stem)}_sweep"
     points = []
