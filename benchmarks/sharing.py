@@ -1,4 +1,4 @@
-"""``python -m benchmarks.sharing [--steps N] [--out docs/performance.md]``: do two trainings
+"""``python -m benchmarks.sharing [--steps N] [--repeats R] [--out docs/performance.md]``: do two trainings
 side by side share the machine?
 
 Times N training steps of ``examples/mnist_blur.toml`` in a process alone and in two processes
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -98,30 +99,37 @@ def run_together(case: Case, steps: int, count: int) -> list[float]:
     return [json.loads(output.decode().strip().splitlines()[-1])["seconds"] for output in outputs]
 
 
-def measure(steps: int) -> list[dict]:
-    rows = []
-    for case in CASES:
-        alone = run_together(case, steps, 1)[0]
-        pair = run_together(case, steps, 2)
-        print(f"{case.label}: alone {alone:.1f} s, side by side {pair[0]:.1f} s and "
-              f"{pair[1]:.1f} s", flush=True)
-        rows.append({"case": case.label, "alone": alone, "pair": pair})
-    return rows
+def measure(steps: int, repeats: int) -> list[dict]:
+    """Each case alone and in pairs, ``repeats`` rounds interleaved over the cases (so a burst
+    of outside load hits every case alike); the median of the rounds."""
+    alone: dict[str, list[float]] = {case.label: [] for case in CASES}
+    pairs: dict[str, list[list[float]]] = {case.label: [] for case in CASES}
+    for round_number in range(repeats):
+        for case in CASES:
+            alone[case.label].append(run_together(case, steps, 1)[0])
+            pairs[case.label].append(sorted(run_together(case, steps, 2)))
+            print(f"round {round_number + 1}, {case.label}: alone {alone[case.label][-1]:.1f} s, "
+                  f"side by side {pairs[case.label][-1][0]:.1f} s and "
+                  f"{pairs[case.label][-1][1]:.1f} s (load {os.getloadavg()[0]:.2f})", flush=True)
+    return [
+        {"case": case.label, "alone": statistics.median(alone[case.label]),
+         "pair": [statistics.median(pair[i] for pair in pairs[case.label]) for i in (0, 1)]}
+        for case in CASES
+    ]
 
 
-def section(rows: list[dict], steps: int) -> str:
+def section(rows: list[dict], steps: int, repeats: int = 1, load: str = "") -> str:
     baseline = rows[0]["alone"]
     lines = [
         START,
         "## Runs that share a machine",
         "",
-        f"Written by `python -m benchmarks.sharing --steps {steps}` "
-        f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, run "
-        "under the shared CPU lock, so nothing else ran): "
+        f"Written by `python -m benchmarks.sharing --steps {steps} --repeats {repeats}` "
+        f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores{load}): "
         f"{steps} training steps of `examples/mnist_blur.toml` in one process alone, then in "
-        "two processes started together (timed from a common start after warm-up). The goal: "
-        "each of two side by side takes at most 2x the time of one alone, and a run alone is no "
-        "slower than before.",
+        "two processes started together (timed from a common start after warm-up); medians of "
+        f"{repeats} rounds, the cases interleaved. The goal: each of two side by side takes at "
+        "most 2x the time of one alone, and a run alone is no slower than before.",
         "",
         "| case | alone (s) | alone : before | each of two (s) | each of two : alone | verdict |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
@@ -163,6 +171,7 @@ def replace_section(page: str, block: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds (median)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--policy", default="passive", help=argparse.SUPPRESS)
@@ -173,9 +182,11 @@ def main() -> None:
     if args.worker:
         worker(args.steps, args.policy, args.threads, args.barrier, args.peers)
         return
-    rows = measure(args.steps)
+    start = os.getloadavg()[0]
+    rows = measure(args.steps, args.repeats)
+    load = f", load average (1 min) {start:.2f} at start and {os.getloadavg()[0]:.2f} at end"
     page = args.out.read_text() if args.out.is_file() else "# Performance\n"
-    args.out.write_text(replace_section(page, section(rows, args.steps)))
+    args.out.write_text(replace_section(page, section(rows, args.steps, args.repeats, load)))
     print(f"wrote {args.out}")
 
 

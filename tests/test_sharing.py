@@ -10,7 +10,7 @@ def test_sharing_section_is_replaced_in_place_and_kept():
         {"case": "before", "alone": 10.0, "pair": [60.0, 61.0]},
         {"case": "passive", "alone": 10.2, "pair": [19.0, 20.0]},
     ]
-    block = section(rows, steps=100)
+    block = section(rows, steps=100, repeats=1)
     assert block.startswith(START) and block.endswith(END)
     assert "| before | 10.0 | 1.00 | 60.0 / 61.0 | 6.10 | **MISS** |" in block
     assert "| passive | 10.2 | 1.02 | 19.0 / 20.0 | 1.96 | **PASS** |" in block
