@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks import measure, report
+from benchmarks import measure, report, sharing
 from benchmarks.settings import FULL, QUICK, Settings
 from benchmarks.timing import load_average, machine
 from coldkit.plugins import Registry
@@ -35,6 +35,10 @@ def run(settings: Settings, device: torch.device, out: Path, quick: bool = False
     info["load average (1 min) at end"] = load_average()
     text = report.render(settings, quick, info, costs, blur, sampling, training,
                          switches)
+    # The sharing section is measured by benchmarks.sharing (several processes): keep it.
+    kept = sharing.kept_section(out.read_text(encoding="utf-8")) if out.is_file() else None
+    if kept is not None:
+        text = sharing.replace_section(text, kept)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text + kept_sections(out), encoding="utf-8")
     say(f"wrote {out}")

@@ -1,5 +1,12 @@
 """coldkit: cold diffusion with pluggable degradations, restorers, samplers, datasets and priors."""
 
+import os
+
+# Before anything imports torch: OpenMP threads that wait passively (sleep) instead of spinning let
+# several runs share a machine (two spinning runs on 2 cores each took 6-11x the time of one;
+# docs/performance.md, which also measures the cost to a run alone). A value the user set wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from coldkit.errors import ColdkitError
 from coldkit.hookspecs import PLUGIN_API_VERSION, hookimpl
 from coldkit.protocols import (

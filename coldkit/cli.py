@@ -148,6 +148,45 @@ def run(
 
 
 @app.command()
+def sweep(
+    config: Annotated[Path, typer.Argument(help="TOML experiment file")],
+    over: Annotated[
+        list[str],
+        typer.Option("--over", help="a key and its values: section.key=v1,v2,... (repeatable: "
+                     "the grid is every combination)", show_default=False),
+    ],
+    out: Annotated[
+        Optional[Path], typer.Option("--out", help="sweep folder (default: runs/<name>_sweep)")
+    ] = None,
+    overrides: SetOption = None,
+    parallel: Annotated[
+        int, typer.Option("--parallel", min=1, help="points run at once, each in a process "
+                          "with its share of the cores")
+    ] = 1,
+) -> None:
+    """Run an experiment over a grid of settings, one run folder per point; resumable."""
+    from coldkit.sweep import parse_axis, plan_sweep, run_sweep
+
+    def say(message: str) -> None:
+        console.print(message, highlight=False, markup=False, soft_wrap=True)
+
+    try:
+        registry = load_registry()
+        planned = plan_sweep(
+            config, [parse_axis(text) for text in over], registry, overrides or [], out, parallel
+        )
+        run_sweep(planned, registry, console, say)
+    except ColdkitError as error:
+        raise fail(error) from None
+    except KeyboardInterrupt:
+        error_console.print(
+            "[yellow]interrupted:[/] finished points and checkpoints are kept; run the same "
+            "command again to continue the sweep."
+        )
+        raise typer.Exit(code=130) from None
+
+
+@app.command()
 def generate(
     run_dir: Annotated[Path, typer.Argument(help="a run folder written by `coldkit run`")],
     count: Annotated[

@@ -203,6 +203,12 @@ class ExperimentConfig(Section):
     )
     seed: int = Field(0, ge=MIN_SEED, le=MAX_SEED)
     device: str = Field("auto", description="auto, cpu, cuda, cuda:1, mps ...")
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description="CPU threads of this run (torch.set_num_threads); unset: torch's default. "
+        "Give runs that share a machine their share of the cores",
+    )
     dataset: DatasetSection
     degradation: PluginSection
     restorer: PluginSection = PluginSection(name="unet")

@@ -58,6 +58,7 @@ RESUMABLE_CHANGES = (
     "train.channels_last",
     "train.autocast",
     "sampling",
+    "threads",  # how many cores a run uses, not what it computes
 )
 
 
@@ -180,18 +181,8 @@ def _write_config(experiment: Experiment, paths: RunPaths) -> None:
     evaluation/generation/logging settings may change on resume)."""
     resolved = experiment.to_dict()
     if paths.config.is_file():
-        saved = read_toml(paths.config)
-        differences = _differences(saved, json.loads(json.dumps(resolved)))
-        fixed = [key for key in differences if not key.startswith(RESUMABLE_CHANGES)]
-        # No checkpoint: nothing was trained with the old config (e.g. it failed at the first
-        # step), so the corrected config replaces it.
-        if fixed and paths.checkpoint.exists():
-            raise ConfigError(
-                f"Run folder {paths.root} already holds a run with a different config "
-                f"(differs in: {', '.join(fixed)}). Nothing was changed. Use --out NEW_FOLDER for "
-                f"a new run, or `coldkit run {paths.root}` to resume the existing one as it was."
-            )
-        if not differences:
+        check_resumable(experiment, paths)
+        if not _differences(read_toml(paths.config), json.loads(json.dumps(resolved))):
             return
     try:
         write_toml(paths.config, resolved)  # new, or e.g. more steps: train on from the checkpoint
@@ -200,6 +191,24 @@ def _write_config(experiment: Experiment, paths: RunPaths) -> None:
             f"Cannot write {paths.config} ({exc.strerror or exc}). Pass --out with a folder you "
             "can write to."
         ) from None
+
+
+def check_resumable(experiment: Experiment, paths: RunPaths) -> None:
+    """Raise a :class:`ConfigError` if ``paths`` holds a run whose config differs from
+    ``experiment`` in more than :data:`RESUMABLE_CHANGES` (no config yet: nothing to check)."""
+    if not paths.config.is_file():
+        return
+    resolved = json.loads(json.dumps(experiment.to_dict()))
+    differences = _differences(read_toml(paths.config), resolved)
+    fixed = [key for key in differences if not key.startswith(RESUMABLE_CHANGES)]
+    # No checkpoint: nothing was trained with the old config (e.g. it failed at the first step),
+    # so the corrected config replaces it.
+    if fixed and paths.checkpoint.exists():
+        raise ConfigError(
+            f"Run folder {paths.root} already holds a run with a different config "
+            f"(differs in: {', '.join(fixed)}). Nothing was changed. Use --out NEW_FOLDER for "
+            f"a new run, or `coldkit run {paths.root}` to resume the existing one as it was."
+        )
 
 
 def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
@@ -262,4 +271,4 @@ def _generate(
     return generate_for_run(run, trained, run.paths.root).summary
 
 
-__all__ = ["RESUMABLE_CHANGES", "RankStopped", "claimed_run", "execute"]
+__all__ = ["RESUMABLE_CHANGES", "RankStopped", "check_resumable", "claimed_run", "execute"]

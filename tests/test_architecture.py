@@ -22,7 +22,7 @@ FLOORS = (
     ("training",),
     ("evaluation",),
     ("generation",),
-    ("preview", "run", "testing", "streaming", "export"),
+    ("preview", "run", "sweep", "testing", "streaming", "export"),
     ("api", "cli", "__main__"),
 )
 

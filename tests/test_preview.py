@@ -136,7 +136,11 @@ def test_cifar10_offline_fails_with_a_fix(tmp_path: Path):
 
 
 # --------------------------------------------------------------------------------- examples
-@pytest.mark.parametrize("example", sorted(path.stem for path in EXAMPLES.glob("*.toml")))
+@pytest.mark.parametrize(
+    "example",
+    sorted(str(path.relative_to(EXAMPLES)) for path in [*EXAMPLES.glob("*.toml"),
+                                                        *EXAMPLES.glob("paper/*.toml")]),
+)
 def test_examples_validate(example):
-    result = runner.invoke(app, ["validate", str(EXAMPLES / f"{example}.toml")])
+    result = runner.invoke(app, ["validate", str(EXAMPLES / example)])
     assert result.exit_code == 0, result.output

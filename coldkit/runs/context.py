@@ -21,7 +21,7 @@ from coldkit.config import Experiment, ExperimentConfig
 from coldkit.data.splits import DatasetReader, dataset_reader, serving_split
 from coldkit.protocols import BuildContext, Degradation, Split
 from coldkit.runs.folder import build_degradation
-from coldkit.runtime.device import select_device
+from coldkit.runtime.device import apply_threads, select_device
 from coldkit.runtime.distributed import SINGLE_PROCESS, Cluster
 from coldkit.runs.folder import RunPaths
 from coldkit.runtime.log import RunLog
@@ -55,10 +55,12 @@ class RunContext:
         device: torch.device | None = None,
         log: Path | None = None,
     ) -> "RunContext":
-        """The context of a run: its device chosen (``device`` setting, or ``device``) and its
-        log opened on ``log`` (default ``paths.log``; a command that reads a run folder and
-        writes elsewhere logs there, so the run folder may be read-only)."""
+        """The context of a run: its device chosen (``device`` setting, or ``device``), its CPU
+        threads set (``threads``) and its log opened on ``log`` (default ``paths.log``; a command
+        that reads a run folder and writes elsewhere logs there, so the run folder may be
+        read-only)."""
         chosen = device if device is not None else select_device(experiment.config.device)
+        apply_threads(experiment.config.threads)
         notify = RunLog(log or paths.log, console, enabled=cluster.is_main)
         data = dataset_reader(experiment, experiment.config.dataset.image_size, notify)
         return cls(experiment, paths, cluster.device(chosen), console, notify, cluster, data)

@@ -38,4 +38,11 @@ def select_device(name: str) -> torch.device:
     return device
 
 
-__all__ = ["select_device"]
+def apply_threads(threads: int | None) -> None:
+    """Use ``threads`` CPU threads for this process's torch work (``None``: leave torch's default,
+    which is ``OMP_NUM_THREADS`` or one per core)."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+
+
+__all__ = ["apply_threads", "select_device"]
