@@ -6,8 +6,9 @@ started together, each with torch's default number of threads (one per core), un
 wait policies:
 
 * ``unset``: torch imported before coldkit, so coldkit's default cannot apply (as before it had
-  one): libgomp's own default, whose idle threads spin for a while before they sleep;
-* ``passive``: coldkit's default (``OMP_WAIT_POLICY=PASSIVE``, set by ``import coldkit``);
+  one): libgomp's own default, whose idle threads spin 300,000 iterations before they sleep;
+* ``short-spin``: coldkit's default (``GOMP_SPINCOUNT=10000``, set by ``import coldkit``);
+* ``passive``: ``OMP_WAIT_POLICY=PASSIVE`` (threads sleep at once);
 * ``passive, 1 thread each``: what ``coldkit sweep --parallel 2`` gives each point on 2 cores.
 
 The result replaces the "Runs that share a machine" section of ``docs/performance.md``
@@ -37,13 +38,14 @@ START, END = "<!-- sharing:start -->", "<!-- sharing:end -->"
 @dataclass(frozen=True)
 class Case:
     label: str
-    policy: str  # "unset" or "passive"
+    policy: str  # "unset", "short-spin" or "passive"
     threads: int | None  # None: torch's default
 
 
 CASES = (
-    Case("wait policy unset (before)", "unset", None),
-    Case("OMP_WAIT_POLICY=PASSIVE (coldkit's default)", "passive", None),
+    Case("libgomp's default spin (before)", "unset", None),
+    Case("GOMP_SPINCOUNT=10000 (coldkit's default)", "short-spin", None),
+    Case("OMP_WAIT_POLICY=PASSIVE", "passive", None),
     Case("PASSIVE, threads = 1 each (sweep --parallel 2)", "passive", 1),
 )
 
@@ -85,7 +87,9 @@ def worker(steps: int, policy: str, threads: int | None, barrier: Path, peers: i
 def run_together(case: Case, steps: int, count: int) -> list[float]:
     """Start ``count`` workers at once; the seconds each took for its steps."""
     env = {key: value for key, value in os.environ.items()
-           if key not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
+           if key not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "GOMP_SPINCOUNT")}
+    if case.policy == "passive":
+        env["OMP_WAIT_POLICY"] = "PASSIVE"
     with tempfile.TemporaryDirectory() as barrier:
         command = [sys.executable, "-m", "benchmarks.sharing", "--worker", "--steps", str(steps),
                    "--policy", case.policy, "--barrier", barrier, "--peers", str(count)]
@@ -144,11 +148,12 @@ def section(rows: list[dict], steps: int, repeats: int = 1, load: str = "") -> s
         )
     lines += [
         "",
-        "`import coldkit` (and so `coldkit` and `python -m coldkit`) sets `OMP_WAIT_POLICY=PASSIVE` "
-        "unless the variable is already set: idle OpenMP threads sleep instead of spinning on a "
-        "core another run needs. It must happen before torch is imported, so a script that "
-        "imports torch first keeps libgomp's spinning default (the first row). To choose "
-        "another policy, set the variable yourself (`OMP_WAIT_POLICY=ACTIVE coldkit run ...`). "
+        "`import coldkit` (and so `coldkit` and `python -m coldkit`) sets `GOMP_SPINCOUNT=10000` "
+        "unless the variable is already set: idle OpenMP threads spin a thirtieth as long before "
+        "they sleep, so a run alone keeps its speed and a second run is starved less. It must "
+        "happen before torch is imported, so a script that imports torch first keeps libgomp's "
+        "default (the first row). To choose another policy, set the variables yourself "
+        "(`OMP_WAIT_POLICY=PASSIVE coldkit run ...` when you run several by hand). "
         "The `threads` setting (top level of an experiment, `--set threads=1`) fixes a run's "
         "threads; `coldkit sweep --parallel N` gives each of its N processes "
         "cores / N threads.",

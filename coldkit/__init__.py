@@ -2,10 +2,13 @@
 
 import os
 
-# Before anything imports torch: OpenMP threads that wait passively (sleep) instead of spinning let
-# several runs share a machine (two spinning runs on 2 cores each took 6-11x the time of one;
-# docs/performance.md, which also measures the cost to a run alone). A value the user set wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Before anything imports torch: idle OpenMP threads spin for 10,000 iterations, not libgomp's
+# 300,000, before they sleep, so a second run on the same cores is not starved (two runs on 2
+# cores: 3.5x the time of one alone instead of 7x) while a run alone keeps its speed (PASSIVE,
+# which sleeps at once, cost a run alone 70 %). docs/performance.md has the numbers; a value the
+# user set wins, and `coldkit sweep --parallel N` makes its processes PASSIVE with their share of
+# the cores.
+os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
 from coldkit.errors import ColdkitError
 from coldkit.hookspecs import PLUGIN_API_VERSION, hookimpl

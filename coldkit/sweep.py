@@ -216,8 +216,14 @@ def threads_per_process(parallel: int) -> int:
 
 def _run_in_processes(sweep: Sweep, todo: list[SweepPoint], say: Callable[[str], None]) -> None:
     """``coldkit run`` per point in a process of its own, ``parallel`` at a time, each with
-    OMP_NUM_THREADS set to its share of the cores; stop starting points after a failure."""
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads_per_process(sweep.parallel))}
+    OMP_NUM_THREADS set to its share of the cores (and OMP_WAIT_POLICY=PASSIVE unless set); stop
+    starting points after a failure."""
+    # Processes that share the cores: each its share, and idle threads that sleep at once.
+    env = {
+        "OMP_WAIT_POLICY": "PASSIVE",
+        **os.environ,
+        "OMP_NUM_THREADS": str(threads_per_process(sweep.parallel)),
+    }
     logs = sweep.out / "logs"
     logs.mkdir(exist_ok=True)
     failed: list[str] = []

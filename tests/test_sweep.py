@@ -153,12 +153,12 @@ def test_threads_setting_sets_torch_threads(tiny_config: Path, tmp_path: Path):
     assert torch.get_num_threads() == 2  # the autouse fixture restores it afterwards
 
 
-def test_import_coldkit_sets_a_passive_wait_policy_unless_the_user_set_one():
-    code = "import os, coldkit; print(os.environ['OMP_WAIT_POLICY'])"
-    env = {key: value for key, value in os.environ.items() if key != "OMP_WAIT_POLICY"}
-    passive = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                             text=True, check=True)
-    assert passive.stdout.strip() == "PASSIVE"
-    own = subprocess.run([sys.executable, "-c", code], env={**env, "OMP_WAIT_POLICY": "ACTIVE"},
+def test_import_coldkit_sets_a_short_spin_unless_the_user_set_one():
+    code = "import os, coldkit; print(os.environ['GOMP_SPINCOUNT'])"
+    env = {key: value for key, value in os.environ.items() if key != "GOMP_SPINCOUNT"}
+    short = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                           text=True, check=True)
+    assert short.stdout.strip() == "10000"
+    own = subprocess.run([sys.executable, "-c", code], env={**env, "GOMP_SPINCOUNT": "300000"},
                          capture_output=True, text=True, check=True)
-    assert own.stdout.strip() == "ACTIVE"
+    assert own.stdout.strip() == "300000"
