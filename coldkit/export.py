@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import save_file
 
 import coldkit
@@ -40,6 +41,7 @@ from coldkit.runs.folder import (
     open_run,
     read_metadata,
 )
+from coldkit.runtime.files import write_error
 from coldkit.runtime.log import Notify, quiet
 
 #: Run-folder files copied as they are (when the run has them): the numbers and the pictures.
@@ -85,11 +87,17 @@ def export_run(
     loaded = open_run(run_dir, registry, device="cpu")
     partial = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    files = _write_folder(loaded, registry, partial)
-    if out_dir.exists():
-        out_dir.rmdir()
-    os.replace(partial, out_dir)
+    try:
+        partial.mkdir(parents=True)
+        files = _write_folder(loaded, registry, partial)
+        if out_dir.exists():
+            out_dir.rmdir()
+        os.replace(partial, out_dir)
+    except BaseException as exc:
+        shutil.rmtree(partial, ignore_errors=True)  # never a half-written model folder
+        if isinstance(exc, (OSError, RuntimeError, SafetensorError)):  # e.g. a full disk
+            raise write_error(out_dir, exc) from None
+        raise
     notify(f"exported {run_dir} (step {loaded.step}) to {out_dir}")
     url = None
     if hub is not None:

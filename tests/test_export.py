@@ -171,6 +171,24 @@ def test_export_refuses_a_non_empty_target_and_writes_nothing_on_failure(
     assert missing.exit_code == 2 and not (tmp_path / "out").exists()
 
 
+def test_a_full_disk_during_export_is_exit_2_and_leaves_no_folder(
+    run_dir: Path, tmp_path: Path, monkeypatch
+):
+    import errno
+
+    import coldkit.export
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(coldkit.export, "save_file", full)
+    target = tmp_path / "models" / "m"
+    result = runner.invoke(app, ["export", str(run_dir), str(target)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "No space left" in result.output
+    assert not target.exists() and list((tmp_path / "models").iterdir()) == []
+
+
 def test_push_to_hub_without_the_extra_says_how_to_install(
     run_dir: Path, tmp_path: Path, monkeypatch
 ):
