@@ -18,6 +18,11 @@ default the name, description and parameter model are read from the component's 
 ``description`` and ``Params`` attributes. ``Params`` is a pydantic model; the TOML section of the
 component (every key but ``name``) is validated against it.
 
+Registration by path (plugin API 3): ``register("package.module:Attribute", name=...,
+description=..., params=...)`` records a component without importing it; coldkit imports it the
+first time it is built, so listing plugins never waits for torch. ``name`` and ``params`` are then
+required (``params`` but for samplers); the component's own ``Params`` should be that model.
+
 How each kind of component is built from its validated parameters:
 
 * degradation: ``component(params)`` returns a :class:`coldkit.protocols.Degradation`.
@@ -54,7 +59,7 @@ import pluggy
 PROJECT_NAME = "coldkit"
 #: The plugin API coldkit promises (hook names, ``register``'s signature, the protocols as
 #: documented). A change to any of them raises this number and coldkit's minor version.
-PLUGIN_API_VERSION = 2
+PLUGIN_API_VERSION = 3
 #: The module attribute a plugin sets to the plugin API it needs (an int; absent means 1).
 PLUGIN_API_ATTRIBUTE = "COLDKIT_PLUGIN_API"
 

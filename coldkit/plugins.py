@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib
 import importlib.metadata as metadata
 import inspect
 import os
@@ -59,18 +60,54 @@ def normalise_distribution(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+#: A lazy registration names its component as ``"package.module:attribute"``.
+_LAZY_TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+
 @dataclass(frozen=True)
 class PluginRecord:
-    """One registered component: what `list-*` shows and what a config name resolves to."""
+    """One registered component: what `list-*` shows and what a config name resolves to.
+
+    ``target`` is what the plugin registered: the component itself, or for a lazy registration
+    its ``"module:attribute"`` path, imported the first time :attr:`component` is read (so
+    listing plugins never imports what a component needs, torch included).
+    """
 
     kind: Kind
     name: str
     description: str
-    component: Any
+    target: Any
     params_model: type[BaseModel]
     plugin: str
     distribution: str | None = None
     version: str | None = None
+
+    @property
+    def is_lazy(self) -> bool:
+        """Whether the component is registered by path and not imported until first built."""
+        return isinstance(self.target, str)
+
+    @functools.cached_property
+    def component(self) -> Any:
+        """The registered factory (class or function), imported now if registered by path.
+
+        Raises :class:`PluginError` naming the package when the path does not import.
+        """
+        if not self.is_lazy:
+            return self.target
+        module_name, _, attribute = self.target.partition(":")
+        try:
+            value: Any = importlib.import_module(module_name)
+            for part in attribute.split("."):
+                value = getattr(value, part)
+        except Exception as exc:  # an ImportError, a missing attribute, a failing module body
+            raise PluginError(
+                f"{self.kind} {self.name!r} of {self.served_by} is registered as "
+                f"{self.target!r}, which could not be imported: {exc!r}. Reinstall or upgrade "
+                f"that package (pip install --force-reinstall {self.distribution or self.plugin}),"
+                f" or disable the plugin {self.plugin!r}."
+            ) from exc
+        return value
 
     @property
     def qualified_name(self) -> str:
@@ -361,11 +398,18 @@ class Registry:
             description: str | None = None,
             params: type[BaseModel] | None = None,
         ) -> None:
+            if isinstance(component, str):
+                problem = _lazy_problem(kind, component, name, params)
+                if problem is not None:
+                    self._load_problems.append(
+                        PluginProblem(info.name, problem, info.distribution)
+                    )
+                    return
             record = PluginRecord(
                 kind=kind,
                 name=name or getattr(component, "name", None) or component.__name__,
                 description=description or getattr(component, "description", "") or "",
-                component=component,
+                target=component,
                 params_model=params or getattr(component, "Params", NoParams),
                 plugin=info.name,
                 distribution=info.distribution,
@@ -560,6 +604,28 @@ class Registry:
             f"plugins you do not want (disable_plugins = [...] in the config or "
             f"{DISABLE_ENV}, with one of {plugins})."
         )
+
+
+def _lazy_problem(
+    kind: Kind, target: str, name: str | None, params: type[BaseModel] | None
+) -> str | None:
+    """Why a registration by path is refused, or None: it needs ``module:attribute``, a name,
+    and (but for samplers, which take no parameters) its parameter model."""
+    if not _LAZY_TARGET.match(target):
+        return (
+            f"registered {kind} {target!r}: a component registered by path must be written "
+            f"'package.module:attribute'; this registration was ignored"
+        )
+    missing = [label for label, given in (("name", name), ("params", params)) if not given]
+    if kind == "sampler" and "params" in missing:
+        missing.remove("params")
+    if missing:
+        return (
+            f"registered {kind} {target!r} by path without {' and '.join(missing)}=: coldkit "
+            f"lists a component without importing it, so it needs them given; this registration"
+            f" was ignored"
+        )
+    return None
 
 
 def _api_problem(info: PluginInfo, plugin: object) -> PluginProblem | None:

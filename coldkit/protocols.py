@@ -222,6 +222,10 @@ class PriorWithParams(Prior, Protocol):
     :data:`DegradationParams` batch of ``count``; generation hands these params to every sampler
     step (a degradation with random parameters cannot be generated from without them).
     ``sample`` returns the same x_T for the same generator state.
+
+    Such a prior may also learn from the parameters: if its ``fit`` has a ``params`` argument,
+    coldkit calls ``fit(x_T, seed=seed, params=params)`` with the parameters each training x_T was
+    degraded with (e.g. ``morph``'s target images, so the prior can take them out again).
     """
 
     def sample_with_params(

@@ -4,6 +4,7 @@ random degradation parameters live through generation and restore."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -16,7 +17,11 @@ from rich.console import Console
 from coldkit import BuildContext, PLUGIN_API_VERSION, RestorerContext, hookimpl
 from coldkit.config import build_experiment
 from coldkit.errors import DataError, ParamsError, PluginError
-from coldkit.generation.priors import draw_from_prior, params_of_degraded_images
+from coldkit.generation.priors import (
+    degrade_fully,
+    draw_from_prior,
+    params_of_degraded_images,
+)
 from coldkit.plugins import Registry, takes_build_context
 from coldkit.run import claimed_run, execute
 from coldkit.testing import (
@@ -206,6 +211,48 @@ def test_morph_passes_check_degradation(schedule, blend):
     params = morph.sample_params(x0, torch.Generator().manual_seed(0))
     at_T = morph.degrade(x0, torch.full((4,), morph.steps), params)
     assert torch.allclose(at_T, params["z"], atol=1e-6)  # D(x0, T) = z: x_T is a target image
+
+
+def test_morph_with_alpha_end_keeps_a_faint_x0_at_T():
+    morph = _synthetic_morph(schedule="cosine", alpha_end=0.04)
+    check_degradation(morph, check_speed=False)
+    x0 = make_test_images(4)
+    params = morph.sample_params(x0, torch.Generator().manual_seed(0))
+    at_T = morph.degrade(x0, torch.full((4,), morph.steps), params)
+    assert torch.allclose(at_T, 0.2 * x0 + 0.96**0.5 * params["z"], atol=1e-6)
+
+
+def test_morph_target_learns_x0_from_the_params_and_draws_x_T_with_them():
+    from coldkit.generation.priors import degrade_fully_with_params, fit_takes_params
+
+    registry = Registry.discover()
+    morph = _synthetic_morph(alpha_end=0.09)
+    context = dataclasses.replace(checks_context(), degradation=morph)
+    prior = registry.get("prior", "morph-target").build({"x0_components": 2}, context)
+    assert fit_takes_params(prior)
+    assert not fit_takes_params(registry.get("prior", "pca-gmm").build({}))
+    x0 = make_test_images(30)
+    x_T, params = degrade_fully_with_params(morph, x0, seed=0)
+    assert torch.equal(x_T, degrade_fully(morph, x0, seed=0))  # the same draws
+    prior.fit(x_T, seed=0, params=params)
+    drawn, drawn_params = prior.sample_with_params(8, torch.Generator().manual_seed(1))
+    x0_part = (drawn - 0.91**0.5 * drawn_params["z"]) / 0.3
+    assert x0_part.min() >= -1e-5 and x0_part.max() <= 1 + 1e-5  # a clamped draw of x0
+    assert x0_part.flatten(1).std(0).mean() > 0.01  # not one image: the mixture varies
+    again = registry.get("prior", "morph-target").build({"x0_components": 2}, context)
+    again.load_state_dict(prior.state_dict())
+    assert torch.equal(again.sample(8, torch.Generator().manual_seed(1)), drawn)
+
+
+def test_a_tiny_morph_run_with_alpha_end_fits_its_prior_on_params_and_generates(tmp_path: Path):
+    registry = Registry.discover(extra_plugins=[("other_data", OTHER_DATA)])
+    data = _morph_experiment(tmp_path)
+    data["degradation"]["alpha_end"] = 0.05
+    data["generate"]["prior"]["x0_components"] = 2
+    experiment = build_experiment(data, registry)
+    with claimed_run(experiment, tmp_path / "run", [], registry) as (resolved, paths):
+        metrics = execute(resolved, paths, Console(quiet=True))
+    assert metrics["generation"]["num_samples"] == 6
 
 
 def test_morph_target_prior_returns_its_params_and_passes_check_prior():

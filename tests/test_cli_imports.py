@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 PROBE = """
 import sys
@@ -33,8 +36,27 @@ def test_help_does_not_import_torch(args: list[str]):
     assert not _torch_imported(args)
 
 
-def test_a_command_that_builds_components_still_gets_torch():
-    assert _torch_imported(["list-degradations"])  # the built-in plugins import it (for now)
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["list-degradations"],
+        ["list-restorers", "--json"],
+        ["list-samplers"],
+        ["list-datasets", "--json"],
+        ["list-priors"],
+        ["plugins", "--json"],
+        ["validate", str(EXAMPLES / "mnist_blur.toml")],
+        ["validate", str(EXAMPLES / "fashion_to_mnist.toml")],
+    ],
+)
+def test_listing_and_validating_do_not_import_torch(args: list[str]):
+    """The built-ins register by path: names, descriptions and schemas without the components."""
+    assert not _torch_imported(args)
+
+
+def test_a_command_that_builds_components_still_gets_torch(tmp_path):
+    out = tmp_path / "preview.png"
+    assert _torch_imported(["show-degradation", "blur", "--out", str(out), "--images", "1"])
 
 
 def test_contract_modules_import_without_torch_and_protocols_still_check():

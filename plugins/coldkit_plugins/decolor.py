@@ -11,33 +11,23 @@ so train and preview ``decolor`` on colour images.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import kornia
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 from torch import Tensor
 
-from coldkit import DegradationParams, hookimpl
+from coldkit import DegradationParams
 from coldkit.validation import check_images, check_levels
-
-
-class DecolorParams(BaseModel):
-    """Parameters of the ``decolor`` degradation."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    steps: int = Field(50, ge=1, description="T: colour is gone at t = T")
-    grey: Literal["luma", "mean"] = Field(
-        "luma", description="luma: BT.601 weights (needs 3 channels); mean: channel average"
-    )
+from coldkit_plugins.entries.decolor import DecolorParams, DECOLOR
 
 
 class Decolor:
     """Linear blend from the image to its grey version (identity on 1-channel images)."""
 
-    name: ClassVar[str] = "decolor"
-    description: ClassVar[str] = "colour faded to grey linearly in t (paper: colourisation)"
+    name: ClassVar[str] = DECOLOR.name
+    description: ClassVar[str] = DECOLOR.description
     Params: ClassVar[type[BaseModel]] = DecolorParams
 
     def __init__(self, params: DecolorParams | None = None) -> None:
@@ -72,8 +62,3 @@ class Decolor:
         share = (t.to(x0.dtype) / self.steps).view(-1, 1, 1, 1)
         faded = (1 - share) * x0 + share * self.grey(x0)
         return torch.where(share == 0, x0, faded)
-
-
-@hookimpl
-def register_degradations(register) -> None:
-    register(Decolor)

@@ -16,34 +16,15 @@ sample reads the ``H x W`` window around its own centre (as the official code cr
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 from torch import Tensor
 
-from coldkit import DegradationParams, hookimpl
+from coldkit import DegradationParams
 from coldkit.validation import check_images, check_levels
-
-
-class MaskParams(BaseModel):
-    """Parameters of the ``mask`` degradation."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    steps: int = Field(50, ge=1, description="T, the number of masking steps (paper: 50)")
-    sigma_start: float = Field(
-        1.1, gt=0, description="width in pixels of the Gaussian bump of step 1"
-    )
-    sigma_increment: float = Field(
-        0.1, ge=0, description="added to the bump's width at every further step"
-    )
-    centre: Literal["random", "fixed"] = Field(
-        "random", description="random: one centre per sample, drawn once; fixed: image centre"
-    )
-    fill: float = Field(
-        0.5, description="value masked pixels go to (0.5: the official code's 0 in [-1, 1])"
-    )
+from coldkit_plugins.entries.mask import MaskParams, MASK
 
 
 def step_sigmas(params: MaskParams) -> Tensor:
@@ -69,8 +50,8 @@ def cumulative_masks(squared_distance: Tensor, sigmas: Tensor) -> Tensor:
 class Mask:
     """Gaussian masks multiplied over ``t`` steps, read from a precomputed table."""
 
-    name: ClassVar[str] = "mask"
-    description: ClassVar[str] = "growing Gaussian masks over t steps (paper: inpainting)"
+    name: ClassVar[str] = MASK.name
+    description: ClassVar[str] = MASK.description
     Params: ClassVar[type[BaseModel]] = MaskParams
 
     def __init__(self, params: MaskParams | None = None) -> None:
@@ -138,8 +119,3 @@ class Mask:
             table = cumulative_masks(squared_distance, self.sigmas)
             self._table_cache[key] = table.to(device=device, dtype=dtype)
         return self._table_cache[key]
-
-
-@hookimpl
-def register_degradations(register) -> None:
-    register(Mask)

@@ -5,6 +5,8 @@
 of the ``target`` dataset drawn per sample (the degradation's random parameter) and ``a_t`` falls
 from 1 at ``t = 0`` to 0 at ``t = T``. So ``D(x0, T) = z``: generation starts from a real image of
 the target dataset (the ``morph-target`` prior) and the restorer turns it into the training domain.
+With ``alpha_end > 0``, ``a_T`` stays above 0: x_T keeps a faint x0, which the prior draws from a
+mixture fitted on the training x0 (docs/generation.md says why and what it changes).
 
 Both components read the target through their build context (plugin API 2): the split they serve
 (training images while training, the evaluation split while evaluating and generating), at the
@@ -14,58 +16,40 @@ run's image size, looked up in the run's registry.
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar, Literal
+from typing import ClassVar
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 from torch import Tensor
 
-from coldkit import DegradationParams, hookimpl
+from coldkit import BuildContext, DegradationParams
 from coldkit.data import resize_images
 from coldkit.errors import ConfigError
-from coldkit import BuildContext
 from coldkit.validation import check_images, check_levels
-
-#: These components take the build context (a keyword-only ``context``).
-COLDKIT_PLUGIN_API = 2
-
-
-class TargetParams(BaseModel):
-    """The dataset the images morph into."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    target: str = Field("fashion-mnist", description="registered dataset of the images z")
-    target_params: dict[str, Any] = Field(
-        default_factory=dict, description="the target dataset's parameters (as its section)"
-    )
+from coldkit_plugins.entries.morph import (
+    MORPH,
+    MORPH_TARGET,
+    MorphParams,
+    MorphTargetParams,
+    TargetParams,
+)
+from coldkit_plugins.entries.priors import PcaGmmParams
+from coldkit_plugins.priors import PcaGmm
 
 
-class MorphParams(TargetParams):
-    """Parameters of the ``morph`` degradation."""
-
-    steps: int = Field(20, ge=1, description="T")
-    schedule: Literal["linear", "cosine"] = Field(
-        "linear", description="a_t = 1 - t/T (linear) or cos^2(pi t / 2T) (cosine)"
-    )
-    blend: Literal["variance", "convex"] = Field(
-        "variance",
-        description="variance: sqrt(a) x0 + sqrt(1-a) z (the paper; leaves [0, 1]); "
-        "convex: a x0 + (1-a) z",
-    )
-
-
-def alphas(schedule: str, steps: int) -> Tensor:
-    """``a_0 .. a_T`` (float64): 1 at t = 0, 0 at t = T."""
+def alphas(schedule: str, steps: int, end: float = 0.0) -> Tensor:
+    """``a_0 .. a_T`` (float64): 1 at t = 0, ``end`` at t = T."""
     fraction = torch.arange(steps + 1, dtype=torch.float64) / steps
     if schedule == "cosine":
-        return torch.cos(fraction * math.pi / 2) ** 2
-    return 1.0 - fraction
+        falling = torch.cos(fraction * math.pi / 2) ** 2
+    else:
+        falling = 1.0 - fraction
+    return end + (1.0 - end) * falling
 
 
 def weights(params: MorphParams) -> tuple[Tensor, Tensor]:
     """The weights of x0 and of z at each level, ``(T+1,)`` each."""
-    a = alphas(params.schedule, params.steps)
+    a = alphas(params.schedule, params.steps, params.alpha_end)
     if params.blend == "convex":
         return a, 1.0 - a
     return a.sqrt(), (1.0 - a).sqrt()
@@ -108,10 +92,8 @@ class _TargetImages:
 class Morph:
     """D(x0, t) = sqrt(a_t) x0 + sqrt(1 - a_t) z, z an image of the target dataset."""
 
-    name: ClassVar[str] = "morph"
-    description: ClassVar[str] = (
-        "fade into images of another dataset, drawn per sample (paper: animorphosis)"
-    )
+    name: ClassVar[str] = MORPH.name
+    description: ClassVar[str] = MORPH.description
     Params: ClassVar[type[BaseModel]] = MorphParams
 
     def __init__(self, params: MorphParams | None = None, *, context: BuildContext) -> None:
@@ -144,27 +126,16 @@ class Morph:
         return torch.where((t == 0).view(-1, 1, 1, 1), x0, keep * x0 + mix * z)
 
 
-class MorphTargetParams(BaseModel):
-    """Parameters of the ``morph-target`` prior."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    target: str | None = Field(
-        None, description="dataset of x_T; unset: the morph degradation's target (and params)"
-    )
-    target_params: dict[str, Any] = Field(default_factory=dict)
-    noise: float = Field(
-        0.0, ge=0.0, description="std of Gaussian noise added to x_T (the paper's generation)"
-    )
-
-
 class MorphTarget:
-    """x_T = z, a real image of the target dataset (evaluation split), with params {'z': z}."""
+    """x_T = z, a real image of the target dataset (evaluation split), with params {'z': z}.
 
-    name: ClassVar[str] = "morph-target"
-    description: ClassVar[str] = (
-        "morph's prior: x_T straight from the target dataset's images (params: those images)"
-    )
+    When the morph degradation keeps part of x0 at T (``alpha_end > 0``), x_T = keep_T g +
+    mix_T z with z as above and g drawn from a mixture over x0's principal components, fitted on
+    the training x0 that ``fit`` recovers from x_T and its params (x0 = (x_T - mix_T z) / keep_T).
+    """
+
+    name: ClassVar[str] = MORPH_TARGET.name
+    description: ClassVar[str] = MORPH_TARGET.description
     Params: ClassVar[type[BaseModel]] = MorphTargetParams
 
     def __init__(
@@ -172,11 +143,23 @@ class MorphTarget:
     ) -> None:
         self.params = params or MorphTargetParams()
         self.targets = _targets_of(self.params, context)
+        self.keep_T, self.mix_T = _end_weights(context.degradation)
         self.shape: tuple[int, int, int] | None = None
+        self.x0_prior: PcaGmm | None = None
+        if self.keep_T > 0:
+            self.x0_prior = PcaGmm(
+                PcaGmmParams(components=self.params.x0_components, dims=self.params.x0_dims)
+            )
 
-    def fit(self, x_T: Tensor, seed: int = 0) -> None:
-        """Nothing to learn: the target images are the distribution. Keeps the image shape."""
+    def fit(self, x_T: Tensor, seed: int = 0, params: DegradationParams | None = None) -> None:
+        """Keeps the image shape; with a faint x0 at T, fits the mixture over x0 too."""
         self.shape = tuple(int(size) for size in x_T.shape[1:])  # type: ignore[assignment]
+        if self.x0_prior is None:
+            return  # the target images are the whole distribution
+        if not params or "z" not in params:
+            raise ValueError("morph-target fits its x0 mixture from x_T and params {'z': z}")
+        x0 = (x_T.double() - self.mix_T * params["z"].double()) / self.keep_T
+        self.x0_prior.fit(x0.float(), seed=seed)
 
     def sample(self, count: int, generator: torch.Generator) -> Tensor:
         return self.sample_with_params(count, generator)[0]
@@ -188,17 +171,34 @@ class MorphTarget:
             raise RuntimeError("morph-target is fitted (or loaded) before it is sampled")
         z = self.targets.draw(count, self.shape, generator)
         x_T = z
+        if self.x0_prior is not None:
+            x0 = self.x0_prior.sample(count, generator).clamp(0.0, 1.0)
+            x_T = self.keep_T * x0 + self.mix_T * z
         if self.params.noise > 0:
-            x_T = z + self.params.noise * torch.randn(z.shape, generator=generator)
+            x_T = x_T + self.params.noise * torch.randn(z.shape, generator=generator)
         return x_T.float(), {"z": z.float()}
 
     def state_dict(self) -> dict[str, Tensor]:
         if self.shape is None:
             return {}
-        return {"shape": torch.tensor(self.shape)}
+        state = {"shape": torch.tensor(self.shape)}
+        if self.x0_prior is not None:
+            state.update({f"x0.{key}": value for key, value in self.x0_prior.state_dict().items()})
+        return state
 
     def load_state_dict(self, state: dict[str, Tensor]) -> None:
         self.shape = tuple(int(size) for size in state["shape"].tolist())  # type: ignore[assignment]
+        if self.x0_prior is not None:
+            self.x0_prior.load_state_dict(
+                {key[3:]: value for key, value in state.items() if key.startswith("x0.")}
+            )
+
+
+def _end_weights(degradation: object) -> tuple[float, float]:
+    """The weights of x0 and z at t = T of a morph degradation (0 and 1 for anything else)."""
+    if not isinstance(degradation, Morph) or degradation.params.alpha_end == 0:
+        return 0.0, 1.0  # (the cosine schedule's a_T is 4e-33 in floating point, not 0)
+    return float(degradation.keep[-1]), float(degradation.mix[-1])
 
 
 def _targets_of(params: MorphTargetParams, context: BuildContext) -> _TargetImages:
@@ -214,13 +214,3 @@ def _targets_of(params: MorphTargetParams, context: BuildContext) -> _TargetImag
             "degradation morph, or set generate.prior.target to a dataset name"
         )
     return targets
-
-
-@hookimpl
-def register_degradations(register) -> None:
-    register(Morph)
-
-
-@hookimpl
-def register_priors(register) -> None:
-    register(MorphTarget)

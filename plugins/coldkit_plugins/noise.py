@@ -16,36 +16,15 @@ relative to the image.
 from __future__ import annotations
 
 import math
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel
 from torch import Tensor
 
-from coldkit import DegradationParams, hookimpl
+from coldkit import DegradationParams
 from coldkit.validation import check_images, check_levels
-
-
-class NoiseParams(BaseModel):
-    """Parameters of the ``noise`` degradation."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    steps: int = Field(200, ge=1, description="T (the paper's noise experiments: 200)")
-    schedule: Literal["linear", "cosine"] = "linear"
-    beta_start: float = Field(1e-4, gt=0, lt=1, description="linear: beta_1 for T = 1000")
-    beta_end: float = Field(0.02, gt=0, lt=1, description="linear: beta_T for T = 1000")
-    symmetric: bool = Field(
-        False,
-        description="add the noise in [-1, 1] like DDPM (x0 -> 2 x0 - 1 and back): half as "
-        "strong relative to the image, and x_T centred at 0.5",
-    )
-
-    @model_validator(mode="after")
-    def _check(self) -> "NoiseParams":
-        if self.beta_end < self.beta_start:
-            raise ValueError("beta_end must not be below beta_start")
-        return self
+from coldkit_plugins.entries.noise import NoiseParams, NOISE
 
 
 def alphas_cumprod(params: NoiseParams) -> Tensor:
@@ -67,8 +46,8 @@ def alphas_cumprod(params: NoiseParams) -> Tensor:
 class Noise:
     """Additive Gaussian noise, ``x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps``."""
 
-    name: ClassVar[str] = "noise"
-    description: ClassVar[str] = "Gaussian noise, DDPM schedule (the 'hot' diffusion baseline)"
+    name: ClassVar[str] = NOISE.name
+    description: ClassVar[str] = NOISE.description
     Params: ClassVar[type[BaseModel]] = NoiseParams
 
     def __init__(self, params: NoiseParams | None = None) -> None:
@@ -104,8 +83,3 @@ class Noise:
         if self.params.symmetric:
             noisy = (noisy + 1) / 2
         return torch.where((t == 0).view(-1, 1, 1, 1), x0, noisy)
-
-
-@hookimpl
-def register_degradations(register) -> None:
-    register(Noise)

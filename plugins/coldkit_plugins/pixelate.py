@@ -13,59 +13,23 @@ with ``torch.where``: mixed ``t`` need no loop over samples and the cost does no
 from __future__ import annotations
 
 import math
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel
 from torch import Tensor
 
-from coldkit import DegradationParams, hookimpl
+from coldkit import DegradationParams
 from coldkit.validation import check_images, check_levels
-
-
-class PixelateParams(BaseModel):
-    """Parameters of the ``pixelate`` degradation."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    steps: int = Field(
-        3, ge=1, description="T (paper: 3 for 32 px); with sizes, defaults to len(sizes)"
-    )
-    factor: float = Field(2.0, gt=1.0, description="resolution divided by this at every step")
-    sizes: list[int] | None = Field(
-        None,
-        min_length=1,
-        description="explicit heights of levels 1..T (strictly decreasing); widths scale alike",
-    )
-    mode: Literal["area", "bilinear", "bicubic"] = Field(
-        "area", description="downsampling filter (the official code offers all three)"
-    )
-    antialias: bool = Field(
-        False, description="antialias bilinear/bicubic downsampling (the official code does not)"
-    )
-
-    @model_validator(mode="after")
-    def _check(self) -> "PixelateParams":
-        if self.sizes is not None:
-            if any(size < 1 for size in self.sizes):
-                raise ValueError(f"sizes must be positive, got {self.sizes}")
-            if any(b >= a for a, b in zip(self.sizes, self.sizes[1:])):
-                raise ValueError(f"sizes must be strictly decreasing, got {self.sizes}")
-            if "steps" in self.model_fields_set and self.steps != len(self.sizes):
-                raise ValueError(
-                    f"steps = {self.steps} but {len(self.sizes)} sizes are given; drop steps "
-                    "or give one size per step"
-                )
-            self.steps = len(self.sizes)
-        return self
+from coldkit_plugins.entries.pixelate import PixelateParams, PIXELATE
 
 
 class Pixelate:
     """Downsample-then-nearest-upsample, repeated ``t`` times."""
 
-    name: ClassVar[str] = "pixelate"
-    description: ClassVar[str] = "resolution reduced step by step (paper: super-resolution)"
+    name: ClassVar[str] = PIXELATE.name
+    description: ClassVar[str] = PIXELATE.description
     Params: ClassVar[type[BaseModel]] = PixelateParams
 
     def __init__(self, params: PixelateParams | None = None) -> None:
@@ -123,8 +87,3 @@ class Pixelate:
                 antialias=self.params.antialias,
             )
         return F.interpolate(small, size=x.shape[-2:], mode="nearest-exact")
-
-
-@hookimpl
-def register_degradations(register) -> None:
-    register(Pixelate)

@@ -16,26 +16,14 @@ sampling is done in torch with the caller's generator, so it is seeded and needs
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 from torch import Tensor
 
-from coldkit import hookimpl
-
-
-class MixtureParams(BaseModel):
-    """Parameters shared by the mixture priors."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    components: int = Field(10, ge=1, description="number of Gaussian components")
-    covariance: Literal["full", "diag"] = Field("full", description="covariance of each component")
-    noise: float = Field(
-        0.0, ge=0.0, description="std of Gaussian noise added to every pixel of a drawn x_T"
-    )
+from coldkit_plugins.entries.priors import MixtureParams, GmmParams, PcaGmmParams, GMM, PCA_GMM
 
 
 def fit_mixture(features: np.ndarray, params: MixtureParams, seed: int) -> dict[str, Tensor]:
@@ -105,17 +93,11 @@ class _MixturePrior:
         return images
 
 
-class GmmParams(MixtureParams):
-    noise: float = Field(
-        0.002, ge=0.0, description="std of Gaussian noise on x_T (the paper's symmetry breaker)"
-    )
-
-
 class Gmm(_MixturePrior):
     """The paper's prior: a mixture over per-channel means of ``D(x0, T)``, drawn flat plus noise."""
 
-    name: ClassVar[str] = "gmm"
-    description: ClassVar[str] = "paper §5: Gaussian mixture over the channel means of D(x0, T)"
+    name: ClassVar[str] = GMM.name
+    description: ClassVar[str] = GMM.description
     Params: ClassVar[type[BaseModel]] = GmmParams
 
     def __init__(self, params: GmmParams | None = None) -> None:
@@ -134,23 +116,11 @@ class Gmm(_MixturePrior):
         return self._with_noise(flat.contiguous(), generator)
 
 
-class PcaGmmParams(MixtureParams):
-    components: int = Field(20, ge=1, description="number of Gaussian components")
-    dims: int = Field(32, ge=1, description="at most this many principal components are kept")
-    rank_tolerance: float = Field(
-        1e-4,
-        ge=0.0,
-        lt=1.0,
-        description="components whose singular value is below this fraction of the largest "
-        "are dropped: rounding noise, not structure",
-    )
-
-
 class PcaGmm(_MixturePrior):
     """A mixture over the leading principal components of ``D(x0, T)``: keeps its shape."""
 
-    name: ClassVar[str] = "pca-gmm"
-    description: ClassVar[str] = "Gaussian mixture over the leading principal components of D(x0, T)"
+    name: ClassVar[str] = PCA_GMM.name
+    description: ClassVar[str] = PCA_GMM.description
     Params: ClassVar[type[BaseModel]] = PcaGmmParams
 
     def __init__(self, params: PcaGmmParams | None = None) -> None:
@@ -186,9 +156,3 @@ class PcaGmm(_MixturePrior):
         codes = sample_mixture(self.state, count, generator)
         images = (self.state["centre"] + codes @ self.state["basis"]).float()
         return self._with_noise(images.view(count, *shape), generator)
-
-
-@hookimpl
-def register_priors(register) -> None:
-    register(Gmm)
-    register(PcaGmm)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from coldkit import Degradation, DegradationParams, Restorer, hookimpl
+from coldkit import Degradation, DegradationParams, Restorer
 
 
 @torch.no_grad()
@@ -83,19 +83,3 @@ def stochastic(
             step = step + noise * torch.randn(step.shape, generator=generator).to(step)
         x = torch.where(active, step, x)
     return x
-
-
-@hookimpl
-def register_samplers(register) -> None:
-    register(direct, name="direct", description="one restorer call: x̂0 = R(x_T, T)")
-    register(naive, name="naive", description="Algorithm 1: x_{s-1} = D(R(x_s, s), s-1)")
-    register(
-        improved,
-        name="improved",
-        description="Algorithm 2: x_{s-1} = x_s - D(x̂0, s) + D(x̂0, s-1)",
-    )
-    register(
-        stochastic,
-        name="stochastic",
-        description="Algorithm 2 plus small Gaussian noise at each step (generation diversity)",
-    )

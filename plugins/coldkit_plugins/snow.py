@@ -24,43 +24,12 @@ from typing import ClassVar
 import kornia
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel
 from torch import Tensor
 
-from coldkit import DegradationParams, hookimpl
+from coldkit import DegradationParams
 from coldkit.validation import check_images, check_levels
-
-
-class SnowParams(BaseModel):
-    """Parameters of the ``snow`` degradation (defaults: the official snow level 1)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    steps: int = Field(50, ge=1, description="T, the number of snow steps")
-    noise_mean: float = Field(0.1, description="mean of the Gaussian noise of the snow layer")
-    noise_std: float = Field(0.3, gt=0, description="standard deviation of that noise")
-    zoom: float = Field(3.0, ge=1.0, description="the noise is drawn at 1/zoom resolution")
-    threshold_start: float = Field(0.7, description="layer values below this are dropped at t=1")
-    threshold_end: float = Field(0.3, description="... and below this at t=T (more snow)")
-    blur_size: int = Field(5, ge=1, description="odd side of the motion-blur kernel")
-    blur_sigma_start: float = Field(0.5, gt=0, description="motion-blur width at t=1 (pixels)")
-    blur_sigma_end: float = Field(5.0, gt=0, description="motion-blur width at t=T (pixels)")
-    brightness_start: float = Field(
-        0.95, ge=0, le=1, description="share of the original image at t=1 (rest: brightened)"
-    )
-    brightness_end: float = Field(0.7, ge=0, le=1, description="share of the original at t=T")
-    angle_min: float = Field(
-        45.0, description="streak direction in degrees from horizontal (90: vertical), lowest"
-    )
-    angle_max: float = Field(135.0, description="highest streak direction in degrees")
-
-    @model_validator(mode="after")
-    def _check(self) -> "SnowParams":
-        if self.blur_size % 2 == 0:
-            raise ValueError(f"blur_size must be odd, got {self.blur_size}")
-        if self.angle_max < self.angle_min:
-            raise ValueError("angle_max must not be below angle_min")
-        return self
+from coldkit_plugins.entries.snow import SnowParams, SNOW
 
 
 def schedule(start: float, end: float, steps: int) -> Tensor:
@@ -94,8 +63,8 @@ def motion_kernels(size: int, sigma: Tensor, angle_degrees: Tensor) -> Tensor:
 class Snow:
     """ImageNet-C-style snow, denser and more streaked as ``t`` grows."""
 
-    name: ClassVar[str] = "snow"
-    description: ClassVar[str] = "snow layers, denser and more blurred with t (paper: snow)"
+    name: ClassVar[str] = SNOW.name
+    description: ClassVar[str] = SNOW.description
     Params: ClassVar[type[BaseModel]] = SnowParams
 
     def __init__(self, params: SnowParams | None = None) -> None:
@@ -168,8 +137,3 @@ class Snow:
         scaled = share * x0 + (1 - share) * brightened
         snowy = (scaled + snow + snow.flip(-2, -1)).clamp(0, 1)
         return torch.where(level == 0, x0, snowy)
-
-
-@hookimpl
-def register_degradations(register) -> None:
-    register(Snow)

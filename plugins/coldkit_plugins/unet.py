@@ -16,71 +16,15 @@ With ``residual = true`` the network predicts a correction added to its input.
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar, Literal
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel
 from torch import Tensor, nn
 
-from coldkit import RestorerContext, hookimpl
-
-PRESETS: dict[str, dict[str, Any]] = {
-    "small": {
-        "width": 32,
-        "multipliers": [1, 2, 2],
-        "attention_levels": [1],
-        "blocks_per_level": 1,
-        "pixel_unshuffle": 2,
-        "linear_attention": False,
-        "residual": True,
-    },
-    "paper": {
-        "width": 64,
-        "multipliers": [1, 2, 4, 8],
-        "attention_levels": [0, 1, 2, 3],
-        "blocks_per_level": 2,
-        "pixel_unshuffle": 1,
-        "linear_attention": True,
-        "residual": False,
-    },
-}
-
-
-class UNetParams(BaseModel):
-    """Parameters of the ``unet`` restorer; unset fields come from ``preset``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    preset: Literal["small", "paper"] = "small"
-    width: int = Field(..., ge=8, description="channels at the first level")
-    multipliers: list[int] = Field(..., min_length=1, description="width multiplier per level")
-    attention_levels: list[int] = Field(..., description="levels (0 = finest) with attention")
-    blocks_per_level: int = Field(..., ge=1)
-    pixel_unshuffle: int = Field(..., ge=1, description="pack f x f pixels into channels")
-    linear_attention: bool = Field(..., description="linear (cheap) instead of full attention")
-    residual: bool = Field(..., description="predict a correction added to the input")
-    groups: int = Field(8, ge=1, description="GroupNorm groups")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _fill_from_preset(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            preset = data.get("preset", "small")
-            if preset in PRESETS:
-                data = {**PRESETS[preset], **data}
-        return data
-
-    @model_validator(mode="after")
-    def _check(self) -> "UNetParams":
-        bad = [level for level in self.attention_levels if not 0 <= level < len(self.multipliers)]
-        if bad:
-            raise ValueError(
-                f"attention_levels {bad} out of range for {len(self.multipliers)} levels"
-            )
-        if self.width % self.groups:
-            raise ValueError(f"width {self.width} must be divisible by groups {self.groups}")
-        return self
+from coldkit import RestorerContext
+from coldkit_plugins.entries.unet import UNetParams, UNET
 
 
 def sinusoidal_embedding(t: Tensor, dim: int) -> Tensor:
@@ -162,8 +106,8 @@ class Level(nn.Module):
 class UNet(nn.Module):
     """Time-conditioned U-Net restorer ``R(x_t, t) ≈ x0``."""
 
-    name: ClassVar[str] = "unet"
-    description: ClassVar[str] = "U-Net with time embedding and attention (presets: small, paper)"
+    name: ClassVar[str] = UNET.name
+    description: ClassVar[str] = UNET.description
     Params: ClassVar[type[BaseModel]] = UNetParams
 
     def __init__(self, params: UNetParams, context: RestorerContext) -> None:
@@ -233,8 +177,3 @@ class UNet(nn.Module):
         out = self.head(h)
         out = F.pixel_shuffle(out, factor) if factor > 1 else out
         return x_t + out if self.params.residual else (out + 1) / 2
-
-
-@hookimpl
-def register_restorers(register) -> None:
-    register(UNet)

@@ -1,0 +1,92 @@
+"""The ``morph`` plugin's entry point: its parameters and registration, without torch.
+
+The components live in ``coldkit_plugins.morph``, imported the first time a run builds one.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from coldkit import hookimpl
+from coldkit_plugins.entries import Listing
+
+#: These components take the build context (API 2) and are registered by path (API 3).
+COLDKIT_PLUGIN_API = 3
+
+
+class TargetParams(BaseModel):
+    """The dataset the images morph into."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    target: str = Field("fashion-mnist", description="registered dataset of the images z")
+    target_params: dict[str, Any] = Field(
+        default_factory=dict, description="the target dataset's parameters (as its section)"
+    )
+
+
+class MorphParams(TargetParams):
+    """Parameters of the ``morph`` degradation."""
+
+    steps: int = Field(20, ge=1, description="T")
+    schedule: Literal["linear", "cosine"] = Field(
+        "linear", description="a_t = 1 - t/T (linear) or cos^2(pi t / 2T) (cosine)"
+    )
+    blend: Literal["variance", "convex"] = Field(
+        "variance",
+        description="variance: sqrt(a) x0 + sqrt(1-a) z (the paper; leaves [0, 1]); "
+        "convex: a x0 + (1-a) z",
+    )
+    alpha_end: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="a_T, the share of x0 left at t = T (0: the paper's, D(x0, T) = z; above 0 "
+        "x_T keeps a faint x0, which morph-target then draws from a mixture fitted on x0)",
+    )
+
+
+class MorphTargetParams(BaseModel):
+    """Parameters of the ``morph-target`` prior."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    target: str | None = Field(
+        None, description="dataset of x_T; unset: the morph degradation's target (and params)"
+    )
+    target_params: dict[str, Any] = Field(default_factory=dict)
+    noise: float = Field(
+        0.0, ge=0.0, description="std of Gaussian noise added to x_T (the paper's generation)"
+    )
+    x0_components: int = Field(
+        20, ge=1, description="with alpha_end > 0: Gaussian components of the mixture over x0"
+    )
+    x0_dims: int = Field(
+        32, ge=1, description="with alpha_end > 0: principal components of x0 it is fitted on"
+    )
+
+
+MORPH = Listing(
+    "morph",
+    "fade into images of another dataset, drawn per sample (paper: animorphosis)",
+    "coldkit_plugins.morph:Morph",
+    MorphParams,
+)
+MORPH_TARGET = Listing(
+    "morph-target",
+    "morph's prior: x_T straight from the target dataset's images (params: those images)",
+    "coldkit_plugins.morph:MorphTarget",
+    MorphTargetParams,
+)
+
+
+@hookimpl
+def register_degradations(register) -> None:
+    MORPH.register(register)
+
+
+@hookimpl
+def register_priors(register) -> None:
+    MORPH_TARGET.register(register)

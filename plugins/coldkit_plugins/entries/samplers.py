@@ -1,0 +1,35 @@
+"""The ``samplers`` plugin's entry point: its registration, without torch.
+
+The samplers live in ``coldkit_plugins.samplers``, imported the first time a run uses one.
+"""
+
+from __future__ import annotations
+
+from coldkit import hookimpl
+from coldkit_plugins.entries import Listing
+
+#: Components registered by path (plugin API 3).
+COLDKIT_PLUGIN_API = 3
+
+DIRECT = Listing(
+    "direct", "one restorer call: x̂0 = R(x_T, T)", "coldkit_plugins.samplers:direct"
+)
+NAIVE = Listing(
+    "naive", "Algorithm 1: x_{s-1} = D(R(x_s, s), s-1)", "coldkit_plugins.samplers:naive"
+)
+IMPROVED = Listing(
+    "improved",
+    "Algorithm 2: x_{s-1} = x_s - D(x̂0, s) + D(x̂0, s-1)",
+    "coldkit_plugins.samplers:improved",
+)
+STOCHASTIC = Listing(
+    "stochastic",
+    "Algorithm 2 plus small Gaussian noise at each step (generation diversity)",
+    "coldkit_plugins.samplers:stochastic",
+)
+
+
+@hookimpl
+def register_samplers(register) -> None:
+    for sampler in (DIRECT, NAIVE, IMPROVED, STOCHASTIC):
+        sampler.register(register)
