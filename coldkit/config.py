@@ -122,6 +122,14 @@ class TrainSection(Section):
     quantize_share: float = Field(
         1.0, ge=0.0, le=1.0, description="share of samples quantised (drawn from the run's seed)"
     )
+    level_jitter: int = Field(
+        0, ge=0,
+        description="degrade each sample up to this many levels off the level the restorer is "
+        "told (clamped to 1..T): a restorer that tolerates a level estimated one off",
+    )
+    level_jitter_share: float = Field(
+        1.0, ge=0.0, le=1.0, description="share of samples whose level is jittered (seeded)"
+    )
 
 
 class SamplingSection(Section):

@@ -15,7 +15,7 @@ import coldkit.generation.restore as restore_module
 from coldkit.cli import app
 from coldkit.config import TrainSection
 from coldkit.data.quantize import (
-    draw_quantized,
+    draw_share,
     holds_levels,
     quantize,
     quantize_samples,
@@ -48,12 +48,12 @@ def test_quantisation_is_straight_through():
 
 def test_share_of_quantised_samples_is_drawn_from_the_seed():
     x = torch.rand(64, 1, 4, 4) * 0.01
-    first = draw_quantized(64, 0.5, torch.Generator().manual_seed(3))
-    again = draw_quantized(64, 0.5, torch.Generator().manual_seed(3))
+    first = draw_share(64, 0.5, torch.Generator().manual_seed(3))
+    again = draw_share(64, 0.5, torch.Generator().manual_seed(3))
     assert torch.equal(first, again) and 10 < int(first.sum()) < 54
     out = quantize_samples(x, 8, first)
     assert torch.equal(out[first], quantize(x[first])) and torch.equal(out[~first], x[~first])
-    assert draw_quantized(64, 1.0, torch.Generator()) is None
+    assert draw_share(64, 1.0, torch.Generator()) is None
 
 
 class _Recorder(torch.nn.Module):
@@ -155,3 +155,33 @@ def test_edge_error_ignores_brightness_and_sees_edges():
     sharper = x.clone()
     sharper[:, :, 4, 4] += 0.5
     assert (edge_error(sharper, x) > 0.05).all()
+
+
+def _jitter_trainer(tmp_path: Path, jitter: int, share: float = 1.0) -> Trainer:
+    registry = Registry.discover()
+    blur = registry.get("degradation", "blur").build({"steps": 4, "kernel_size": 5, "sigma": 1.0})
+    torch.manual_seed(0)
+    unet = registry.get("restorer", "unet").build(
+        {"width": 8, "multipliers": [1, 2], "attention_levels": []},
+        RestorerContext(channels=1, image_size=8, steps=4),
+    )
+    settings = TrainSection(steps=2, batch_size=64, lr=1e-3, ema_decay=0.0, level_jitter=jitter,
+                            level_jitter_share=share)
+    images = torch.rand(32, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    return Trainer(unet, blur, images, settings, 0, torch.device("cpu"), tmp_path / "ck.pt")
+
+
+def test_level_jitter_moves_the_degraded_level_within_bounds_and_is_seeded(tmp_path: Path):
+    t = torch.randint(1, 5, (64,), generator=torch.Generator().manual_seed(2))
+    off = _jitter_trainer(tmp_path, 0)
+    state = off.generator.get_state()
+    assert off.jittered(t) is t and torch.equal(off.generator.get_state(), state)  # nothing drawn
+
+    first, again = _jitter_trainer(tmp_path, 1), _jitter_trainer(tmp_path, 1)
+    moved, moved_again = first.jittered(t), again.jittered(t)
+    assert torch.equal(moved, moved_again)  # the run's seed decides
+    assert (moved - t).abs().max() == 1 and (moved != t).any() and (moved == t).any()
+    assert moved.min() >= 1 and moved.max() <= 4  # clamped to 1..T
+
+    some = _jitter_trainer(tmp_path, 1, share=0.25).jittered(t)
+    assert (some != t).sum() < (moved != t).sum()  # only a share of the samples is moved

@@ -25,10 +25,10 @@ def quantize_straight_through(x: Tensor, bits: int = 8) -> Tensor:
     return x + (quantize(x, bits) - x).detach()
 
 
-def draw_quantized(count: int, share: float, generator: torch.Generator) -> Tensor | None:
-    """Which of ``count`` samples to quantise: each with probability ``share``, drawn from the
-    (CPU) ``generator`` so a seed reproduces the choice; None (nothing drawn) when ``share``
-    is 1."""
+def draw_share(count: int, share: float, generator: torch.Generator) -> Tensor | None:
+    """Which of ``count`` samples an option applies to (quantisation, level jitter): each with
+    probability ``share``, drawn from the (CPU) ``generator`` so a seed reproduces the choice;
+    None (nothing drawn) when ``share`` is 1."""
     if share >= 1.0:
         return None
     return torch.rand(count, generator=generator) < share
@@ -52,7 +52,7 @@ def holds_levels(x: Tensor, bits: int = 8) -> bool:
 
 
 __all__ = [
-    "draw_quantized",
+    "draw_share",
     "holds_levels",
     "quantize",
     "quantize_samples",

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from coldkit.runtime import acceleration
 from coldkit.data.augment import apply_augmentation, augmentation_enabled, draw_augmentation
 from coldkit.data.batches import InMemoryBatches, TrainingBatches
-from coldkit.data.quantize import draw_quantized, quantize_samples
+from coldkit.data.quantize import draw_share, quantize_samples
 from coldkit.runs.checkpoint import check_trained_for, load_checkpoint, save_atomic
 from coldkit.config import TrainSection
 from coldkit.runtime.distributed import SINGLE_PROCESS, Cluster, check_batch_split
@@ -338,7 +338,8 @@ class Trainer:
         total = torch.zeros((), device=self.device)
         for micro_batch in range(settings.accumulate):
             x0, t, params = self.draw_batch()
-            x_t = self.as_files_hold(self.degradation.degrade(x0, t, params))
+            degraded = self.degradation.degrade(x0, self.jittered(t), params)
+            x_t = self.as_files_hold(degraded)
             # DDP all-reduces gradients on the last micro-batch only.
             last = micro_batch == settings.accumulate - 1
             with _gradient_sync(self.network, last):
@@ -355,6 +356,21 @@ class Trainer:
             self.ema.update(self.restorer)
         return total / settings.accumulate
 
+    def jittered(self, t: Tensor) -> Tensor:
+        """The levels to degrade at: ``t`` moved by up to ``train.level_jitter`` steps (uniform)
+        for a ``train.level_jitter_share`` of the samples, drawn for the global batch from the
+        run's generator, clamped to ``1 .. T``; ``t`` itself (nothing drawn) when it is off."""
+        jitter = self.settings.level_jitter
+        if jitter == 0:
+            return t
+        size = self.settings.batch_size
+        offsets = torch.randint(-jitter, jitter + 1, (size,), generator=self.generator)
+        chosen = draw_share(size, self.settings.level_jitter_share, self.generator)
+        if chosen is not None:
+            offsets = torch.where(chosen, offsets, 0)
+        offsets = offsets[self.cluster.share(size)].to(t.device)
+        return (t + offsets).clamp(1, self.degradation.steps)
+
     def as_files_hold(self, x_t: Tensor) -> Tensor:
         """``x_t`` quantised (straight-through) to ``train.quantize_inputs`` bits for a
         ``train.quantize_share`` of the samples drawn from the run's generator; unchanged (and
@@ -363,7 +379,7 @@ class Trainer:
         if bits is None:
             return x_t
         size = self.settings.batch_size
-        chosen = draw_quantized(size, self.settings.quantize_share, self.generator)
+        chosen = draw_share(size, self.settings.quantize_share, self.generator)
         if chosen is not None:  # drawn for the global batch: every rank's generator stays in step
             chosen = chosen[self.cluster.share(size)]
         return quantize_samples(x_t, bits, chosen)
