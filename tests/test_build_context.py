@@ -19,6 +19,7 @@ from coldkit.config import build_experiment
 from coldkit.errors import DataError, ParamsError, PluginError
 from coldkit.generation.priors import (
     degrade_fully,
+    degrade_fully_with_params,
     draw_from_prior,
     params_of_degraded_images,
 )
@@ -223,7 +224,7 @@ def test_morph_with_alpha_end_keeps_a_faint_x0_at_T():
 
 
 def test_morph_target_learns_x0_from_the_params_and_draws_x_T_with_them():
-    from coldkit.generation.priors import degrade_fully_with_params, fit_takes_params
+    from coldkit.generation.priors import fit_takes_params
 
     registry = Registry.discover()
     morph = _synthetic_morph(alpha_end=0.09)
@@ -323,9 +324,15 @@ def test_the_example_draws_distinct_test_split_clothes_for_generation():
     prior = experiment.prior.build(
         BuildContext(32, 1, 20, split="test", data=reader, degradation=morph)
     )
-    prior.fit(torch.zeros(2, 1, 32, 32))
+    digits = torch.rand(40, 1, 32, 32, generator=torch.Generator().manual_seed(1))
+    x_T, params = degrade_fully_with_params(morph, digits, seed=0)
+    prior.fit(x_T, seed=0, params=params)
     x_T, params = draw_from_prior(prior, morph, 1000, torch.Generator().manual_seed(0))
-    assert x_T.shape == (1000, 1, 32, 32) and torch.equal(x_T, params["z"])
-    assert len(torch.unique(x_T.flatten(1), dim=0)) == 1000  # 1,000 distinct clothes
+    assert x_T.shape == (1000, 1, 32, 32)
+    assert len(torch.unique(params["z"].flatten(1), dim=0)) == 1000  # 1,000 distinct clothes
+    keep, mix = float(morph.keep[-1]), float(morph.mix[-1])
+    assert abs(keep - 0.05**0.5) < 1e-9  # the example keeps a faint digit at T
+    digit_part = (x_T - mix * params["z"]) / keep
+    assert digit_part.min() > -1e-4 and digit_part.max() < 1 + 1e-4
     assert [source["split"] for source in reader.sources] == ["test"]
     assert reader.sources[0]["images"] == 10000
