@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 from pydantic import BaseModel, ValidationError
 
-from coldkit.errors import ColdkitError, ConfigError
+from coldkit.errors import ColdkitError, ConfigError, PluginError
 from coldkit.protocols import BuildContext, Degradation, RestorerContext
 from coldkit.testing._common import testing_build_context
 from coldkit.testing.dataset import check_dataset
@@ -290,8 +290,6 @@ def _check_registered_path(record: PluginRecord, key: str) -> list[str]:
     it was registered with, so configs are validated against the schema it is built from."""
     if not record.is_lazy:
         return []
-    from coldkit.errors import PluginError
-
     try:
         component = record.component
     except PluginError as exc:
