@@ -16,7 +16,6 @@ The building blocks; :mod:`coldkit.generation.stage` puts them together for ``co
 
 from __future__ import annotations
 
-import inspect
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from coldkit.config import ResolvedPlugin
 from coldkit.errors import CheckpointError, ColdkitError, ConfigError, ParamsError
 from coldkit.data.imaging import save_tiles
 from coldkit.plugins import PluginRecord, Registry
+from coldkit.plugins.compat import fit_takes_params, sampler_options
 from coldkit.protocols import (
     BuildContext,
     Degradation,
@@ -92,15 +92,6 @@ def degrade_fully_with_params(
         drawn.append({key: value.cpu() for key, value in (params or {}).items()})
     joined = {key: torch.cat([batch[key] for batch in drawn]) for key in (drawn[0] if drawn else {})}
     return torch.cat(parts), joined
-
-
-def fit_takes_params(prior: Prior) -> bool:
-    """Whether a prior's ``fit`` asks for the degradation's parameters (a ``params`` argument):
-    a prior that draws x_T with its params learns from the pairs, not from x_T alone."""
-    try:
-        return "params" in inspect.signature(prior.fit).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 def fit_prior(
@@ -268,7 +259,7 @@ def bind_sampler(
     Asking for ``step_noise`` from a sampler without a ``noise`` parameter is a config error,
     not a silent no-op.
     """
-    accepted = inspect.signature(sampler).parameters
+    accepted = sampler_options(sampler)
     options: dict[str, Any] = {}
     if "generator" in accepted:
         options["generator"] = generator
