@@ -16,7 +16,7 @@ from typing import Any, Callable, Literal
 from pydantic import BaseModel
 
 from coldkit.errors import PluginError
-from coldkit.plugins.compat import takes_build_context
+from coldkit.plugins.compat import SAMPLER_PROTOCOL_API, adapt_sampler, takes_build_context
 from coldkit.protocols import BuildContext, RestorerContext
 
 Kind = Literal["degradation", "restorer", "sampler", "dataset", "prior"]
@@ -49,13 +49,17 @@ def build_component(
     params: BaseModel,
     context: BuildContext | None,
     label: str,
+    api: int = SAMPLER_PROTOCOL_API,
 ) -> Any:
-    """Build ``component`` (what ``label``, a plugin's description, registered) as ``kind``."""
+    """Build ``component`` (what ``label``, a plugin's description, registered) as ``kind``,
+    for a plugin module that declares plugin API ``api``."""
     if not callable(component):
         raise PluginError(_not_a_component(kind, label, f"it is a {type(component).__name__}"))
     rule = BUILD_RULES[kind]
     wants_context = takes_build_context(component)
     if not rule.called:
+        if api < SAMPLER_PROTOCOL_API:
+            component = adapt_sampler(component)
         if wants_context:
             return functools.partial(component, context=context or BuildContext())
         return component

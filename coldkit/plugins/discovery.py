@@ -22,7 +22,7 @@ from pydantic import BaseModel
 
 from coldkit import hookspecs
 from coldkit.plugins.building import Kind
-from coldkit.plugins.compat import api_problem
+from coldkit.plugins.compat import api_problem, declared_api
 from coldkit.plugins.records import (
     BUILTIN_DISTRIBUTION,
     PluginInfo,
@@ -174,7 +174,8 @@ def _register_plugin(
                 continue
             hooks.append(hook_name)
             try:
-                implementation.function(register=_make_register(loading, kind, info))
+                register = _make_register(loading, kind, info, declared_api(plugin))
+                implementation.function(register=register)
             except KeyboardInterrupt:
                 raise
             except BaseException as exc:  # sys.exit in a hook included
@@ -187,7 +188,9 @@ def _register_plugin(
     return dataclasses.replace(info, hooks=tuple(dict.fromkeys(hooks)))
 
 
-def _make_register(loading: Loading, kind: Kind, info: PluginInfo) -> Callable[..., None]:
+def _make_register(
+    loading: Loading, kind: Kind, info: PluginInfo, api: int
+) -> Callable[..., None]:
     """The ``register`` callback one hook of one plugin is called with."""
 
     def register(
@@ -210,6 +213,7 @@ def _make_register(loading: Loading, kind: Kind, info: PluginInfo) -> Callable[.
             plugin=info.name,
             distribution=info.distribution,
             version=info.version,
+            api=api,
         )
         taken = next((
             other for other in loading.registered

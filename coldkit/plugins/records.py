@@ -41,6 +41,8 @@ class PluginRecord:
     plugin: str
     distribution: str | None = None
     version: str | None = None
+    #: The plugin API its plugin module declares (``COLDKIT_PLUGIN_API``): how it is called.
+    api: int = 1
 
     @property
     def is_lazy(self) -> bool:
@@ -109,7 +111,7 @@ class PluginRecord:
         label = f"{self.name!r} of {self.served_by}" + (
             f" (registered as {self.target!r})" if self.is_lazy else ""
         )
-        return build_component(self.kind, self.component, params, context, label)
+        return build_component(self.kind, self.component, params, context, label, self.api)
 
 
 @dataclass(frozen=True)
