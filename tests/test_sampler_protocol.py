@@ -97,3 +97,23 @@ def test_the_generation_path_figure_comes_from_the_callback():
     )
     assert labels == ["x_T (t=4)", "t=3", "t=1", "x_0"]
     assert len(columns) == 4 and columns[0].shape == (3, 1, 8, 8)
+
+
+def test_a_degradation_declares_its_random_params_and_the_kit_checks_the_declaration():
+    import pytest
+
+    from coldkit.plugins.compat import random_params
+    from coldkit.testing.degradation import check_params
+    from coldkit_plugins.mask import Mask, MaskParams
+    from coldkit_plugins.noise import Noise
+
+    x0 = torch.rand(2, 1, 8, 8)
+    assert random_params(_blur(), x0) == () and random_params(Noise(), x0) == ("noise",)
+    assert random_params(Mask(MaskParams(centre="fixed")), x0) == ()
+    lying = Noise()
+    lying.random_params = ()
+    with pytest.raises(AssertionError, match="random_params declares"):
+        check_params(lying, x0)
+    undeclared = Noise()
+    del undeclared.random_params  # an API 3 degradation: asked by one draw, for one release
+    assert random_params(undeclared, x0) == ("noise",)

@@ -7,6 +7,7 @@ import torch
 from torch import Tensor
 
 from coldkit.errors import ParamsError
+from coldkit.plugins.compat import random_params
 from coldkit.protocols import Degradation, DegradationParams, Prior, PriorWithParams
 
 
@@ -25,7 +26,7 @@ def draw_from_prior(
         _check_prior_params(prior, degradation, x_T, params)
         return x_T, params
     x_T = prior.sample(count, generator)
-    probe = degradation.sample_params(x_T[:1], torch.Generator().manual_seed(0))
+    probe = random_params(degradation, x_T)
     if probe:
         raise ParamsError(
             f"degradation {degradation.name!r} draws random parameters "
@@ -47,7 +48,7 @@ def params_of_degraded_images(degradation: Degradation, x_t: Tensor) -> Degradat
     from it, and a fresh draw would restore against the wrong mask, snow or target image: that is
     refused with :class:`ParamsError`.
     """
-    probe = degradation.sample_params(x_t[:1], torch.Generator().manual_seed(0))
+    probe = random_params(degradation, x_t)
     if probe:
         raise ParamsError(
             f"degradation {degradation.name!r} draws random parameters "
@@ -64,7 +65,7 @@ def _check_prior_params(
     prior: Prior, degradation: Degradation, x_T: Tensor, params: DegradationParams
 ) -> None:
     """The prior's params have the degradation's keys and one entry per x_T."""
-    expected = set(degradation.sample_params(x_T[:1], torch.Generator().manual_seed(0)))
+    expected = set(random_params(degradation, x_T))
     label = getattr(prior, "name", type(prior).__name__)
     if set(params) != expected or any(len(value) != len(x_T) for value in params.values()):
         raise ParamsError(

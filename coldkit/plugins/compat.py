@@ -99,3 +99,16 @@ def _parameters(function: Any) -> list[str]:
         return list(inspect.signature(function).parameters)
     except (TypeError, ValueError):
         return []
+
+
+def random_params(degradation: Any, like: Any) -> tuple[str, ...]:
+    """The names of the random parameters a degradation draws, ``()`` for a deterministic one.
+
+    A degradation of plugin API 4 declares them (``random_params``); one without the declaration
+    (API 1–3) is asked the old way, for one release: one draw for an image like ``like[:1]``."""
+    declared = getattr(degradation, "random_params", None)
+    if declared is not None:
+        return tuple(declared)
+    import torch  # only for an undeclared degradation; importing the plugin API stays cheap
+
+    return tuple(degradation.sample_params(like[:1], torch.Generator().manual_seed(0)))
