@@ -1,5 +1,5 @@
-"""Items 7, 8 and 9: a mixed image folder gets one channel count for every split; a T that
-cannot fit is refused up front with the largest that fits; generation streams the prior."""
+"""Fault injection at the limits: a mixed image folder gets one channel count for every split; a T
+that cannot fit is refused up front with the largest that fits; generation streams the prior."""
 
 from __future__ import annotations
 
