@@ -201,9 +201,11 @@ def _make_register(
     ) -> None:
         if isinstance(component, str):
             problem = lazy_problem(kind, component, name, params)
-            if problem is not None:
-                loading.problem(info, problem)
-                return
+        else:
+            problem = _not_callable_problem(kind, component)
+        if problem is not None:
+            loading.problem(info, problem)
+            return
         record = PluginRecord(
             kind=kind,
             name=name or getattr(component, "name", None) or component.__name__,
@@ -252,6 +254,16 @@ def lazy_problem(
             f" was ignored"
         )
     return None
+
+
+def _not_callable_problem(kind: Kind, component: Any) -> str | None:
+    """Why an object registered directly is refused: a component is a class or a function."""
+    if callable(component):
+        return None
+    return (
+        f"registered {kind} {component!r} ({type(component).__name__}), which is not a component "
+        f"(a class or a function that builds one); this registration was ignored"
+    )
 
 
 def parse_plugin_list(text: str) -> list[str]:

@@ -122,3 +122,20 @@ def test_the_cli_lists_plugins_when_one_calls_sys_exit_on_import(site):
     rows = json.loads(result.stdout)["plugins"]
     assert any(row["name"] == "faulty" and row["status"] == "failed" for row in rows)
     succeeded(invoke("list-degradations"))
+
+
+def test_an_object_registered_directly_that_is_not_a_component_is_refused_at_registration():
+    import math
+
+    from coldkit import hookimpl
+
+    class Plugin:
+        @staticmethod
+        @hookimpl
+        def register_degradations(register):
+            register(math.pi, name="pi", description="not a component")
+
+    registry = Registry.discover(entry_points=[], extra_plugins=[("numbers", Plugin)])
+    assert "pi" not in registry.names("degradation")
+    assert "numbers: registered degradation 3.14159" in _problems(registry)
+    assert "not a component" in _problems(registry)
