@@ -5,7 +5,7 @@ RestorerContext)``); API 2 added the keyword-only ``context`` (a :class:`BuildCo
 registration by path; API 4 the sampler protocol's keywords (``generator``, ``callback``, and
 ``noise`` declared by ``takes_noise``). A plugin module declares the API it needs in
 ``COLDKIT_PLUGIN_API``; this module is where that declaration and, for the older APIs, a plugin's
-signature are read (``tests/test_architecture`` keeps ``inspect.signature`` out of every other
+signature are read (``tests/architecture/test_layering.py`` keeps ``inspect.signature`` out of every other
 module). The adapters for API 1–3 samplers and priors are kept for one release.
 """
 

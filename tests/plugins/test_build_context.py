@@ -292,7 +292,7 @@ def test_deterministic_prior_passes_check_prior():
 
 # ------------------------------------------------------------------ the clothes-into-digits example
 FASHION = Path("/usr/share/datasets/fashion-mnist")
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "fashion_to_mnist.toml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "fashion_to_mnist.toml"
 
 
 def test_a_missing_target_dataset_says_how_to_install_it(tmp_path: Path):
