@@ -25,6 +25,7 @@ from coldkit.protocols import (
     Restorer,
     RestorerContext,
     Sampler,
+    StepCallback,
 )
 
 __version__ = "0.1.0"
@@ -55,5 +56,6 @@ __all__ = [
     "Restorer",
     "RestorerContext",
     "Sampler",
+    "StepCallback",
     "hookimpl",
 ]

@@ -44,7 +44,7 @@ from coldkit.config import (
 )
 from coldkit.errors import ConfigError
 from coldkit.generation.stage import GenerateOptions, generate_from_run, generation_experiment
-from coldkit.generation.priors import params_of_degraded_images
+from coldkit.generation.draws import params_of_degraded_images
 from coldkit.plugins import Registry
 from coldkit.protocols import Degradation, DegradationParams, RestorerContext, Sampler
 from coldkit.run import claimed_run, execute

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Callable, Optional
+from typing import Annotated, Callable, Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -107,6 +108,23 @@ def fail(error: ColdkitError) -> typer.Exit:
     return typer.Exit(code=2)
 
 
+@contextmanager
+def reported(interrupted: Optional[str] = None, speaks: bool = True) -> Iterator[None]:
+    """The error wrapper every command runs its work in: a :class:`ColdkitError` becomes its
+    one-paragraph message on stderr and exit 2, no traceback (said only where ``speaks``: under
+    torchrun, rank 0). With ``interrupted``, Ctrl-C prints it (what was kept, how to go on) and
+    exits 130; without, a KeyboardInterrupt goes through."""
+    try:
+        yield
+    except ColdkitError as error:
+        raise (fail(error) if speaks else typer.Exit(code=2)) from None
+    except KeyboardInterrupt:
+        if interrupted is None:
+            raise
+        error_console.print(f"[yellow]interrupted:[/] {interrupted}")
+        raise typer.Exit(code=130) from None
+
+
 @app.command()
 def run(
     config: Annotated[Path, typer.Argument(help="TOML experiment file, or a run folder to resume")],
@@ -123,26 +141,20 @@ def run(
     # Under torchrun only rank 0 speaks; the others stop quietly with the same exit code.
     shown = console if cluster.is_main else Console(quiet=True)
     checkpoint: Optional[Path] = None  # named by an out-of-memory message
+    interrupted = "the last checkpoint is kept; run the same command again to resume."
     try:
-        with claimed_run(config, out, overrides or [], load_registry(), cluster) as (
-            experiment,
-            paths,
-        ):
-            checkpoint = paths.checkpoint
-            shown.print(f"run folder: [bold]{paths.root}[/]")
-            execute(experiment, paths, shown, cluster)
-    except ColdkitError as error:
-        raise (fail(error) if cluster.is_main else typer.Exit(code=2)) from None
+        with reported(interrupted, speaks=cluster.is_main):
+            with claimed_run(config, out, overrides or [], load_registry(), cluster) as (
+                experiment,
+                paths,
+            ):
+                checkpoint = paths.checkpoint
+                shown.print(f"run folder: [bold]{paths.root}[/]")
+                execute(experiment, paths, shown, cluster)
     except RuntimeError as error:
         if not is_out_of_memory(error):
             raise
         raise fail(out_of_memory_error(error, checkpoint)) from None
-    except KeyboardInterrupt:
-        error_console.print(
-            "[yellow]interrupted:[/] the last checkpoint is kept; run the same command again "
-            "to resume."
-        )
-        raise typer.Exit(code=130) from None
     finally:
         stop_cluster(cluster)
 
@@ -170,20 +182,16 @@ def sweep(
     def say(message: str) -> None:
         console.print(message, highlight=False, markup=False, soft_wrap=True)
 
-    try:
+    interrupted = (
+        "finished points and checkpoints are kept; run the same command again to continue the "
+        "sweep."
+    )
+    with reported(interrupted):
         registry = load_registry()
         planned = plan_sweep(
             config, [parse_axis(text) for text in over], registry, overrides or [], out, parallel
         )
         run_sweep(planned, registry, console, say)
-    except ColdkitError as error:
-        raise fail(error) from None
-    except KeyboardInterrupt:
-        error_console.print(
-            "[yellow]interrupted:[/] finished points and checkpoints are kept; run the same "
-            "command again to continue the sweep."
-        )
-        raise typer.Exit(code=130) from None
 
 
 @app.command()
@@ -230,14 +238,12 @@ def generate(
         count=count, prior=prior, seed=seed, batch_size=batch_size, sampler=sampler,
         step_noise=step_noise, judge=judge, overrides=tuple(overrides or ()),
     )
-    try:
+    with reported():
         registry = load_registry()
         loaded = open_run(run_dir, registry)
         result = generate_from_run(
             loaded, generation_experiment(loaded, registry, options), console, out
         )
-    except ColdkitError as error:
-        raise fail(error) from None
     for label, path in result.files.items():
         console.print(f"{label}: [bold]{path}[/]", highlight=False)
 
@@ -251,10 +257,8 @@ def validate(
     from coldkit.config import load_experiment
     import tomli_w
 
-    try:
+    with reported():
         experiment = load_experiment(config, load_registry(), overrides or [])
-    except ColdkitError as error:
-        raise fail(error) from None
     console.print(tomli_w.dumps(experiment.to_dict()), highlight=False, markup=False)
 
 
@@ -277,7 +281,7 @@ def show_degradation(
     """Write a PNG grid of a degradation: one row per image, one column per level t."""
     from coldkit.preview import preview_degradation
 
-    try:
+    with reported():
         path = preview_degradation(
             name,
             config=config,
@@ -287,8 +291,6 @@ def show_degradation(
             registry=load_registry(),
             notify=lambda message: console.print(message, highlight=False, markup=False),
         )
-    except ColdkitError as error:
-        raise fail(error) from None
     console.print(f"wrote [bold]{path}[/]")
 
 
@@ -478,12 +480,10 @@ def compare(
         write_report,
     )
 
-    try:
+    with reported():
         kind = _report_format(as_json, as_markdown, out)
         target = _figure_target(figure, no_figure)
         summaries = summarize_runs(expand_run_paths(run_dirs))
-    except ColdkitError as error:
-        raise fail(error) from None
     report_on_stdout = kind is not None and out is None
     messages = error_console if report_on_stdout else console
 
@@ -495,15 +495,13 @@ def compare(
         for note in comparison_notes(summaries):
             say(f"note: {note}")
     drawn = None
-    try:
+    with reported():
         if target is not None:
             drawn = write_comparison_figure(
                 summaries, target, registry=load_registry(), images=images
             )
         if out is not None and kind is not None:
             say(f"wrote {write_report(summaries, kind, out, drawn)}")
-    except ColdkitError as error:
-        raise fail(error) from None
     if report_on_stdout and kind is not None:
         typer.echo(render_report(summaries, kind, drawn), nl=False)
     if drawn is not None:
@@ -543,7 +541,7 @@ def restore(
     def notify(message: str) -> None:
         console.print(message, highlight=False, markup=False, soft_wrap=True)
 
-    try:
+    with reported():
         registry = load_registry()
         loaded = open_run(run_dir, registry)
         report = restore_files(
@@ -556,8 +554,6 @@ def restore(
             out=out,
             notify=notify,
         )
-    except ColdkitError as error:
-        raise fail(error) from None
     notify(f"sampler: {report.sampler}")
     for path in report.paths:
         notify(f"wrote {path}")
@@ -576,13 +572,11 @@ def export(
     a model card (docs/export.md)."""
     from coldkit.export import export_run
 
-    try:
+    with reported():
         report = export_run(
             run_dir, out_dir, registry=load_registry(), push_to_hub=push_to_hub,
             notify=lambda message: console.print(message, highlight=False, markup=False),
         )
-    except ColdkitError as error:
-        raise fail(error) from None
     for name in report.files:
         console.print(f"wrote {report.folder / name}", highlight=False, markup=False)
 

@@ -28,7 +28,9 @@ How each kind of component is built from its validated parameters:
 * degradation: ``component(params)`` returns a :class:`coldkit.protocols.Degradation`.
 * restorer: ``component(params, context)`` returns a ``torch.nn.Module`` restorer, where
   ``context`` is a :class:`coldkit.protocols.RestorerContext` (channels, image size, T).
-* sampler: the component is a function following :class:`coldkit.protocols.Sampler`.
+* sampler: the component is a function following :class:`coldkit.protocols.Sampler` (plugin API
+  4: keywords ``generator`` and ``callback``, and ``noise`` with ``takes_noise = True`` for a
+  sampler that adds noise per step; samplers of plugin modules declaring API 1–3 are adapted).
 * dataset: ``component(params)`` returns a :class:`coldkit.protocols.Dataset`.
 * prior: ``component(params)`` returns an unfitted :class:`coldkit.protocols.Prior`; coldkit
   fits it on ``D(x0, T)`` of the training split and saves its ``state_dict``.
@@ -45,7 +47,11 @@ so declared is bound to it (``functools.partial``). Factories without it are bui
 A plugin module that needs a newer API than the installed coldkit declares it, and is then
 reported and skipped instead of failing at run time::
 
-    COLDKIT_PLUGIN_API = 2
+    COLDKIT_PLUGIN_API = 4
+
+The declared API also says how a component is called: a sampler of a module without
+``COLDKIT_PLUGIN_API = 4`` is adapted to the API 4 sampler protocol (see
+:mod:`coldkit.plugins.compat`; that adapter is kept for one release).
 
 Built-in plugins use these same hooks through the same entry-point group.
 """
@@ -59,7 +65,7 @@ import pluggy
 PROJECT_NAME = "coldkit"
 #: The plugin API coldkit promises (hook names, ``register``'s signature, the protocols as
 #: documented). A change to any of them raises this number and coldkit's minor version.
-PLUGIN_API_VERSION = 3
+PLUGIN_API_VERSION = 4
 #: The module attribute a plugin sets to the plugin API it needs (an int; absent means 1).
 PLUGIN_API_ATTRIBUTE = "COLDKIT_PLUGIN_API"
 

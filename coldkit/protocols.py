@@ -12,7 +12,16 @@ clamps a degraded image (the restorer sees it as it is) and clamps only what it 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Mapping, Protocol, runtime_checkable
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    ClassVar,
+    Literal,
+    Mapping,
+    Protocol,
+    runtime_checkable,
+)
 
 from pydantic import BaseModel
 
@@ -71,10 +80,25 @@ class Restorer(Protocol):
         ...
 
 
+#: What a sampler reports after each step, k-diffusion style: ``{"x": x_s, "i": s,
+#: "denoised": x̂0}``, the image the restorer was given at level ``s`` and its estimate.
+StepInfo = dict[str, Any]
+#: A per-step callback a sampler calls with a :data:`StepInfo` (``coldkit generate``'s path figure).
+StepCallback = Callable[[StepInfo], None]
+
+
 class Sampler(Protocol):
     """Restores ``x_t`` (degraded to levels ``t``) to an estimate of ``x0``.
 
     ``params`` is the degradation's random draw for this batch and must be reused at every step.
+    Keywords (plugin API 4): ``generator`` seeds anything the sampler draws; ``callback``, when
+    given, is called once per restorer call with ``{"x": x_s, "i": s, "denoised": x̂0}`` (``s``
+    the batch's highest level at that step). A sampler that adds noise per step also takes
+    ``noise`` (its std, ``generate.step_noise``) and says so with a ``takes_noise = True``
+    attribute; coldkit passes ``noise`` only to such a sampler.
+
+    Samplers of plugin API 1–3 (only the five positional arguments, ``noise`` and ``generator``
+    where their signature has them) are adapted by :mod:`coldkit.plugins.compat` for one release.
     """
 
     def __call__(
@@ -84,6 +108,9 @@ class Sampler(Protocol):
         x_t: Tensor,
         t: Tensor,
         params: DegradationParams | None = None,
+        *,
+        generator: torch.Generator | None = None,
+        callback: StepCallback | None = None,
     ) -> Tensor: ...
 
 

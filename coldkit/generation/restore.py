@@ -31,7 +31,7 @@ from coldkit.config import resolve_sampler
 from coldkit.data.files import resize_images
 from coldkit.data.quantize import holds_levels
 from coldkit.errors import ConfigError, DataError
-from coldkit.generation.priors import params_of_degraded_images
+from coldkit.generation.draws import params_of_degraded_images
 from coldkit.data.imaging import save_grid, save_png, to_uint8_rgb
 from coldkit.plugins import Registry
 from coldkit.protocols import Degradation, DegradationParams, Restorer, Sampler

@@ -17,9 +17,9 @@ from torch import Tensor, nn
 from coldkit.config import Experiment, GenerateSection, apply_overrides, build_experiment
 from coldkit.errors import ConfigError
 from coldkit.evaluation.metrics import fid, fid_unavailable_reason
-from coldkit.generation.priors import (
+from coldkit.generation.priors import cached_or_fitted_prior
+from coldkit.generation.sampling import (
     bind_sampler,
-    cached_or_fitted_prior,
     generate_samples,
     generation_path,
     write_samples,

@@ -73,8 +73,8 @@ def check_identity_at_zero(
 
 
 def check_params(degradation: Degradation, images: Tensor | None = None, seed: int = 0) -> None:
-    """``sample_params`` returns a dict of tensors whose first dimension is the batch, and the
-    same generator seed gives the same params."""
+    """``sample_params`` returns a dict of tensors whose first dimension is the batch, the same
+    generator seed gives the same params, and ``random_params`` (where declared) names its keys."""
     x0 = _resolve_images(images)
     first = degradation.sample_params(x0, _generator(seed))
     second = degradation.sample_params(x0, _generator(seed))
@@ -95,6 +95,12 @@ def check_params(degradation: Degradation, images: Tensor | None = None, seed: i
     ), (
         f"{_label(degradation)}: two sample_params calls with generators of the same seed gave "
         "different params. Draw everything random from the `generator` argument."
+    )
+    declared = getattr(degradation, "random_params", None)  # plugin API 4; optional before
+    assert declared is None or sorted(declared) == sorted(first), (
+        f"{_label(degradation)}: random_params declares {sorted(declared or ())} but "
+        f"sample_params draws {sorted(first)}. Declare exactly the keys sample_params returns "
+        "(() for a deterministic degradation): coldkit reads the declaration instead of drawing."
     )
 
 

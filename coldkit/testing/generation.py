@@ -17,11 +17,8 @@ import torch
 from torch import Tensor
 
 from coldkit.errors import ParamsError
-from coldkit.generation.priors import (
-    draw_from_prior,
-    generate_samples,
-    params_of_degraded_images,
-)
+from coldkit.generation.draws import draw_from_prior, params_of_degraded_images
+from coldkit.generation.sampling import generate_samples
 from coldkit.plugins import Registry
 from coldkit.protocols import Degradation, DegradationParams, Sampler
 from coldkit.testing._common import _full, _generator, _label, _resolve_images

@@ -3,13 +3,13 @@ degradation."""
 
 from __future__ import annotations
 
-import inspect
 from typing import Callable, Sequence
 
 import torch
 from torch import Tensor
 
 from coldkit.errors import ColdkitError
+from coldkit.plugins.compat import sampler_options
 from coldkit.protocols import Degradation, DegradationParams
 from coldkit.testing._common import (
     _full,
@@ -163,11 +163,7 @@ def check_sampler(
 
 def _default_kwargs(sampler: Callable[..., Tensor]) -> dict:
     """``{"noise": 0.0}`` for a sampler with a ``noise`` parameter, else no keyword arguments."""
-    try:
-        takes_noise = "noise" in inspect.signature(sampler).parameters
-    except (TypeError, ValueError):  # a callable without a signature
-        takes_noise = False
-    return {"noise": 0.0} if takes_noise else {}
+    return {"noise": 0.0} if "noise" in sampler_options(sampler) else {}
 
 
 def _check_oracle_run(

@@ -68,6 +68,8 @@ class Blur:
     def __init__(self, params: BlurParams | None = None) -> None:
         self.params = params or BlurParams()
         self.steps = self.params.steps
+        #: What sample_params draws (plugin API 4): nothing.
+        self.random_params: tuple[str, ...] = ()
         self.sigmas = step_sigmas(self.params)
         self._transfer_cache: dict[tuple[int, int, torch.device], Tensor] = {}
 

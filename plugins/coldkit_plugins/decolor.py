@@ -33,6 +33,8 @@ class Decolor:
     def __init__(self, params: DecolorParams | None = None) -> None:
         self.params = params or DecolorParams()
         self.steps = self.params.steps
+        #: What sample_params draws (plugin API 4): nothing.
+        self.random_params: tuple[str, ...] = ()
 
     def sample_params(
         self, x0: Tensor, generator: torch.Generator | None = None

@@ -57,6 +57,8 @@ class Mask:
     def __init__(self, params: MaskParams | None = None) -> None:
         self.params = params or MaskParams()
         self.steps = self.params.steps
+        #: What sample_params draws (plugin API 4): a centre per image, unless it is fixed.
+        self.random_params: tuple[str, ...] = () if self.params.centre == "fixed" else ("centre",)
         self.sigmas = step_sigmas(self.params)
         self._table_cache: dict[tuple[int, int, str, torch.device, torch.dtype], Tensor] = {}
 

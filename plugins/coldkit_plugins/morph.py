@@ -99,6 +99,8 @@ class Morph:
     def __init__(self, params: MorphParams | None = None, *, context: BuildContext) -> None:
         self.params = params or MorphParams()
         self.steps = self.params.steps
+        #: What sample_params draws (plugin API 4): z.
+        self.random_params: tuple[str, ...] = ("z",)
         self.keep, self.mix = weights(self.params)
         self.targets = _TargetImages(self.params, context)
 

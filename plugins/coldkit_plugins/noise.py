@@ -53,6 +53,8 @@ class Noise:
     def __init__(self, params: NoiseParams | None = None) -> None:
         self.params = params or NoiseParams()
         self.steps = self.params.steps
+        #: What sample_params draws (plugin API 4): noise.
+        self.random_params: tuple[str, ...] = ("noise",)
         self.alphas_cumprod = alphas_cumprod(self.params)
 
     def sample_params(

@@ -35,6 +35,8 @@ class Pixelate:
     def __init__(self, params: PixelateParams | None = None) -> None:
         self.params = params or PixelateParams()
         self.steps = self.params.steps
+        #: What sample_params draws (plugin API 4): nothing.
+        self.random_params: tuple[str, ...] = ()
 
     def level_sizes(self, height: int, width: int) -> list[tuple[int, int]]:
         """``(height, width)`` of levels ``1 .. T`` for full-size images ``height x width``."""

@@ -70,6 +70,8 @@ class Snow:
     def __init__(self, params: SnowParams | None = None) -> None:
         self.params = params or SnowParams()
         self.steps = self.params.steps
+        #: What sample_params draws (plugin API 4): layer, angle.
+        self.random_params: tuple[str, ...] = ("layer", "angle")
         p = self.params
         self.thresholds = schedule(p.threshold_start, p.threshold_end, p.steps)
         self.blur_sigmas = schedule(p.blur_sigma_start, p.blur_sigma_end, p.steps)

@@ -1,5 +1,6 @@
-"""Item 2: a full disk at every write site ends in exit 2 naming the file, keeps what was on
-disk, and leaves no temporary file behind (so the rerun, with space freed, works)."""
+"""Fault injection, a full disk: running out of space at every write site ends in exit 2 naming
+the file, keeps what was on disk, and leaves no temporary file behind (so the rerun, with space
+freed, works)."""
 
 from __future__ import annotations
 

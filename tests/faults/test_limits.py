@@ -1,5 +1,5 @@
-"""Items 7, 8 and 9: a mixed image folder gets one channel count for every split; a T that
-cannot fit is refused up front with the largest that fits; generation streams the prior."""
+"""Fault injection at the limits: a mixed image folder gets one channel count for every split; a T
+that cannot fit is refused up front with the largest that fits; generation streams the prior."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def test_a_huge_generate_n_is_refused_with_the_largest_count_that_fits(finished_
 
 
 def test_generation_draws_the_prior_in_bounded_chunks(monkeypatch):
-    from coldkit.generation import priors
+    from coldkit.generation import sampling
 
     asked = []
 
@@ -71,12 +71,12 @@ def test_generation_draws_the_prior_in_bounded_chunks(monkeypatch):
     def sampler(restorer, degradation, x_t, t, params=None):
         return x_t
 
-    monkeypatch.setattr(priors, "PRIOR_CHUNK", 16)
-    samples = priors.generate_samples(
+    monkeypatch.setattr(sampling, "PRIOR_CHUNK", 16)
+    samples = sampling.generate_samples(
         torch.nn.Identity(), Identity(), CountingPrior(), sampler, 100, seed=3, batch_size=7
     )
     assert samples.shape == (100, 1, 4, 4) and max(asked) <= 16 and sum(asked) == 100
-    again = priors.generate_samples(
+    again = sampling.generate_samples(
         torch.nn.Identity(), Identity(), CountingPrior(), sampler, 100, seed=3, batch_size=50
     )
     assert torch.equal(samples, again)  # independent of the batch size

@@ -1,5 +1,5 @@
-"""Items 6, 10 and 12: malformed, malicious and hostile files in every place coldkit reads
-from get exit 2 naming the file (or are skipped, for images in a dataset folder)."""
+"""Fault injection with bad files: malformed, malicious and hostile files in every place coldkit
+reads from get exit 2 naming the file (or are skipped, for images in a dataset folder)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Item 1: a run writes only into its own folder — hostile names, foreign folders, links."""
+"""Fault injection with hostile paths: a run writes only into its own folder — hostile names,
+foreign folders, links."""
 
 from __future__ import annotations
 

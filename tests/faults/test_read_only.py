@@ -1,5 +1,6 @@
-"""Item 5: a finished run in a read-only folder is read by generate, restore, compare and
-api.open, which write only to --out; a run that would have to write there says why."""
+"""Fault injection on a read-only folder: a finished run in a read-only folder is read by
+generate, restore, compare and api.open, which write only to --out; a run that would have to write
+there says why."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Items 3, 4, 8 and 11: what a rerun may change, what is checked before the first write, and
+"""Fault injection on reruns: what a rerun may change, what is checked before the first write, and
 checkpoints that refuse a model they were not trained for."""
 
 from __future__ import annotations

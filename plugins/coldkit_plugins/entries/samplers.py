@@ -8,8 +8,8 @@ from __future__ import annotations
 from coldkit import hookimpl
 from coldkit_plugins.entries import Listing
 
-#: Components registered by path (plugin API 3).
-COLDKIT_PLUGIN_API = 3
+#: Components registered by path (plugin API 3), called by the API 4 sampler protocol.
+COLDKIT_PLUGIN_API = 4
 
 DIRECT = Listing(
     "direct", "one restorer call: x̂0 = R(x_T, T)", "coldkit_plugins.samplers:direct"

@@ -20,7 +20,7 @@ from coldkit.errors import PluginError
 from coldkit.plugins import Registry
 from tests.conftest import tiny_experiment
 from tests.conftest import install_fake_distribution
-from tests.test_plugins import GOOD_PLUGIN
+from tests.plugins.test_discovery import GOOD_PLUGIN
 
 runner = CliRunner()
 

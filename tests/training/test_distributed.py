@@ -137,7 +137,7 @@ def test_torchrun_two_processes_match_one_and_resume_with_another_world_size(tmp
 
 
 def test_torchrun_streams_a_folder_with_a_distributed_sampler(tmp_path: Path):
-    from tests.test_streaming import _png_folder
+    from tests.data.test_streaming import _png_folder
 
     folder = _png_folder(tmp_path / "images")
     experiment = tiny_experiment(train={"steps": 3, "batch_size": 8, "checkpoint_every": 3})

@@ -21,7 +21,7 @@ from coldkit.config import write_toml
 from coldkit.plugins import Registry
 from tests.conftest import tiny_experiment
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "plugins" / "coldkit-swirl"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "plugins" / "coldkit-swirl"
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from coldkit.config import read_toml, write_toml
 from coldkit_plugins.datasets import DEBIAN_FASHION_MNIST
 
 runner = CliRunner()
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 #: The twins are fashion_<row>.toml; fashion_to_mnist.toml is the animorphosis example, not a twin.
 TWINS = sorted(
     path.stem for path in EXAMPLES.glob("fashion_*.toml") if path.stem != "fashion_to_mnist"

@@ -20,7 +20,7 @@ from coldkit.generation.priors import load_prior
 from coldkit.plugins import Registry
 from coldkit.runs import exported
 from tests.conftest import tiny_experiment
-from tests.test_restore import write_png
+from tests.generation.test_restore import write_png
 
 runner = CliRunner()
 GENERATE = {

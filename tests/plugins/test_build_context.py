@@ -17,12 +17,8 @@ from rich.console import Console
 from coldkit import BuildContext, PLUGIN_API_VERSION, RestorerContext, hookimpl
 from coldkit.config import build_experiment
 from coldkit.errors import DataError, ParamsError, PluginError
-from coldkit.generation.priors import (
-    degrade_fully,
-    degrade_fully_with_params,
-    draw_from_prior,
-    params_of_degraded_images,
-)
+from coldkit.generation.draws import draw_from_prior, params_of_degraded_images
+from coldkit.generation.priors import degrade_fully, degrade_fully_with_params
 from coldkit.plugins import Registry, takes_build_context
 from coldkit.run import claimed_run, execute
 from coldkit.testing import (
@@ -296,7 +292,7 @@ def test_deterministic_prior_passes_check_prior():
 
 # ------------------------------------------------------------------ the clothes-into-digits example
 FASHION = Path("/usr/share/datasets/fashion-mnist")
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "fashion_to_mnist.toml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "fashion_to_mnist.toml"
 
 
 def test_a_missing_target_dataset_says_how_to_install_it(tmp_path: Path):

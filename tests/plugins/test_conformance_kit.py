@@ -1,6 +1,6 @@
 """The conformance kit (coldkit.testing) for restorers, samplers, datasets and whole plugin
 distributions: the built-ins pass, and every check rejects a deliberately broken component with an
-AssertionError that names the problem. (Degradations: tests/test_degradation_contract.py.)"""
+AssertionError that names the problem. (Degradations: tests/builtins/test_degradation_contract.py.)"""
 
 from __future__ import annotations
 

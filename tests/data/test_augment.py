@@ -13,7 +13,7 @@ from coldkit.config import AugmentSection, TrainSection, apply_overrides, build_
 from coldkit.errors import ConfigError
 from coldkit.plugins import Registry
 from tests.conftest import tiny_experiment
-from tests.test_evaluate_train import make_trainer
+from tests.training.test_metrics_and_trainer import make_trainer
 
 
 def test_off_by_default_and_then_draws_nothing(tmp_path: Path, monkeypatch):

@@ -20,7 +20,7 @@ from coldkit.errors import CheckpointError, ConfigError
 from coldkit.plugins import Registry
 from coldkit.run import claimed_run
 
-from .conftest import tiny_experiment
+from tests.conftest import tiny_experiment
 
 PRIOR = ["generate.prior.components=2", "generate.prior.dims=4"]
 
@@ -201,7 +201,7 @@ def test_run_images_are_the_datasets_split_at_the_models_size(trained):
 
 
 def test_the_session_in_docs_python_md_runs(tmp_path, monkeypatch):
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     page = (root / "docs" / "python.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", page, re.S)
     session = next(block for block in blocks if "ck.train(" in block)

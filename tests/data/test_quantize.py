@@ -26,7 +26,7 @@ from coldkit.generation.restore import edge_error, lossy_level
 from coldkit.plugins import Registry
 from coldkit.protocols import RestorerContext
 from coldkit.training.trainer import Trainer
-from tests.test_restore import run_dir  # noqa: F401 - the module's tiny trained run
+from tests.generation.test_restore import run_dir  # noqa: F401 - the module's tiny trained run
 
 runner = CliRunner()
 

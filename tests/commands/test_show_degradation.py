@@ -19,7 +19,7 @@ from coldkit_plugins.datasets import Cifar10, Cifar10Params
 from tests.conftest import tiny_experiment
 
 runner = CliRunner()
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def grid_size(rows: int, columns: int, side: int, scale: int = 2) -> tuple[int, int]:

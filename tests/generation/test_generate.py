@@ -14,14 +14,8 @@ from typer.testing import CliRunner
 from coldkit.cli import app
 from coldkit.config import ResolvedPlugin, write_toml
 from coldkit.errors import CheckpointError, ConfigError
-from coldkit.generation.priors import (
-    bind_sampler,
-    degrade_fully,
-    fit_prior,
-    generate_samples,
-    load_prior,
-    save_prior,
-)
+from coldkit.generation.priors import degrade_fully, fit_prior, load_prior, save_prior
+from coldkit.generation.sampling import bind_sampler, generate_samples
 from coldkit.plugins import Registry
 from coldkit.testing import check_prior, make_test_images
 from coldkit_plugins.blur import Blur, BlurParams
