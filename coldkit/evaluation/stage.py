@@ -41,7 +41,7 @@ def evaluate_run(
             seed=run.seed,
             fid_weights=settings.inception_weights,
             cluster=run.cluster,
-            on_batch=lambda done: progress.update(task, completed=done),
+            on_batch=lambda done: (run.follow_cores(), progress.update(task, completed=done)),
             quantize_inputs=settings.quantize_inputs,
         )
 
