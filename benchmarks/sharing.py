@@ -2,13 +2,14 @@
 side by side share the machine?
 
 Times N training steps of ``examples/mnist_blur.toml`` in a process alone and in two processes
-started together, each with torch's default number of threads (one per core), under three OpenMP
-wait policies:
+started together, in four cases:
 
-* ``unset``: torch imported before coldkit, so coldkit's default cannot apply (as before it had
-  one): libgomp's own default, whose idle threads spin 300,000 iterations before they sleep;
-* ``short-spin``: coldkit's default (``GOMP_SPINCOUNT=10000``, set by ``import coldkit``);
-* ``passive``: ``OMP_WAIT_POLICY=PASSIVE`` (threads sleep at once);
+* ``unset``, every core each: torch imported before coldkit, so coldkit's wait policy cannot
+  apply: libgomp's own default, whose idle threads spin 300,000 iterations before they sleep;
+* ``short-spin``, every core each: ``GOMP_SPINCOUNT=10000`` (set by ``import coldkit``), the
+  default before the core registry;
+* the core registry (coldkit's default): each run claims cores / runs threads
+  (``coldkit.runtime.cores``) and follows the other runs after every step, as training does;
 * ``passive, 1 thread each``: what ``coldkit sweep --parallel 2`` gives each point on 2 cores.
 
 The result replaces the "Runs that share a machine" section of ``docs/performance.md``
@@ -39,13 +40,14 @@ START, END = "<!-- sharing:start -->", "<!-- sharing:end -->"
 class Case:
     label: str
     policy: str  # "unset", "short-spin" or "passive"
-    threads: int | None  # None: torch's default
+    threads: int | None  # None: no threads setting
+    registry: bool = False  # True: coldkit's core registry sizes the threads (its default)
 
 
 CASES = (
-    Case("libgomp's default spin (before)", "unset", None),
-    Case("GOMP_SPINCOUNT=10000 (coldkit's default)", "short-spin", None),
-    Case("OMP_WAIT_POLICY=PASSIVE", "passive", None),
+    Case("libgomp's default spin, every core each (before)", "unset", None),
+    Case("GOMP_SPINCOUNT=10000, every core each (the last default)", "short-spin", None),
+    Case("core registry + GOMP_SPINCOUNT=10000 (coldkit's default)", "short-spin", None, True),
     Case("PASSIVE, threads = 1 each (sweep --parallel 2)", "passive", 1),
 )
 
@@ -79,7 +81,9 @@ def worker(steps: int, policy: str, threads: int | None, barrier: Path, peers: i
         started = time.perf_counter()
         for _ in range(steps):
             trainer.train_step()
+            run.follow_cores()  # as the training stage does after every step
         seconds = time.perf_counter() - started
+        run.close()
     print(json.dumps({"seconds": seconds, "wait_policy": os.environ.get("OMP_WAIT_POLICY")}))
 
 
@@ -90,7 +94,10 @@ def run_together(case: Case, steps: int, count: int) -> list[float]:
            if key not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "GOMP_SPINCOUNT")}
     if case.policy == "passive":
         env["OMP_WAIT_POLICY"] = "PASSIVE"
-    with tempfile.TemporaryDirectory() as barrier:
+    if not case.registry and case.threads is None:  # torch's default: every core, no registry
+        env["OMP_NUM_THREADS"] = str(os.cpu_count() or 1)
+    with tempfile.TemporaryDirectory() as barrier, tempfile.TemporaryDirectory() as registry:
+        env["COLDKIT_CORES_DIR"] = registry  # this benchmark's runs only
         command = [sys.executable, "-m", "benchmarks.sharing", "--worker", "--steps", str(steps),
                    "--policy", case.policy, "--barrier", barrier, "--peers", str(count)]
         if case.threads is not None:
@@ -154,9 +161,12 @@ def section(rows: list[dict], steps: int, repeats: int = 1, load: str = "") -> s
         "happen before torch is imported, so a script that imports torch first keeps libgomp's "
         "default (the first row). To choose another policy, set the variables yourself "
         "(`OMP_WAIT_POLICY=PASSIVE coldkit run ...` when you run several by hand). "
-        "The `threads` setting (top level of an experiment, `--set threads=1`) fixes a run's "
-        "threads; `coldkit sweep --parallel N` gives each of its N processes "
-        "cores / N threads.",
+        "A CPU run whose threads are not set claims its share of the cores in a per-user "
+        "registry (`coldkit.runtime.cores`): cores / runs, followed every few seconds, so the "
+        "first of two runs gives a core back when the second starts and takes it again when "
+        "it ends. The `threads` setting (top level of an experiment, `--set threads=1`) or "
+        "`OMP_NUM_THREADS` fixes a run's threads instead; `coldkit sweep --parallel N` gives "
+        "each of its N processes cores / N threads.",
         END,
     ]
     return "\n".join(lines)

@@ -233,6 +233,15 @@ def execute(
     generates, and returns the metrics (the other ranks return an empty dict).
     """
     run = RunContext.start(experiment, paths, console, cluster)
+    try:
+        return _stages(run)
+    finally:
+        run.close()
+
+
+def _stages(run: RunContext) -> dict[str, Any]:
+    """The stages of :func:`execute`, in order."""
+    experiment = run.experiment
     _note_disabled_plugins(run)
     training = training_stage.prepare(run)
     training_stage.train(run, training)

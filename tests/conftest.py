@@ -48,6 +48,12 @@ def tiny_config(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(autouse=True)
+def _own_core_registry(tmp_path_factory, monkeypatch):
+    # Runs in tests claim cores in a registry of their own, not beside the user's real runs.
+    monkeypatch.setenv("COLDKIT_CORES_DIR", str(tmp_path_factory.mktemp("cores")))
+
+
+@pytest.fixture(autouse=True)
 def _few_threads():
     # Tests use tiny tensors: thread start-up would dominate.
     previous = torch.get_num_threads()

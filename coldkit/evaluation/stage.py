@@ -30,6 +30,11 @@ def evaluate_run(
     images = test_set.images[: settings.num_images]
     with batch_progress(run.console, "evaluating") as progress:
         task = progress.add_task("evaluate", total=_images_of_rank(run, len(images)))
+
+        def on_batch(done: int) -> None:
+            run.follow_cores()
+            progress.update(task, completed=done)
+
         return evaluate(
             model,
             degradation,
@@ -41,7 +46,7 @@ def evaluate_run(
             seed=run.seed,
             fid_weights=settings.inception_weights,
             cluster=run.cluster,
-            on_batch=lambda done: progress.update(task, completed=done),
+            on_batch=on_batch,
             quantize_inputs=settings.quantize_inputs,
         )
 

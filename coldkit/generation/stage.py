@@ -288,16 +288,21 @@ def generate_from_run(
         name = f"{experiment.prior.record.name}-seed{seed}-n{settings.num_samples}"
         out = loaded.paths.generated(name)
     run = RunContext.start(experiment, loaded.paths, console, device=loaded.device, log=log)
-    run.notify(f"generate: {settings.num_samples} images into {out} (model at step {loaded.step})")
-    size, channels = loaded.context.image_size, loaded.context.channels
-    model = TrainedModel(
-        run.sampling_model(loaded.restorer),
-        loaded.degradation,
-        lambda: training_split(experiment, size),
-        lambda: evaluation_split(experiment, size, channels).images,
-        channels,
-    )
-    return generate_for_run(run, model, out)
+    try:
+        run.notify(
+            f"generate: {settings.num_samples} images into {out} (model at step {loaded.step})"
+        )
+        size, channels = loaded.context.image_size, loaded.context.channels
+        model = TrainedModel(
+            run.sampling_model(loaded.restorer),
+            loaded.degradation,
+            lambda: training_split(experiment, size),
+            lambda: evaluation_split(experiment, size, channels).images,
+            channels,
+        )
+        return generate_for_run(run, model, out)
+    finally:
+        run.close()
 
 
 __all__ = [

@@ -21,7 +21,8 @@ from coldkit.config import Experiment, ExperimentConfig
 from coldkit.data.splits import DatasetReader, dataset_reader, serving_split
 from coldkit.protocols import BuildContext, Degradation, Split
 from coldkit.runs.folder import build_degradation
-from coldkit.runtime.device import apply_threads, select_device
+from coldkit.runtime.cores import CoreClaim
+from coldkit.runtime.device import claim_cores, select_device, sharing_note
 from coldkit.runtime.distributed import SINGLE_PROCESS, Cluster
 from coldkit.runs.folder import RunPaths
 from coldkit.runtime.log import RunLog
@@ -44,6 +45,8 @@ class RunContext:
     cluster: Cluster = SINGLE_PROCESS
     #: Datasets the run's plugins read through their build context (listed in run.json).
     data: DatasetReader | None = None
+    #: This run's share of the CPU cores (None: ``threads`` set, or not a CPU run).
+    cores: CoreClaim | None = None
 
     @classmethod
     def start(
@@ -56,14 +59,29 @@ class RunContext:
         log: Path | None = None,
     ) -> "RunContext":
         """The context of a run: its device chosen (``device`` setting, or ``device``), its CPU
-        threads set (``threads``) and its log opened on ``log`` (default ``paths.log``; a command
-        that reads a run folder and writes elsewhere logs there, so the run folder may be
-        read-only)."""
-        chosen = device if device is not None else select_device(experiment.config.device)
-        apply_threads(experiment.config.threads)
+        threads set (``threads``, else its share of the cores among the coldkit runs on this
+        machine: :meth:`follow_cores`, :meth:`close`) and its log opened on ``log`` (default
+        ``paths.log``; a command that reads a run folder and writes elsewhere logs there, so the
+        run folder may be read-only)."""
+        chosen = cluster.device(
+            device if device is not None else select_device(experiment.config.device)
+        )
         notify = RunLog(log or paths.log, console, enabled=cluster.is_main)
+        cores, threads_note = claim_cores(experiment.config.threads, chosen)
+        notify(threads_note, show=False)
         data = dataset_reader(experiment, experiment.config.dataset.image_size, notify)
-        return cls(experiment, paths, cluster.device(chosen), console, notify, cluster, data)
+        return cls(experiment, paths, chosen, console, notify, cluster, data, cores)
+
+    def follow_cores(self) -> None:
+        """Take this run's new share of the cores when another run started or ended (cheap:
+        it looks at the registry every few seconds at most); call it from the working loop."""
+        if self.cores is not None and self.cores.rebalance() is not None:
+            self.notify(sharing_note(self.cores), show=False)
+
+    def close(self) -> None:
+        """Give this run's cores back to the other runs on the machine."""
+        if self.cores is not None:
+            self.cores.release()
 
     @property
     def config(self) -> ExperimentConfig:

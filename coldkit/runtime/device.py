@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from coldkit.errors import ConfigError
+from coldkit.runtime.cores import CoreClaim, unclaimed_reason
 
 
 def select_device(name: str) -> torch.device:
@@ -45,4 +48,31 @@ def apply_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-__all__ = ["apply_threads", "select_device"]
+def claim_cores(threads: int | None, device: torch.device) -> tuple[CoreClaim | None, str]:
+    """Set this run's CPU threads: ``threads`` where the config sets it, else its share of the
+    cores among the coldkit runs on this machine (:mod:`coldkit.runtime.cores`), which the run
+    follows with :meth:`CoreClaim.rebalance` and gives back with :meth:`CoreClaim.release`.
+    Returns the claim (None where the registry does not apply or cannot be written) and the log
+    line that says which."""
+    apply_threads(threads)
+    reason = unclaimed_reason(threads, device.type, os.environ)
+    if reason is not None:
+        return None, f"threads: {reason}"
+    before = torch.get_num_threads()
+    try:
+        claim = CoreClaim.acquire(torch.set_num_threads, cores=before, restore=before)
+    except OSError as exc:
+        return None, (f"threads: torch's default ({before}); the core registry could not be "
+                      f"used ({exc}); set threads = N if runs share this machine")
+    return claim, sharing_note(claim)
+
+
+def sharing_note(claim: CoreClaim) -> str:
+    """The log line that says how many threads a run uses, and why."""
+    runs = claim.live_claims()
+    sharing = "alone" if runs == 1 else f"shared by {runs} coldkit runs"
+    return (f"threads: {claim.threads} of {claim.cores} cores (machine {sharing}; "
+            "threads = N overrides)")
+
+
+__all__ = ["apply_threads", "claim_cores", "select_device", "sharing_note"]

@@ -158,6 +158,7 @@ def _train_with_progress(run: RunContext, trainer: Trainer) -> None:
         )
 
         def on_step(report: StepReport) -> None:
+            run.follow_cores()
             rate = (report.step - first_step) / max(1e-9, time.perf_counter() - began)
             progress.update(task, completed=report.step, rate=f"{rate:.2f}")
             if report.loss is None:  # read from the device only every log_every steps
