@@ -69,9 +69,9 @@ def worker(steps: int, policy: str, threads: int | None, barrier: Path, peers: i
     if threads is not None:
         overrides.append(f"threads={threads}")
     experiment = load_experiment(CONFIG, Registry.discover(), overrides)
-    with tempfile.TemporaryDirectory() as folder:
-        paths = RunPaths(Path(folder))
-        run = RunContext.start(experiment, paths, Console(quiet=True))
+    with tempfile.TemporaryDirectory() as folder, RunContext.start(
+        experiment, RunPaths(Path(folder)), Console(quiet=True)
+    ) as run:  # leaving it gives the claimed cores back
         trainer = training_stage.prepare(run).trainer
         for _ in range(3):  # warm-up
             trainer.train_step()
@@ -83,7 +83,6 @@ def worker(steps: int, policy: str, threads: int | None, barrier: Path, peers: i
             trainer.train_step()
             run.follow_cores()  # as the training stage does after every step
         seconds = time.perf_counter() - started
-        run.close()
     print(json.dumps({"seconds": seconds, "wait_policy": os.environ.get("OMP_WAIT_POLICY")}))
 
 

@@ -232,11 +232,8 @@ def execute(
     Under torchrun every rank trains and evaluates its share; rank 0 alone writes the run folder,
     generates, and returns the metrics (the other ranks return an empty dict).
     """
-    run = RunContext.start(experiment, paths, console, cluster)
-    try:
+    with RunContext.start(experiment, paths, console, cluster) as run:
         return _stages(run)
-    finally:
-        run.close()
 
 
 def _stages(run: RunContext) -> dict[str, Any]:

@@ -287,8 +287,9 @@ def generate_from_run(
     if out is None:
         name = f"{experiment.prior.record.name}-seed{seed}-n{settings.num_samples}"
         out = loaded.paths.generated(name)
-    run = RunContext.start(experiment, loaded.paths, console, device=loaded.device, log=log)
-    try:
+    with RunContext.start(
+        experiment, loaded.paths, console, device=loaded.device, log=log
+    ) as run:
         run.notify(
             f"generate: {settings.num_samples} images into {out} (model at step {loaded.step})"
         )
@@ -301,8 +302,6 @@ def generate_from_run(
             channels,
         )
         return generate_for_run(run, model, out)
-    finally:
-        run.close()
 
 
 __all__ = [

@@ -46,7 +46,7 @@ class RunContext:
     #: Datasets the run's plugins read through their build context (listed in run.json).
     data: DatasetReader | None = None
     #: This run's share of the CPU cores (None: ``threads`` set, or not a CPU run).
-    cores: CoreClaim | None = None
+    _cores: CoreClaim | None = None
 
     @classmethod
     def start(
@@ -60,7 +60,8 @@ class RunContext:
     ) -> "RunContext":
         """The context of a run: its device chosen (``device`` setting, or ``device``), its CPU
         threads set (``threads``, else its share of the cores among the coldkit runs on this
-        machine: :meth:`follow_cores`, :meth:`close`) and its log opened on ``log`` (default
+        machine: :meth:`follow_cores`; leaving the context, ``with RunContext.start(...)``,
+        gives them back) and its log opened on ``log`` (default
         ``paths.log``; a command that reads a run folder and writes elsewhere logs there, so the
         run folder may be read-only)."""
         chosen = cluster.device(
@@ -75,13 +76,16 @@ class RunContext:
     def follow_cores(self) -> None:
         """Take this run's new share of the cores when another run started or ended (cheap:
         it looks at the registry every few seconds at most); call it from the working loop."""
-        if self.cores is not None and self.cores.rebalance() is not None:
-            self.notify(sharing_note(self.cores), show=False)
+        if self._cores is not None and self._cores.rebalance() is not None:
+            self.notify(sharing_note(self._cores), show=False)
 
-    def close(self) -> None:
+    def __enter__(self) -> "RunContext":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
         """Give this run's cores back to the other runs on the machine."""
-        if self.cores is not None:
-            self.cores.release()
+        if self._cores is not None:
+            self._cores.release()
 
     @property
     def config(self) -> ExperimentConfig:
