@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import textwrap
+import warnings
 from pathlib import Path
 
 import pytest
@@ -104,7 +105,9 @@ def _stand_in_fid_network(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("fid")
     network = folder / "stand_in.pt"
-    torch.jit.script(StandInFidNetwork()).save(str(network))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit.script's deprecation note
+        torch.jit.script(StandInFidNetwork()).save(str(network))
     previous = {name: os.environ.get(name) for name in (NETWORK_VARIABLE, CACHE_VARIABLE)}
     os.environ[NETWORK_VARIABLE] = str(network)
     os.environ[CACHE_VARIABLE] = str(folder / "cache")

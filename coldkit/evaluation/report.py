@@ -97,8 +97,11 @@ def write_table_markdown(metrics: dict[str, Any], path: Path, title: str) -> Non
 
 def rich_table(metrics: dict[str, Any], title: str) -> Table:
     table = Table(title=title)
+    count = fid_count(metrics)
+    if count:  # under the table, so the columns stay narrow enough for 80 characters
+        table.caption = f"FID and KID on {count} images per row"
     table.add_column("")
-    for label in _labels(metrics):
+    for _, label in METRICS:
         table.add_column(label, justify="right")
     for row in ROWS:
         values = metrics["rows"][row]

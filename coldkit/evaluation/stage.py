@@ -66,9 +66,10 @@ def fid_extractor(run: RunContext) -> tuple[Extractor | None, str | None]:
 
 
 def held_out_reference(run: RunContext, extractor: Extractor, images: Tensor) -> FidReference:
-    """The FID reference of the first ``evaluate.fid_images`` of the held-out ``images``, cached
-    by dataset, parameters, split, image size, count, network and the images' digest."""
-    count = min(len(images), run.config.evaluate.fid_images)
+    """The FID reference of the held-out ``images``: the first ``evaluate.fid_images`` of the
+    ``evaluate.num_images`` Table 1 scores (the same for evaluation and generation), cached by
+    dataset, parameters, split, image size, count, network and the images' digest."""
+    count = min(len(images), run.config.evaluate.num_images, run.config.evaluate.fid_images)
     dataset = run.experiment.evaluate_dataset or run.experiment.dataset
     key = reference_key(
         dataset.record.name, dataset.params.model_dump(mode="json"), run.config.evaluate.split,
