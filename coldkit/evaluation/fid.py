@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import os
+import pickle
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,8 +178,8 @@ def _read_cached(path: Path, key: dict[str, Any] | None) -> Tensor | None:
         return None
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError, ValueError):
-        return None
+    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError):
+        return None  # unreadable: computed again and rewritten
     if not isinstance(data, dict) or data.get("key") != json.dumps(key, sort_keys=True, default=str):
         return None
     features = data.get("features")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import importlib.util
 import os
 import warnings
 import zipfile
@@ -178,16 +179,14 @@ def _torchscript(path: Path) -> nn.Module | None:
 
 def _state_dict_network(path: Path) -> nn.Module:
     """A pytorch-fid / torch-fidelity state dict, as torchmetrics builds the network from it."""
-    try:
-        from torchmetrics.image.fid import NoTrainInceptionV3
-    except (ImportError, ModuleNotFoundError):
-        NoTrainInceptionV3 = None
-    if NoTrainInceptionV3 is None:
+    if importlib.util.find_spec("torch_fidelity") is None:
         raise FidNetworkError(
             f"The FID network file {path} is not a TorchScript file, and reading a pytorch-fid "
             "state dict needs torch-fidelity. pip install torch-fidelity, or unset "
             "evaluate.inception_weights to use the packaged network."
         )
+    from torchmetrics.image.fid import NoTrainInceptionV3
+
     try:
         network = NoTrainInceptionV3(
             name="inception-v3-compat", features_list=["2048"],

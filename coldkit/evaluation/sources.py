@@ -81,7 +81,7 @@ def _dataset(spec: str, registry: Registry, image_size: int | None) -> ImageSour
     else:
         context = BuildContext(32, None, split=split if split != "all" else "test")
         image_set = resolved.build(context).load(split)
-    return ImageSource(image_set.images, f"{image_set.source}, {split} split")
+    return ImageSource(image_set.images, image_set.source)
 
 
 def _run_folder(
