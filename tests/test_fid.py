@@ -303,3 +303,41 @@ def test_the_real_network_gives_fid_zero_for_one_set_and_agrees_with_a_direct_co
     # Grey repeated to three channels is the same image to the network.
     rgb = network.features(digits[:2].expand(-1, 3, -1, -1))
     assert torch.allclose(rgb, features[:2], atol=1e-5)
+
+
+def test_tensorboard_holds_fid_and_kid_of_every_row(tmp_path: Path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from coldkit.config import write_toml
+    from tests.conftest import tiny_experiment
+
+    config, out = tmp_path / "tiny.toml", tmp_path / "run"
+    write_toml(config, tiny_experiment(log={"tensorboard": True}))
+    assert runner.invoke(app, ["run", str(config), "--out", str(out)]).exit_code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    events = EventAccumulator(str(out / "tensorboard"))
+    events.Reload()
+    for row in ("degraded", "direct", "sampled"):
+        for metric in ("fid", "kid", "fid_images"):
+            (event,) = events.Scalars(f"metrics/{row}/{metric}")
+            assert event.value == pytest.approx(metrics["rows"][row][metric], rel=1e-5)
+
+
+def test_generation_is_judged_with_fid_beside_the_own_judge(tmp_path: Path):
+    from coldkit.config import write_toml
+    from tests.conftest import tiny_experiment
+
+    config, out = tmp_path / "gen.toml", tmp_path / "run"
+    generate = {"num_samples": 12, "batch_size": 6, "grid_size": 4, "judge": False,
+                "prior": {"name": "pca-gmm", "components": 2, "dims": 4}}
+    write_toml(config, tiny_experiment(generate=generate))
+    result = runner.invoke(app, ["run", str(config), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "generation.json").read_text())
+    assert summary["fid"] > 0 and summary["kid_std"] >= 0
+    assert summary["fid_images"] == summary["fid_reference_images"] == 8  # evaluate.num_images
+    text = (out / "generation.md").read_text()
+    assert f"Inception FID {summary['fid']:.2f}" in text and "8 samples against 8" in text
+    compared = runner.invoke(app, ["compare", str(out), "--json", "--no-figure"])
+    assert json.loads(compared.stdout)["runs"][0]["generation"]["fid"] == summary["fid"]
