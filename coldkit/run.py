@@ -234,6 +234,7 @@ def execute(
     """
     run = RunContext.start(experiment, paths, console, cluster)
     _note_disabled_plugins(run)
+    evaluation_stage.check_fid(run)
     training = training_stage.prepare(run)
     training_stage.train(run, training)
     test_set = evaluation_stage.held_out(run, training.context.channels)

@@ -341,3 +341,15 @@ def test_generation_is_judged_with_fid_beside_the_own_judge(tmp_path: Path):
     assert f"Inception FID {summary['fid']:.2f}" in text and "8 samples against 8" in text
     compared = runner.invoke(app, ["compare", str(out), "--json", "--no-figure"])
     assert json.loads(compared.stdout)["runs"][0]["generation"]["fid"] == summary["fid"]
+
+
+def test_a_run_with_a_missing_network_file_stops_before_training(tmp_path: Path, tiny_config):
+    out = tmp_path / "run"
+    missing = tmp_path / "gone.pt"
+    result = runner.invoke(
+        app, ["run", str(tiny_config), "--out", str(out), "--set",
+              f"evaluate.inception_weights={json.dumps(str(missing))}"],
+    )
+    assert result.exit_code == 2 and str(missing) in result.output
+    assert "Traceback" not in result.output
+    assert not (out / "checkpoints" / "last.pt").exists()  # no training time spent

