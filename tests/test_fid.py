@@ -285,6 +285,7 @@ def test_fid_images_caps_the_count_and_zero_switches_it_off(tmp_path: Path, tiny
 
 # ------------------------------------------------------------------------- the real network
 @real_network
+@pytest.mark.filterwarnings("ignore::scipy.linalg.LinAlgWarning")  # 6 images: singular covariances
 def test_the_real_network_gives_fid_zero_for_one_set_and_agrees_with_a_direct_computation(
     monkeypatch,
 ):
