@@ -16,6 +16,7 @@ would have made, and the other way round::
     x_t, params = run.degrade(x0, run.steps)             # D(x0, T)
     x0_hat = run.restore(x_t, run.steps, params=params, sampler="improved")
     images = run.generate(64, prior="pca-gmm", seed=0)   # (64, C, H, W) in [0, 1]
+    ck.fid(images, "dataset:mnist:test")                 # {'fid': ..., 'kid': ..., 'count_a': 64, ...}
 
 Problems raise the usual :class:`~coldkit.errors.ColdkitError` subclasses (``ConfigError``,
 ``CheckpointError``, ``DataError``, ``PluginError``), with the same messages the CLI prints.
@@ -43,6 +44,7 @@ from coldkit.config import (
     resolve_sampler,
 )
 from coldkit.errors import ConfigError
+from coldkit.evaluation.fid_pair import fid_between
 from coldkit.generation.stage import GenerateOptions, generate_from_run, generation_experiment
 from coldkit.generation.draws import params_of_degraded_images
 from coldkit.plugins import Registry
@@ -361,4 +363,28 @@ def evaluate(
     return reopened.metrics
 
 
-__all__ = ["Run", "Source", "evaluate", "load", "open", "train"]
+def fid(
+    a: str | Path | Tensor,
+    b: str | Path | Tensor,
+    *,
+    image_size: int | None = None,
+    max_images: int | None = None,
+    weights: str | None = None,
+    progress: bool | Console = False,
+    registry: Registry | None = None,
+) -> dict[str, Any]:
+    """FID and KID between two image sets, as ``coldkit fid A B --json`` prints them: a dict
+    with ``fid``, ``kid``, ``kid_std``, ``count_a``, ``count_b`` (and where each set came from).
+
+    ``a`` and ``b`` are each a folder of images, a run folder, a ``samples.pt``,
+    ``"dataset:NAME[:SPLIT]"``, or an ``(N, C, H, W)`` tensor in [0, 1] (docs/metrics.md).
+    """
+    console = _console(progress)
+    return fid_between(
+        a if isinstance(a, Tensor) else str(a), b if isinstance(b, Tensor) else str(b),
+        lambda: _registry(registry), image_size=image_size, max_images=max_images,
+        weights=weights, console=console if progress else None,
+    )
+
+
+__all__ = ["Run", "Source", "evaluate", "fid", "load", "open", "train"]

@@ -581,5 +581,44 @@ def export(
         console.print(f"wrote {report.folder / name}", highlight=False, markup=False)
 
 
+@app.command()
+def fid(
+    a: Annotated[str, typer.Argument(help="a folder of images, a run folder, a samples.pt, or "
+                                         "dataset:NAME[:SPLIT]")],
+    b: Annotated[str, typer.Argument(help="the other set, in any of the same forms")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print fid, kid, kid_std, count_a, count_b as JSON")
+    ] = False,
+    image_size: Annotated[
+        Optional[int], typer.Option("--image-size", min=4, help="resize both sets to this side first")
+    ] = None,
+    max_images: Annotated[
+        Optional[int], typer.Option("--max-images", min=2, help="use at most this many of each set")
+    ] = None,
+    weights: Annotated[
+        Optional[str], typer.Option("--weights", help="your own FID network file (docs/metrics.md)")
+    ] = None,
+) -> None:
+    """FID and KID between two image sets with the standard Inception network (docs/metrics.md)."""
+    from coldkit.evaluation.fid_pair import fid_between
+
+    try:
+        result = fid_between(
+            a, b, load_registry, image_size=image_size, max_images=max_images, weights=weights,
+            console=None if as_json else console,
+            notify=None if as_json else (lambda message: console.print(message, highlight=False)),
+        )
+    except ColdkitError as error:
+        raise fail(error) from None
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    console.print(
+        f"FID {result['fid']:.3f}, KID {result['kid']:.5f} ± {result['kid_std']:.5f}  "
+        f"(A: {result['count_a']} images, {result['a']}; B: {result['count_b']} images, "
+        f"{result['b']})", highlight=False, markup=False,
+    )
+
+
 def main() -> None:  # pragma: no cover - console-script convenience
     app()

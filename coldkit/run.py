@@ -240,6 +240,7 @@ def _stages(run: RunContext) -> dict[str, Any]:
     """The stages of :func:`execute`, in order."""
     experiment = run.experiment
     _note_disabled_plugins(run)
+    evaluation_stage.check_fid(run)
     training = training_stage.prepare(run)
     training_stage.train(run, training)
     test_set = evaluation_stage.held_out(run, training.context.channels)

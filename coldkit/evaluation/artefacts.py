@@ -17,6 +17,7 @@ from coldkit import __version__
 from coldkit.runs import tensorboard as tensorboard_log
 from coldkit.evaluation.metrics import Evaluation
 from coldkit.evaluation.report import (
+    fid_sentence,
     rich_table,
     write_figure,
     write_loss_curve,
@@ -44,8 +45,7 @@ def write_results(
         {"figure": paths.figure, "loss_curve": paths.loss_curve}, run.notify,
     )
     run.console.print(rich_table(metrics, title))
-    if evaluation.fid_note:
-        run.console.print(f"FID {evaluation.fid_note}.")
+    run.console.print(fid_sentence(metrics))
     run.notify(f"results written to {paths.root}", show=True)
 
 

@@ -1,9 +1,9 @@
 """Judging generated images with a classifier trained here, on the labelled training split.
 
 Pixel metrics cannot tell whether generated samples look like the data: SSIM and RMSE need a
-target, and Inception-based FID needs weights that are downloaded at run time (impossible
-offline) and were never meant for 32x32 digits. torchvision ships no offline digit classifier
-either. So coldkit trains a small CNN on the dataset's own labelled training images (about a
+target, and Inception-based FID (computed beside this judge, see ``coldkit.evaluation.fid``)
+comes from a network never meant for 32x32 digits. torchvision ships no offline digit
+classifier either. So coldkit also trains a small CNN on the dataset's own labelled training images (about a
 minute on a CPU for MNIST) and judges samples with it:
 
 * **diversity**: the histogram of predicted classes, how many classes occur, the largest share;
@@ -24,11 +24,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from coldkit.evaluation.distances import frechet_distance
 from coldkit.runs.checkpoint import load_error_reason, save_atomic
 from coldkit.errors import CheckpointError
 
@@ -342,47 +342,6 @@ def load_or_train_classifier(
     except CheckpointError:  # a read-only run folder: judge now, train again next time
         pass
     return classifier, accuracy, False
-
-
-# ----------------------------------------------------------------------------- Fréchet distance
-def _mean_cov(features: Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    array = np.asarray(
-        features.detach().cpu().double().numpy() if isinstance(features, Tensor) else features,
-        dtype=np.float64,
-    )
-    if array.ndim != 2 or len(array) < 2:
-        raise ValueError(
-            f"The Fréchet distance needs (N, d) features with N >= 2; got shape {array.shape}."
-        )
-    if not np.isfinite(array).all():
-        raise ValueError("The features contain NaN or infinite values.")
-    return array.mean(axis=0), np.atleast_2d(np.cov(array, rowvar=False))
-
-
-def frechet_distance(features_a: Tensor | np.ndarray, features_b: Tensor | np.ndarray) -> float:
-    """Fréchet distance between Gaussians fitted to two ``(N, d)`` feature sets, in float64.
-
-    ``|mu_a - mu_b|^2 + tr(S_a) + tr(S_b) - 2 tr((S_a S_b)^(1/2))`` (FID's formula; covariances
-    with ``N - 1``). The trace term is computed as ``tr((R S_b R)^(1/2))`` with ``R = S_a^(1/2)``,
-    which has the same eigenvalues as ``S_a S_b`` but is symmetric: symmetric eigen-decompositions
-    give real results (no imaginary parts to discard) and stay exact for singular or near-singular
-    covariances (dead ReLU features, fewer samples than dimensions), where ``sqrtm`` of the
-    non-symmetric product is fragile. Tiny negative eigenvalues from rounding are clipped to 0.
-    """
-    mean_a, cov_a = _mean_cov(features_a)
-    mean_b, cov_b = _mean_cov(features_b)
-    if mean_a.shape != mean_b.shape:
-        raise ValueError(
-            f"Feature dimensions differ: {mean_a.shape[0]} and {mean_b.shape[0]}."
-        )
-    values, vectors = np.linalg.eigh((cov_a + cov_a.T) / 2)
-    root_a = (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
-    middle = root_a @ cov_b @ root_a
-    trace_root = np.sqrt(np.clip(np.linalg.eigvalsh((middle + middle.T) / 2), 0.0, None)).sum()
-    distance = float(
-        np.sum((mean_a - mean_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2.0 * trace_root
-    )
-    return max(distance, 0.0)
 
 
 # ----------------------------------------------------------------------------------- the report

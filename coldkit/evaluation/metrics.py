@@ -3,7 +3,8 @@
 Metrics follow the official code (images in [0, 1]): RMSE is the square root of the mean squared
 error over all pixels of the set; SSIM uses an 11x11 Gaussian window with sigma 1.5, data range 1
 and no padding (valid), averaged over every window of the set; PSNR is ``20 log10(1 / RMSE)``;
-FID compares Inception-v3 pool features of originals and reconstructions (grey repeated to RGB).
+FID and KID (Inception-v3 pool features of originals and reconstructions) are added by the
+evaluation stage through :mod:`coldkit.evaluation.fid`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import kornia
@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from coldkit.data.quantize import quantize
+from coldkit.evaluation.fid import NOT_COMPUTED
 from coldkit.runtime.distributed import SINGLE_PROCESS, Cluster
 from coldkit.protocols import Degradation, Sampler
 
@@ -30,7 +31,7 @@ class RowResult:
     """Reconstructions of one Table-1 row and their scores."""
 
     images: Tensor
-    metrics: dict[str, float | None]
+    metrics: dict[str, float | int | None]
     seconds: float
 
 
@@ -38,6 +39,7 @@ class RowResult:
 class Evaluation:
     rows: dict[str, RowResult]
     originals: Tensor
+    #: Why FID was not computed (None when it was).
     fid_note: str | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
@@ -67,66 +69,16 @@ def psnr(prediction: Tensor, target: Tensor) -> float:
     return math.inf if error == 0 else 20.0 * math.log10(1.0 / error)
 
 
-def fid(
-    originals: Tensor,
-    reconstructions: Tensor,
-    feature: int | nn.Module = 2048,
-    weights_path: str | Path | None = None,
-    batch_size: int = 100,
-) -> float:
-    """Frechet distance between features of two image sets, through torchmetrics.
-
-    ``feature`` is 2048 for Inception-v3 (needs ``torch-fidelity`` and ``weights_path``), or any
-    module mapping images in [0, 1] to ``(N, d)`` features.
-    """
-    from torchmetrics.image.fid import FrechetInceptionDistance
-
-    options = {} if weights_path is None else {"feature_extractor_weights_path": str(weights_path)}
-    metric = FrechetInceptionDistance(feature=feature, normalize=True, **options)
-    for images, real in ((originals, True), (reconstructions, False)):
-        for start in range(0, len(images), batch_size):
-            batch = images[start : start + batch_size].clamp(0, 1).float()
-            if batch.shape[1] == 1:
-                batch = batch.expand(-1, 3, -1, -1)
-            metric.update(batch, real=real)
-    return float(metric.compute())
-
-
-def fid_unavailable_reason(weights_path: str | None) -> str | None:
-    """Why FID cannot be computed here, or None if it can."""
-    if weights_path is None:
-        return (
-            "not computed: no Inception weights configured (set evaluate.inception_weights to a "
-            "local pt_inception-2015-12-05 file; they cannot be downloaded at run time here)"
-        )
-    if not Path(weights_path).expanduser().is_file():
-        return f"not computed: Inception weights file {weights_path} does not exist"
-    try:
-        import torch_fidelity  # noqa: F401
-    except ImportError:
-        return "not computed: FID needs torch-fidelity (pip install 'coldkit[fid]')"
-    return None
-
-
-def score(
-    reconstructions: Tensor,
-    originals: Tensor,
-    fid_weights: str | None = None,
-    fid_feature: int | nn.Module | None = None,
-) -> dict[str, float | None]:
-    """SSIM, RMSE, PSNR (reconstructions clamped to [0, 1]) and FID when it can be computed."""
+def score(reconstructions: Tensor, originals: Tensor) -> dict[str, float | int | None]:
+    """SSIM, RMSE, PSNR (reconstructions clamped to [0, 1]); the FID fields are None until the
+    evaluation stage fills them (:mod:`coldkit.evaluation.fid`)."""
     clamped = reconstructions.clamp(0.0, 1.0)
-    metrics: dict[str, float | None] = {
+    return {
         "ssim": ssim(clamped, originals),
         "rmse": rmse(clamped, originals),
         "psnr": psnr(clamped, originals),
-        "fid": None,
+        **NOT_COMPUTED,
     }
-    if fid_feature is not None:
-        metrics["fid"] = fid(originals, clamped, feature=fid_feature)
-    elif fid_unavailable_reason(fid_weights) is None:
-        metrics["fid"] = fid(originals, clamped, weights_path=Path(fid_weights).expanduser())
-    return metrics
 
 
 @torch.no_grad()
@@ -139,8 +91,6 @@ def evaluate(
     device: torch.device,
     batch_size: int = 100,
     seed: int = 0,
-    fid_weights: str | None = None,
-    fid_feature: int | nn.Module | None = None,
     cluster: Cluster = SINGLE_PROCESS,
     on_batch: Callable[[int], None] | None = None,
     quantize_inputs: int | None = None,
@@ -184,8 +134,5 @@ def evaluate(
     rows = {}
     for row in ROWS:
         images = torch.cat([batches[number][row] for number in sorted(batches)])
-        rows[row] = RowResult(
-            images, score(images, originals, fid_weights, fid_feature), seconds[row]
-        )
-    note = None if fid_feature is not None else fid_unavailable_reason(fid_weights)
-    return Evaluation(rows=rows, originals=originals, fid_note=note)
+        rows[row] = RowResult(images, score(images, originals), seconds[row])
+    return Evaluation(rows=rows, originals=originals)

@@ -13,7 +13,9 @@ from coldkit.evaluation.metrics import ROWS, Evaluation
 from coldkit.data.imaging import save_grid
 from coldkit.runtime.files import write_atomic, write_json_atomic, write_text_atomic
 
-METRICS = (("fid", "FID ↓"), ("ssim", "SSIM ↑"), ("rmse", "RMSE ↓"), ("psnr", "PSNR ↑"))
+METRICS = (
+    ("fid", "FID ↓"), ("kid", "KID ↓"), ("ssim", "SSIM ↑"), ("rmse", "RMSE ↓"), ("psnr", "PSNR ↑")
+)
 
 
 def metrics_dict(evaluation: Evaluation, sampler: str, info: dict[str, Any]) -> dict[str, Any]:
@@ -32,10 +34,42 @@ def metrics_dict(evaluation: Evaluation, sampler: str, info: dict[str, Any]) -> 
     }
 
 
-def _cell(value: float | None) -> str:
+def _cell(values: dict[str, Any], key: str) -> str:
+    value = values.get(key)
     if value is None:
         return "n/c"
+    if key == "kid" and values.get("kid_std") is not None:
+        return f"{value:.4f} ± {values['kid_std']:.4f}"
+    if key == "fid":
+        return f"{value:.2f}"
     return "∞" if math.isinf(value) else f"{value:.3f}"
+
+
+def _labels(metrics: dict[str, Any]) -> list[str]:
+    """Column labels; FID's and KID's carry the image count they were computed on."""
+    count = fid_count(metrics)
+    return [
+        f"{label} ({count} images)" if key in ("fid", "kid") and count else label
+        for key, label in METRICS
+    ]
+
+
+def fid_count(metrics: dict[str, Any]) -> int | None:
+    """How many images of each row FID and KID were computed on (None: not computed)."""
+    counts = {metrics["rows"][row].get("fid_images") for row in ROWS} - {None}
+    return max(counts) if counts else None
+
+
+def fid_sentence(metrics: dict[str, Any]) -> str:
+    """The sentence under the table that says what FID and KID were computed on, or why not."""
+    if metrics.get("fid_note"):
+        return f"FID {metrics['fid_note']}."
+    reference = metrics["rows"]["direct"].get("fid_reference_images")
+    return (
+        f"FID and KID (mean ± std over subsets): Inception-v3 pool features of the first "
+        f"{fid_count(metrics)} images of each row against the {reference} originals; FID "
+        "falls as the count grows, so compare FIDs only at equal counts (docs/metrics.md)."
+    )
 
 
 def _row_label(row: str, sampler: str) -> str:
@@ -44,11 +78,11 @@ def _row_label(row: str, sampler: str) -> str:
 
 def write_table_markdown(metrics: dict[str, Any], path: Path, title: str) -> None:
     lines = [f"# {title}", ""]
-    lines.append("| | " + " | ".join(label for _, label in METRICS) + " |")
+    lines.append("| | " + " | ".join(_labels(metrics)) + " |")
     lines.append("|---|" + "---:|" * len(METRICS))
     for row in ROWS:
         values = metrics["rows"][row]
-        cells = " | ".join(_cell(values.get(key)) for key, _ in METRICS)
+        cells = " | ".join(_cell(values, key) for key, _ in METRICS)
         lines.append(f"| {_row_label(row, metrics['sampler'])} | {cells} |")
     lines.append("")
     lines.append(
@@ -57,19 +91,21 @@ def write_table_markdown(metrics: dict[str, Any], path: Path, title: str) -> Non
         "SSIM: 11x11 Gaussian window, sigma 1.5, valid; RMSE over all pixels; outputs clamped "
         "to [0, 1]."
     )
-    if metrics.get("fid_note"):
-        lines.append(f"FID {metrics['fid_note']}.")
+    lines.append(fid_sentence(metrics))
     write_text_atomic(path, "\n".join(lines) + "\n")
 
 
 def rich_table(metrics: dict[str, Any], title: str) -> Table:
     table = Table(title=title)
+    count = fid_count(metrics)
+    if count:  # under the table, so the columns stay narrow enough for 80 characters
+        table.caption = f"FID and KID on {count} images per row"
     table.add_column("")
     for _, label in METRICS:
         table.add_column(label, justify="right")
     for row in ROWS:
         values = metrics["rows"][row]
-        table.add_row(_row_label(row, metrics["sampler"]), *(_cell(values.get(k)) for k, _ in METRICS))
+        table.add_row(_row_label(row, metrics["sampler"]), *(_cell(values, k) for k, _ in METRICS))
     return table
 
 

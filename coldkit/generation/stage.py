@@ -16,7 +16,8 @@ from torch import Tensor, nn
 
 from coldkit.config import Experiment, GenerateSection, apply_overrides, build_experiment
 from coldkit.errors import ConfigError
-from coldkit.evaluation.metrics import fid, fid_unavailable_reason
+from coldkit.evaluation.fid import NOT_COMPUTED
+from coldkit.evaluation.stage import fid_extractor, held_out_reference
 from coldkit.generation.priors import cached_or_fitted_prior
 from coldkit.generation.sampling import (
     bind_sampler,
@@ -107,22 +108,19 @@ def generate_for_run(run: RunContext, model: TrainedModel, out_dir: Path) -> Gen
     sampler_name = run.experiment.generate_sampler.name
     run.notify(f"generated {len(samples)} images with prior {fitted.name} and sampler "
                f"{sampler_name}: {files['grid']}")
+    fid_fields = generation_fid(run, samples, model.held_out)
     report, note = None, None
     if settings.judge:
         report, note = judge_for_run(
             samples, settings, run.paths.root, training, model.held_out, seed, run.device,
             run.notify,
         )
-        if report is not None:
-            files["markdown"] = out_dir / GENERATION_MARKDOWN
-            write_text_atomic(files["markdown"], report.markdown() + "\n")
-    fid_value, fid_note = _generation_fid(
-        samples, model.held_out, run.config.evaluate.inception_weights
-    )
+    if report is not None or fid_fields["fid"] is not None:
+        files["markdown"] = out_dir / GENERATION_MARKDOWN
+        write_text_atomic(files["markdown"], _markdown(report, fid_fields))
     summary = {
         "prior": {"name": fitted.name, "params": fitted.params},
-        "fid": fid_value,
-        "fid_note": fid_note,
+        **fid_fields,
         "sampler": sampler_name,
         "step_noise": settings.step_noise,
         "seed": seed,
@@ -180,15 +178,30 @@ def _write_path(
     return save_grid(columns, labels, out_dir / GENERATION_PATH)
 
 
-def _generation_fid(
-    samples: Tensor, real_images: Callable[[], Tensor], weights: str | None
-) -> tuple[float | None, str | None]:
-    """Inception FID of the samples against the held-out images, when weights are configured."""
-    reason = fid_unavailable_reason(weights)
-    if reason is not None:
-        return None, reason
-    assert weights is not None
-    return fid(real_images(), samples, weights_path=Path(weights).expanduser()), None
+def generation_fid(
+    run: RunContext, samples: Tensor, real_images: Callable[[], Tensor]
+) -> dict[str, Any]:
+    """FID and KID of the first ``evaluate.fid_images`` samples against as many held-out images
+    (the reference features cached as the evaluation's), or why they were not computed."""
+    extractor, note = fid_extractor(run)
+    if extractor is None:
+        return {**NOT_COMPUTED, "fid_note": note}
+    reference = held_out_reference(run, extractor, real_images())
+    scored = reference.score(samples[: reference.count].clamp(0.0, 1.0), "generated")
+    return {**scored.to_dict(), "fid_note": None}
+
+
+def _markdown(report: Any, fid_fields: dict[str, Any]) -> str:
+    """generation.md: the judge's table (when there is one), then the Inception FID and KID."""
+    parts = [] if report is None else [report.markdown(), ""]
+    if fid_fields["fid"] is not None:
+        parts.append(
+            f"Inception FID {fid_fields['fid']:.2f}, KID {fid_fields['kid']:.4f} ± "
+            f"{fid_fields['kid_std']:.4f}: {fid_fields['fid_images']} samples against "
+            f"{fid_fields['fid_reference_images']} held-out images (FID depends on the count; "
+            "see docs/metrics.md)."
+        )
+    return "\n".join(parts) + "\n"
 
 
 def judge_for_run(

@@ -77,7 +77,8 @@ def test_table_shows_every_run_and_its_metrics(runs, tmp_path: Path, monkeypatch
         for row in ("degraded", "direct", "sampled"):
             assert f"{rows[row]['ssim']:.3f}" in result.output
             assert f"{rows[row]['psnr']:.3f}" in result.output
-    assert "FID" not in result.output  # no run measured it
+        assert f"{rows['sampled']['fid']:.1f}" in result.output
+    assert f"FID on {rows['sampled']['fid_images']} images per row" in result.output
     assert "Fréchet" not in result.output  # no run generated
     assert not (tmp_path / "compare.png").exists()  # --no-figure
 

@@ -1,4 +1,4 @@
-"""Metrics as the official code computes them, FID through torchmetrics, and the trainer."""
+"""Metrics as the official code computes them, and the trainer (FID: tests/test_fid.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from coldkit.runs.checkpoint import load_checkpoint, save_atomic
 from coldkit.config import TrainSection
 from coldkit.errors import CheckpointError
-from coldkit.evaluation.metrics import fid, fid_unavailable_reason, psnr, rmse, ssim
+from coldkit.evaluation.metrics import psnr, rmse, ssim
 from coldkit.protocols import RestorerContext
 from coldkit.training.trainer import (
     ExponentialMovingAverage,
@@ -57,27 +57,6 @@ def test_ssim_matches_the_formula_on_valid_windows():
         (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)
     )
     assert ssim(y, x) == pytest.approx(float(reference.mean()), abs=1e-4)
-
-
-class TinyFeatures(torch.nn.Module):
-    """Stands in for Inception: mean colour and spatial statistics as features."""
-
-    def forward(self, images):
-        images = images.float() / 255.0 if images.dtype == torch.uint8 else images
-        return torch.cat([images.mean(dim=(2, 3)), images.std(dim=(2, 3)), torch.nn.functional.adaptive_avg_pool2d(images, 4).flatten(1)], 1)
-
-
-def test_fid_through_torchmetrics_with_a_feature_module():
-    generator = torch.Generator().manual_seed(0)
-    real = torch.rand(64, 1, 16, 16, generator=generator)
-    same = fid(real, real, feature=TinyFeatures())
-    shifted = fid(real, (real * 0.3).clamp(0, 1), feature=TinyFeatures())
-    assert abs(same) < 1e-3 and shifted > 1.0
-
-
-def test_fid_unavailable_reasons(tmp_path: Path):
-    assert "evaluate.inception_weights" in fid_unavailable_reason(None)
-    assert "does not exist" in fid_unavailable_reason(str(tmp_path / "nope.pth"))
 
 
 def make_trainer(tmp_path: Path, seed: int = 0, **settings) -> Trainer:

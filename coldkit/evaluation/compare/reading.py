@@ -70,7 +70,8 @@ class RunSummary:
     metrics: dict[str, Any] | None
     #: The level T the run degrades to (``run.json``, else ``degradation.steps``).
     level: int | None
-    #: The judge's ``largest_class_share`` and ``frechet_ratio`` from ``generation.json``.
+    #: The judge's ``largest_class_share`` and ``frechet_ratio``, and ``fid``, ``kid``,
+    #: ``kid_std`` and ``fid_images`` from ``generation.json``.
     generation: dict[str, float | None] | None
     notes: list[str] = field(default_factory=list)
 
@@ -192,14 +193,21 @@ def _level(root: Path, config: dict[str, Any]) -> int | None:
 
 
 def _generation(root: Path, metrics: dict[str, Any] | None) -> dict[str, float | None] | None:
-    """The judge's two headline numbers from ``generation.json`` (else metrics.json's copy)."""
+    """The judge's two headline numbers and the Inception FID with its image count, from
+    ``generation.json`` (else metrics.json's copy)."""
     summary = _read_json(RunPaths(root).generation)
     if not isinstance(summary, dict) and metrics is not None:
         summary = metrics.get("generation")
-    report = summary.get("report") if isinstance(summary, dict) else None
-    if not isinstance(report, dict):
+    if not isinstance(summary, dict):
         return None
-    return {key: report.get(key) for key in ("largest_class_share", "frechet_ratio")}
+    report = summary.get("report")
+    if not isinstance(report, dict) and summary.get("fid") is None:
+        return None
+    judged = report if isinstance(report, dict) else {}
+    found = {key: judged.get(key) for key in ("largest_class_share", "frechet_ratio")}
+    if summary.get("fid") is not None:
+        found.update({key: summary.get(key) for key in ("fid", "kid", "kid_std", "fid_images")})
+    return found
 
 
 __all__ = ["RunSummary", "expand_run_paths", "run_problem", "summarize_runs"]

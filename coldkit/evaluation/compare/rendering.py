@@ -18,7 +18,7 @@ from coldkit.runtime.files import write_text_atomic
 
 #: Table-1 metrics in the order the comparison shows them: key and column label.
 _LABELS = dict(METRICS)
-COLUMNS = tuple((key, _LABELS[key]) for key in ("ssim", "rmse", "psnr", "fid"))
+COLUMNS = tuple((key, _LABELS[key]) for key in ("ssim", "rmse", "psnr", "fid", "kid"))
 
 ReportFormat = Literal["json", "markdown"]
 
@@ -40,6 +40,26 @@ def _metric_cell(value: Any) -> str:
     if number is None:
         return "n/c"
     return "∞" if math.isinf(number) else f"{number:.3f}"
+
+
+def _fid_cell(values: dict[str, Any], key: str, count: bool = False) -> str:
+    """FID (with its image count in brackets if ``count``) or KID; ``n/c`` when absent (the JSON
+    report has KID's std)."""
+    number = _number(values.get(key))
+    if number is None:
+        return "n/c"
+    if key == "kid":
+        return f"{number:.4f}"
+    images = values.get("fid_images")
+    return f"{number:.1f} ({images})" if count and images is not None else f"{number:.1f}"
+
+
+def _fid_counts(summaries: Sequence[RunSummary]) -> set[Any]:
+    """The image counts the runs' FIDs were computed on."""
+    return {
+        summary.row(row).get("fid_images")
+        for summary in summaries if summary.finished for row in ROWS
+    } - {None}
 
 
 def _share_cell(value: Any) -> str:
@@ -78,16 +98,29 @@ def _row_label(row: str, summary: RunSummary) -> str:
 def _metric_cells(summary: RunSummary, row: str, columns: Sequence[tuple[str, str]]) -> list[str]:
     """One Table-1 row's metrics of a run (blank while it is not finished)."""
     values = summary.row(row)
-    return [_metric_cell(values.get(key)) if summary.finished else "" for key, _ in columns]
-
-
-def _generation_cells(summary: RunSummary) -> list[str]:
-    """The judge's largest class share and Fréchet ratio (blank where it did not judge)."""
-    shares = summary.generation or {}
+    count = any(label == _LABELS["fid"] for key, label in columns if key == "fid")
     return [
+        (_fid_cell(values, key, count) if key in ("fid", "kid") else _metric_cell(values.get(key)))
+        if summary.finished else ""
+        for key, _ in columns
+    ]
+
+
+def _generation_cells(summary: RunSummary, fid: bool) -> list[str]:
+    """The judge's largest class share and Fréchet ratio, and (if ``fid``) the Inception FID of
+    the samples with its image count (blank where it did not judge or measure)."""
+    shares = summary.generation or {}
+    cells = [
         _share_cell(shares.get("largest_class_share")),
         _ratio_cell(shares.get("frechet_ratio")),
     ]
+    if fid:
+        cells.append(_fid_cell(shares, "fid", count=True) if shares.get("fid") is not None else "")
+    return cells
+
+
+def _has_generation_fid(summaries: Sequence[RunSummary]) -> bool:
+    return any((summary.generation or {}).get("fid") is not None for summary in summaries)
 
 
 def _about(summary: RunSummary) -> list[str]:
@@ -108,11 +141,19 @@ def _about(summary: RunSummary) -> list[str]:
 
 # ---------------------------------------------------------------------------------- the tables
 def metric_columns(summaries: Sequence[RunSummary]) -> list[tuple[str, str]]:
-    """SSIM, RMSE, PSNR, and FID when at least one run measured it."""
+    """SSIM, RMSE, PSNR, and FID and KID when at least one run measured them."""
     has_fid = any(
         _number(summary.row(row).get("fid")) is not None for summary in summaries for row in ROWS
     )
-    return [(key, label) for key, label in COLUMNS if key != "fid" or has_fid]
+    counts = _fid_counts(summaries)
+    shown = [(key, label) for key, label in COLUMNS if key not in ("fid", "kid") or has_fid]
+    if len(counts) != 1:  # the counts differ: each FID cell carries its own
+        return shown
+    (count,) = counts
+    return [
+        (key, f"{label} ({count} images)" if key in ("fid", "kid") else label)
+        for key, label in shown
+    ]
 
 
 def _has_generation(summaries: Sequence[RunSummary]) -> bool:
@@ -140,10 +181,17 @@ def comparison_notes(summaries: Sequence[RunSummary]) -> list[str]:
 
 def rich_table(summaries: Sequence[RunSummary], title: str = "coldkit compare") -> Table:
     """One block per run, one line per Table-1 row; the run's name, degradation and restorer,
-    steps and minutes are stacked in its first column so the table fits 80 columns."""
-    columns = metric_columns(summaries)
+    steps and minutes are stacked in its first column so the table fits 80 columns (KID is
+    left to the Markdown and JSON reports for the same reason)."""
+    columns = [column for column in metric_columns(summaries) if column[0] != "kid"]
+    counts = _fid_counts(summaries)
+    if len(counts) == 1 and any(key == "fid" for key, _ in columns):
+        # The count under the table, so the FID column stays narrow.
+        columns = [(key, _LABELS[key] if key == "fid" else label) for key, label in columns]
     generation = _has_generation(summaries)
     table = Table(title=title)
+    if len(counts) == 1 and any(key == "fid" for key, _ in columns):
+        table.caption = f"FID on {next(iter(counts))} images per row"
     table.add_column("run")
     table.add_column("row")
     for _, label in columns:
@@ -151,10 +199,13 @@ def rich_table(summaries: Sequence[RunSummary], title: str = "coldkit compare") 
     if generation:
         table.add_column("largest class", justify="right")
         table.add_column("Fréchet ratio", justify="right")
+    generation_fid = generation and _has_generation_fid(summaries)
+    if generation_fid:
+        table.add_column("generation FID", justify="right")
     for index, summary in enumerate(summaries):
         last = index == len(summaries) - 1
         about = _about(summary)
-        tail = _generation_cells(summary) if generation else []
+        tail = _generation_cells(summary, generation_fid) if generation else []
         for position, row in enumerate(ROWS):
             label = _row_label(row, summary) if summary.finished else ""
             table.add_row(
@@ -175,6 +226,9 @@ def markdown_report(summaries: Sequence[RunSummary]) -> str:
     header += [f"{row} {label}" for row in ROWS for _, label in columns]
     if generation:
         header += ["largest class share", "Fréchet ratio"]
+    generation_fid = generation and _has_generation_fid(summaries)
+    if generation_fid:
+        header += ["generation FID (images)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * 4 + "---:|" * (len(header) - 4)]
     for summary in summaries:
         cells = [
@@ -188,7 +242,7 @@ def markdown_report(summaries: Sequence[RunSummary]) -> str:
         for row in ROWS:
             cells += _metric_cells(summary, row, columns)
         if generation:
-            cells += _generation_cells(summary)
+            cells += _generation_cells(summary, generation_fid)
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     notes = comparison_notes(summaries)
     if notes:
