@@ -114,6 +114,11 @@ def run(
         Optional[Path], typer.Option("--out", help="run folder (default: runs/<name>)")
     ] = None,
     overrides: SetOption = None,
+    from_step: Annotated[
+        Optional[int],
+        typer.Option("--from-step", help="resume from the kept checkpoint of this step (after a "
+                     "run diverged: the step its message names; 0 starts over)"),
+    ] = None,
 ) -> None:
     """Train, sample and evaluate an experiment; resume it if its run folder has a checkpoint."""
     from coldkit.runtime.distributed import start_cluster, stop_cluster
@@ -124,7 +129,7 @@ def run(
     shown = console if cluster.is_main else Console(quiet=True)
     checkpoint: Optional[Path] = None  # named by an out-of-memory message
     try:
-        with claimed_run(config, out, overrides or [], load_registry(), cluster) as (
+        with claimed_run(config, out, overrides or [], load_registry(), cluster, from_step) as (
             experiment,
             paths,
         ):

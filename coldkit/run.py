@@ -37,6 +37,7 @@ from coldkit.runs.cost import check_before_writing
 from coldkit.runs.exported import is_exported
 from coldkit.runs.folder import LOCK_FILE, RunPaths
 from coldkit.runs.lock import run_folder_lock
+from coldkit.runs.recovery import rewind
 from coldkit.runtime.files import remove_temporaries
 from coldkit.training.stage import Training, training_info
 
@@ -73,6 +74,7 @@ def claimed_run(
     overrides: list[str],
     registry: Registry,
     cluster: Cluster = SINGLE_PROCESS,
+    from_step: int | None = None,
 ) -> Iterator[tuple[Experiment, RunPaths]]:
     """Resolve the experiment and its run folder and claim the folder until the block ends.
 
@@ -81,6 +83,8 @@ def claimed_run(
     in one folder, and the folder's lock is held throughout: a second ``coldkit run`` on the same
     folder stops before it changes anything. Under torchrun only rank 0 claims and writes; the
     other ranks wait for its word and raise :class:`RankStopped` if it could not start.
+    ``from_step`` first goes back to a kept checkpoint of that step (0: start over;
+    :func:`coldkit.runs.recovery.rewind`), as after a run that diverged.
     """
     if not cluster.is_main:
         if not cluster.agree(True):
@@ -98,6 +102,10 @@ def claimed_run(
         with run_folder_lock(paths.root):
             # Left by a run killed mid-write (never read); only where `coldkit run` alone writes.
             remove_temporaries(paths.root, paths.checkpoint.parent)
+            if from_step is not None:
+                if from_step != 0:  # a config that cannot resume changes nothing
+                    check_resumable(experiment, paths)
+                rewind(paths, from_step)
             _write_config(experiment, paths)
             claimed = cluster.agree(True)
             yield experiment, paths

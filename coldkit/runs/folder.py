@@ -31,6 +31,11 @@ from coldkit.protocols import BuildContext, Degradation, RestorerContext
 CONFIG_FILE = "config.toml"
 METADATA_FILE = "run.json"
 CHECKPOINT_FILE = Path("checkpoints") / "last.pt"
+#: The last checkpoint known healthy: a sane loss followed it (docs/run-folder-guarantees.md).
+HEALTHY_CHECKPOINT_FILE = Path("checkpoints") / "healthy.pt"
+#: Where ``coldkit run RUN --from-step N`` moves the checkpoints it rewinds past.
+DISCARDED_CHECKPOINT_FILE = Path("checkpoints") / "discarded.pt"
+DISCARDED_HEALTHY_FILE = Path("checkpoints") / "discarded-healthy.pt"
 LOG_FILE = "log.txt"
 METRICS_FILE = "metrics.json"
 TABLE_FILE = "table.md"
@@ -72,6 +77,21 @@ class RunPaths:
     @property
     def checkpoint(self) -> Path:
         return self.root / CHECKPOINT_FILE
+
+    @property
+    def healthy_checkpoint(self) -> Path:
+        """A hard link to (or copy of) the last checkpoint a sane loss followed."""
+        return self.root / HEALTHY_CHECKPOINT_FILE
+
+    @property
+    def discarded_checkpoint(self) -> Path:
+        """The checkpoint ``--from-step`` rewound past, kept rather than deleted."""
+        return self.root / DISCARDED_CHECKPOINT_FILE
+
+    @property
+    def discarded_healthy_checkpoint(self) -> Path:
+        """The healthy checkpoint ``--from-step 0`` (starting over) moved aside."""
+        return self.root / DISCARDED_HEALTHY_FILE
 
     @property
     def metrics(self) -> Path:
@@ -116,6 +136,7 @@ class RunPaths:
         else could point them anywhere); empty for a folder made by coldkit."""
         entries = (
             self.config, self.metadata, self.log, self.checkpoint.parent, self.checkpoint,
+            self.healthy_checkpoint, self.discarded_checkpoint, self.discarded_healthy_checkpoint,
             self.metrics, self.table, self.figure, self.loss_curve, self.lock,
             self.root / PRIORS_FOLDER, self.judge_classifier.parent, self.judge_classifier,
             self.tensorboard, self.root / GENERATED_FOLDER, self.restored, self.generation,
