@@ -147,13 +147,15 @@ def _staging_folder(out_dir: Path) -> Path:
     ``out_dir`` when the export is complete."""
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=".coldkit-export-", dir=out_dir.parent))
+        staging = Path(tempfile.mkdtemp(prefix=".coldkit-export-", dir=out_dir.parent))
+        staging.chmod(0o755)  # mkdtemp makes 0700; a folder to share is readable by others
+        return staging
     except OSError as exc:
         raise write_error(out_dir, exc) from None
 
 
 def _write_folder(
-    loaded: LoadedRun, registry: Registry, folder: Path, name: str
+    loaded: LoadedRun, registry: Registry, folder: Path, title: str
 ) -> list[str]:
     """Every file of the exported folder; returns their names."""
     tensors = {exported.WEIGHTS_FILE: _save_weights(loaded, folder / exported.WEIGHTS_FILE)}
@@ -168,7 +170,7 @@ def _write_folder(
     write_toml(folder / "config.toml", config)
     manifest = _manifest(loaded, config, tensors)
     (folder / exported.MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
-    card = model_card(loaded, manifest, copied, name)
+    card = model_card(loaded, manifest, copied, title)
     (folder / exported.MODEL_CARD_FILE).write_text(card)
     return [*tensors, *copied, "config.toml", exported.MANIFEST_FILE, exported.MODEL_CARD_FILE]
 
