@@ -42,6 +42,7 @@ from coldkit.runs.folder import (
     RunPaths,
     open_run,
     read_metadata,
+    trained_for,
 )
 from coldkit.runtime.files import check_writable_name, is_regular_file, write_error
 from coldkit.runtime.log import Notify, quiet
@@ -181,7 +182,10 @@ def _save_weights(loaded: LoadedRun, path: Path) -> str:
         key: value.detach().cpu().contiguous().clone()
         for key, value in loaded.restorer.state_dict().items()
     }
-    save_file(state, str(path), metadata={"format": exported.MODEL_FORMAT})
+    recorded = json.dumps(trained_for(loaded.experiment, loaded.context))
+    save_file(state, str(path), metadata={
+        "format": exported.MODEL_FORMAT, exported.TRAINED_FOR_KEY: recorded,
+    })
     path.chmod(0o644)  # a file to share: readable by others, as the rest of the folder
     return exported.sha256_of(path)
 

@@ -35,7 +35,9 @@ from coldkit.generation.priors import params_of_degraded_images
 from coldkit.data.imaging import save_grid, save_png, to_uint8_rgb
 from coldkit.plugins import Registry
 from coldkit.protocols import Degradation, DegradationParams, Restorer, Sampler
-from coldkit.runs.folder import LoadedRun
+from coldkit.runs.exported import working_folder
+from coldkit.runs.folder import LoadedRun, RunPaths
+from coldkit.runtime.files import make_output_folder
 from coldkit.runtime.log import Notify, quiet
 
 #: Longer side / shorter side up to which an image counts as "close to square" and is resized to
@@ -270,7 +272,8 @@ def restore_files(
     batch_size = batch_size or config.evaluate.batch_size
     if batch_size < 1:
         raise ConfigError(f"batch size must be at least 1, got {batch_size}.")
-    out_dir = Path(out) if out is not None else run.paths.restored
+    working = RunPaths(working_folder(run.root))  # never inside an exported model folder
+    out_dir = Path(out) if out is not None else working.restored
     files = [Path(file) for file in files]
     outputs = output_paths(files, out_dir)
     inputs = load_images(files, run.context.channels, run.context.image_size, notify)
@@ -285,6 +288,7 @@ def restore_files(
     items = _restored_items(files, outputs, levels, errors, notify)
     if config.train.quantize_inputs is None and holds_levels(inputs):
         _warn_if_lossy(run, results, levels, generator, notify)
+    make_output_folder(out_dir, None if out is not None else working.root)
     sheet = _write_restored(inputs, results, items, out_dir)
     return RestoreReport(items, sheet, sampler_name)
 
@@ -387,7 +391,6 @@ def _write_restored(
     inputs: Tensor, results: Tensor, items: list[RestoredImage], out_dir: Path
 ) -> Path:
     """Write every restored image and the before/after sheet (only once all are computed)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
     for image, item in zip(results, items):
         save_image(image, item.output)
     return save_grid([inputs, results], ["input", "restored"], out_dir / SHEET_FILE)

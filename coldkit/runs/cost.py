@@ -20,9 +20,8 @@ from torch import Tensor, nn
 
 from coldkit.config import Experiment
 from coldkit.errors import ConfigError
-from coldkit.protocols import RestorerContext
+from coldkit.protocols import BuildContext, RestorerContext
 from coldkit.runtime.device import select_device
-from coldkit.runs.folder import build_restorer
 
 #: The two small T the degradation is built for to measure how its tables grow with T.
 PROBE_STEPS = (8, 16)
@@ -47,12 +46,25 @@ class RunCost:
     batch: float
 
 
-def check_before_writing(experiment: Experiment) -> RunCost | None:
+def build_restorer(
+    experiment: Experiment, context: RestorerContext | BuildContext
+) -> nn.Module:
+    """The experiment's restorer network (untrained), or a config error naming the fix."""
+    try:
+        return experiment.restorer.build(context)
+    except ValueError as exc:
+        raise ConfigError(
+            f"restorer: {exc}. Adjust [restorer] or dataset.image_size."
+        ) from None
+
+
+def check_before_writing(experiment: Experiment, device: str | None = None) -> RunCost | None:
     """Raise :class:`ConfigError` for what can be known wrong before a run writes anything:
     a device that does not exist, a restorer that cannot be built for the image size, or a run
     (T, model, batch) that cannot fit in memory. Returns the estimate (None where the
-    degradation could not be probed)."""
-    device = select_device(experiment.config.device)
+    degradation could not be probed). ``device`` replaces the config's (a model opened
+    elsewhere, e.g. an exported one on ``cpu``)."""
+    device = select_device(device if device is not None else experiment.config.device)
     channels = int(experiment.dataset.params.model_dump().get("channels") or 3)
     image_size = experiment.config.dataset.image_size
     steps = int(getattr(experiment.degradation.params, "steps", 0) or 0)

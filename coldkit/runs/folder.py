@@ -20,6 +20,7 @@ from torch import nn
 
 from coldkit.runs import exported
 from coldkit.runs.checkpoint import check_trained_for, load_checkpoint
+from coldkit.runs.cost import build_restorer, check_before_writing
 from coldkit.config import Experiment, build_experiment, load_experiment
 from coldkit.data.splits import dataset_reader, serving_split
 from coldkit.runtime.device import select_device
@@ -175,18 +176,6 @@ def build_degradation(experiment: Experiment, context: BuildContext | None = Non
     return experiment.degradation.build(context)
 
 
-def build_restorer(
-    experiment: Experiment, context: RestorerContext | BuildContext
-) -> nn.Module:
-    """The experiment's restorer network (untrained), or a config error naming the fix."""
-    try:
-        return experiment.restorer.build(context)
-    except ValueError as exc:
-        raise ConfigError(
-            f"restorer: {exc}. Adjust [restorer] or dataset.image_size."
-        ) from None
-
-
 def trained_for(experiment: Experiment, context: RestorerContext) -> dict[str, Any]:
     """What a checkpoint's weights were trained for, recorded in it and checked on loading: the
     degradation (with T) and restorer settings and the model's input shape."""
@@ -260,17 +249,14 @@ def open_run(
     root = exported.locate(root)
     registry = registry if registry is not None else Registry.discover()
     if exported.is_exported(root):
-        manifest = exported.read_manifest(root)
-        exported.check_plugins(manifest, registry)
-        experiment = build_experiment(config if config is not None else manifest.config, registry)
-        weights, step = exported.load_weights(manifest), manifest.step
-        context: RestorerContext | None = RestorerContext(**manifest.restorer_context)
+        experiment, weights, step, context = _exported_model(root, registry, config, device)
         source = root / exported.WEIGHTS_FILE
     else:
         root = require_run_folder(root)
         paths = RunPaths(root)
         experiment, state = _run_folder_model(paths, registry, config)
-        context, source = read_context(root), paths.checkpoint
+        context: RestorerContext | None = read_context(root)
+        source = paths.checkpoint
         if context is not None:
             check_trained_for(paths.checkpoint, state, trained_for(experiment, context))
         weights = state["ema"]["model"] if state.get("ema") else state["model"]
@@ -293,6 +279,22 @@ def open_run(
         ) from None
     restorer = restorer.to(chosen).eval().requires_grad_(False)
     return LoadedRun(root, experiment, restorer, degradation, context, chosen, step)
+
+
+def _exported_model(
+    root: Path, registry: Registry, config: dict[str, Any] | None, device: Any
+) -> tuple[Experiment, dict[str, Any], int, RestorerContext]:
+    """An exported folder's experiment, weights, step and context, each checked before use: the
+    manifest's schema and files, its plugins, its config as a config (with the same cost checks
+    a run gets before its first allocation), and the manifest against the weights."""
+    manifest = exported.read_manifest(root)
+    exported.check_plugins(manifest, registry)
+    experiment = build_experiment(config if config is not None else manifest.config, registry)
+    context = RestorerContext(**manifest.restorer_context)
+    expected = trained_for(experiment, context)
+    exported.check_model(manifest, expected, experiment.config.dataset.image_size)
+    check_before_writing(experiment, str(device) if device is not None else None)
+    return experiment, exported.load_weights(manifest), manifest.step, context
 
 
 def _run_folder_model(

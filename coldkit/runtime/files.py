@@ -128,6 +128,33 @@ def check_writable_name(path: Path | str, what: str = "--out") -> Path:
     return path
 
 
+def make_output_folder(folder: Path, default_of: Path | None = None) -> Path:
+    """Create ``folder`` (and its parents) for a command's output, or a :class:`WriteError`
+    naming the fix: a read-only or full place, a file where the folder belongs, or, for a default
+    output folder inside ``default_of`` (e.g. ``RUN/restored``), a symbolic link on the way
+    there, which is refused rather than followed to wherever it points."""
+    if default_of is not None:
+        part = folder
+        while part != default_of and part != part.parent:
+            if part.is_symlink():
+                raise WriteError(
+                    f"{part} is a symbolic link, so the default output folder {folder} would "
+                    "lead outside the run folder; nothing was written. Pass --out with a folder "
+                    "to write to, or remove the link."
+                )
+            part = part.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise WriteError(
+            f"Cannot write into {folder}: it is a file, not a folder; nothing was written. Pass "
+            "--out with a new folder."
+        ) from None
+    except OSError as exc:
+        raise write_error(folder, exc) from None
+    return folder
+
+
 def is_regular_file(path: Path) -> bool:
     """Whether ``path`` is a regular file itself, not a symbolic link (to anything), a device,
     a FIFO or a folder: what coldkit reads from a folder it was handed."""
@@ -171,6 +198,7 @@ __all__ = [
     "append_line",
     "check_writable_name",
     "is_regular_file",
+    "make_output_folder",
     "finite_json",
     "remove_temporaries",
     "write_atomic",
