@@ -154,6 +154,12 @@ def _check_folder(paths: RunPaths) -> None:
     """Refuse a folder that is not empty and not a run folder (its files would be overwritten),
     and a run folder whose entries are symbolic links (writes would land outside it)."""
     root = paths.root
+    if is_exported(root):
+        raise ConfigError(
+            f"{root} is an exported model folder (coldkit export): a run would train inside a "
+            "folder meant to be shared as it was exported, so nothing was written. Pass --out "
+            "with a new folder."
+        )
     if root.exists() and not root.is_dir():
         raise ConfigError(f"{root} is a file, not a run folder. Pass --out with a new folder.")
     if root.is_dir() and not paths.config.exists():

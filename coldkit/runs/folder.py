@@ -290,10 +290,10 @@ def _exported_model(
     manifest = exported.read_manifest(root)
     exported.check_plugins(manifest, registry)
     experiment = build_experiment(config if config is not None else manifest.config, registry)
+    check_before_writing(experiment, str(device) if device is not None else None)
     context = RestorerContext(**manifest.restorer_context)
     expected = trained_for(experiment, context)
     exported.check_model(manifest, expected, experiment.config.dataset.image_size)
-    check_before_writing(experiment, str(device) if device is not None else None)
     return experiment, exported.load_weights(manifest), manifest.step, context
 
 
