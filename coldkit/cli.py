@@ -168,18 +168,22 @@ def sweep(
         int, typer.Option("--parallel", min=1, help="points run at once, each in a process "
                           "with its share of the cores")
     ] = 1,
+    max_points: Annotated[
+        int, typer.Option("--max-points", min=1, help="refuse a grid of more points than this")
+    ] = 100,
 ) -> None:
     """Run an experiment over a grid of settings, one run folder per point; resumable."""
-    from coldkit.sweep import parse_axis, plan_sweep, run_sweep
+    from coldkit.sweep import check_grid_size, parse_axis, plan_sweep, run_sweep
 
     def say(message: str) -> None:
         console.print(message, highlight=False, markup=False, soft_wrap=True)
 
     try:
+        axes = [parse_axis(text) for text in over]
+        size = check_grid_size(axes, max_points)
+        say(f"sweep: {size} points ({size} training runs) to check, then run")
         registry = load_registry()
-        planned = plan_sweep(
-            config, [parse_axis(text) for text in over], registry, overrides or [], out, parallel
-        )
+        planned = plan_sweep(config, axes, registry, overrides or [], out, parallel)
         run_sweep(planned, registry, console, say)
     except ColdkitError as error:
         raise fail(error) from None
