@@ -38,7 +38,7 @@ from coldkit.runs.exported import is_exported
 from coldkit.runs.folder import LOCK_FILE, RunPaths
 from coldkit.runs.lock import run_folder_lock
 from coldkit.runs.recovery import rewind
-from coldkit.runtime.files import remove_temporaries
+from coldkit.runtime.files import check_writable_name, remove_temporaries
 from coldkit.training.stage import Training, training_info
 
 #: Keys that may change when a run is resumed: the budget, the step size and clipping (the fix
@@ -96,6 +96,7 @@ def claimed_run(
     claimed = False
     try:
         experiment, paths = _resolve_target(target, out, overrides, registry)
+        check_writable_name(paths.root, "The run folder")
         check_before_writing(experiment)
         _check_folder(paths)
         _make_folder(paths)

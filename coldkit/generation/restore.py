@@ -37,7 +37,7 @@ from coldkit.plugins import Registry
 from coldkit.protocols import Degradation, DegradationParams, Restorer, Sampler
 from coldkit.runs.exported import working_folder
 from coldkit.runs.folder import LoadedRun, RunPaths
-from coldkit.runtime.files import make_output_folder
+from coldkit.runtime.files import check_writable_name, make_output_folder
 from coldkit.runtime.log import Notify, quiet
 
 #: Longer side / shorter side up to which an image counts as "close to square" and is resized to
@@ -232,7 +232,7 @@ def output_paths(files: Sequence[Path | str], out: Path) -> list[Path]:
                 "separate runs with different --out folders, or rename one."
             )
         seen[name] = file
-        outputs.append(out / name)
+        outputs.append(check_writable_name(out / name, f"The restored image of {file.name[:60]}"))
     for path in [*outputs, out / SHEET_FILE]:
         if path.resolve() in inputs:
             raise DataError(
