@@ -102,6 +102,8 @@ def read_image(path: Path | str, channels: int, notify: Notify | None = None) ->
         raise DataError(f"{path} does not exist. Check the path of the image to restore.")
     try:
         with Image.open(path) as image:
+            if image.width * image.height > Image.MAX_IMAGE_PIXELS:  # Pillow only warns up to 2x
+                raise Image.DecompressionBombError(image.size)
             image.load()
             mode = image.mode
             if mode == "P":  # a palette: read it as colour (or grey) values first
@@ -135,6 +137,11 @@ def read_image(path: Path | str, channels: int, notify: Notify | None = None) ->
         ) from None
     except (OSError, ValueError, SyntaxError) as exc:  # truncated or corrupt files
         raise DataError(f"Cannot read image {path}: {exc}. Pass an intact PNG or JPEG file.") from None
+    if not np.isfinite(array).all():  # a float TIFF can hold NaN or inf, which no pixel is
+        raise DataError(
+            f"{path} holds NaN or infinite pixel values, which no image has; it was not "
+            "restored. Replace them (e.g. with 0) or pass the image as PNG."
+        )
     return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).clamp_(0.0, 1.0)
 
 
