@@ -29,9 +29,10 @@ import sys
 import threading
 import tomllib
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from rich.console import Console
 
@@ -389,18 +390,18 @@ class _Children:
                 process.wait()
 
 
-class _terminate_as_interrupt:
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
     """Within the block, SIGTERM interrupts the main thread as Ctrl-C does (so a sweep ended by
     ``kill`` or a scheduler ends its points too); outside the main thread it changes nothing."""
-
-    def __enter__(self) -> None:
-        self.previous = None
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGTERM, self.previous)
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:

@@ -137,12 +137,17 @@ def read_image(path: Path | str, channels: int, notify: Notify | None = None) ->
         ) from None
     except (OSError, ValueError, SyntaxError) as exc:  # truncated or corrupt files
         raise DataError(f"Cannot read image {path}: {exc}. Pass an intact PNG or JPEG file.") from None
-    if not np.isfinite(array).all():  # a float TIFF can hold NaN or inf, which no pixel is
+    _refuse_non_finite(array, path)
+    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).clamp_(0.0, 1.0)
+
+
+def _refuse_non_finite(array: np.ndarray, path: Path) -> None:
+    """A float image (TIFF) can hold NaN or inf, which no pixel is: refuse it by name."""
+    if not np.isfinite(array).all():
         raise DataError(
             f"{path} holds NaN or infinite pixel values, which no image has; it was not "
             "restored. Replace them (e.g. with 0) or pass the image as PNG."
         )
-    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).clamp_(0.0, 1.0)
 
 
 def _grey_array(image: Image.Image) -> np.ndarray:
