@@ -289,7 +289,7 @@ def generate_from_run(
     # With --out elsewhere the log goes there too: reading a run never writes into its folder.
     # An exported model folder is never written: its caches and outputs go to the user's cache.
     paths = RunPaths(working_folder(loaded.root))
-    log = None if out is None else out / LOG_FILE
+    log = None if out is None else make_output_folder(out) / LOG_FILE
     if out is None:
         name = f"{experiment.prior.record.name}-seed{seed}-n{settings.num_samples}"
         out = make_output_folder(paths.generated(name), paths.root)

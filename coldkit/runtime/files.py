@@ -133,6 +133,7 @@ def make_output_folder(folder: Path, default_of: Path | None = None) -> Path:
     naming the fix: a read-only or full place, a file where the folder belongs, or, for a default
     output folder inside ``default_of`` (e.g. ``RUN/restored``), a symbolic link on the way
     there, which is refused rather than followed to wherever it points."""
+    check_writable_name(folder)
     if default_of is not None:
         part = folder
         while part != default_of and part != part.parent:

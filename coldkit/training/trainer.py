@@ -267,16 +267,17 @@ class Trainer:
         healthy = self.state.healthy_step if self.healthy_path is not None else None
         if saved is None:
             kept, back_to = "no checkpoint was written yet, so the rerun starts from scratch", 0
-        elif healthy is not None and healthy == saved:
-            kept = (f"the last checkpoint ({self.checkpoint_path}, step {saved}) was followed by "
-                    "a sane loss and is kept; the rerun restarts from it")
+        elif self.healthy_path is None or healthy == saved:
+            known = " was followed by a sane loss and" if healthy == saved else ""
+            kept = (f"the last checkpoint ({self.checkpoint_path}, step {saved}){known} is kept; "
+                    "the rerun restarts from it")
             back_to = saved
         else:
             where = (f"the last healthy one (step {healthy}, followed by a sane loss) is kept in "
                      f"{self.healthy_path}" if healthy is not None else
                      "no checkpoint was followed by a sane loss, so restart from scratch")
-            kept = (f"the last checkpoint (step {saved}) holds finite weights that the same step "
-                    f"size may already have ruined; {where}")
+            kept = (f"the last checkpoint (step {saved}) is kept, but its finite weights may "
+                    f"already be ruined by the same step size; {where}")
             back_to = healthy if healthy is not None else 0
         lower = f"{min(self.settings.lr / 10, 1e-4):g}"
         return TrainingError(

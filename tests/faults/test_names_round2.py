@@ -44,3 +44,11 @@ def test_integers_beyond_their_range_are_refused_before_writing(tmp_path):
         result = invoke("run", config, "--out", out, "--set", setting)
         refused(result, setting.split("=")[0].split(".")[-1])
         assert not out.exists(), setting
+
+
+def test_generate_and_restore_out_that_is_not_utf8_is_exit_2(finished_run, tmp_path):
+    out = os.fsdecode(os.fsencode(str(tmp_path)) + b"/gen-\xff")
+    refused(invoke("generate", finished_run, "-n", "4", "--no-judge", "--out", out), "UTF-8")
+    image = write_png(tmp_path / "in.png", 16, 16)
+    refused(invoke("restore", finished_run, image, "--t", "2", "--out", out), "UTF-8")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["finished", "in.png"]
