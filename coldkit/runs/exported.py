@@ -203,7 +203,7 @@ def check_plugins(manifest: Manifest, registry: Registry) -> None:
                 pin = f"{package}=={version}" if version else package
                 missing.append(f"{kind} {name!r} (package {package}; `pip install {pin}`)")
             else:
-                missing.append(f"{kind} {name!r} (plugin {entry.get('plugin') or '?'})")
+                missing.append(f"{kind} {name!r} (plugin {entry.get('plugin') or '?'!r})")
     if missing:
         raise PluginError(
             f"The model in {manifest.root} needs plugins that are not installed: "

@@ -21,8 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 DISTRIBUTION_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,98}[A-Za-z0-9])?$"
 #: A version as a package index shows one (PEP 440 characters), at most 64 characters.
 VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9.+!_-]{0,63}$"
-#: A plugin or component name, or a plugin module (``package.module`` or ``module:object``).
-NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.:@+/-]{0,199}$"
+#: A plugin or component name (an entry-point name may hold almost any character): printable
+#: text without control characters or backticks, at most 200 characters; messages quote it.
+NAME_PATTERN = r"^[^\x00-\x1f\x7f`]{1,200}$"
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 #: The files a manifest may list: the weights, and the priors fitted for generation.
 WEIGHTS_FILE = "model.safetensors"
