@@ -83,7 +83,8 @@ class DatasetSection(PluginSection):
         "(datasets that can stream: image-folder)",
     )
     workers: int | None = Field(
-        None, ge=0, le=256, strict=True, description="DataLoader worker processes when streaming (unset: automatic)"
+        None, ge=0, le=256, strict=True,
+        description="DataLoader worker processes when streaming, up to 256 (unset: automatic)"
     )
 
 
@@ -92,7 +93,8 @@ class AugmentSection(Section):
     degraded (see coldkit.data.augment); all off by default."""
 
     shift: int = Field(
-        0, ge=0, le=4096, strict=True, description="largest translation in whole pixels, circular (no resampling)"
+        0, ge=0, le=4096, strict=True,
+        description="largest translation in whole pixels, up to 4096, circular (no resampling)"
     )
     rotate: float = Field(0.0, ge=0, le=180, description="largest rotation in degrees")
     scale: float = Field(
@@ -139,8 +141,9 @@ class TrainSection(Section):
     )
     level_jitter: int = Field(
         0, ge=0, le=MAX_JITTER, strict=True,
-        description=f"(0 to {MAX_JITTER:,}) degrade each sample up to this many levels off the level the restorer is "
-        "told (clamped to 1..T): a restorer that tolerates a level estimated one off",
+        description=f"degrade each sample up to this many levels (0 to {MAX_JITTER:,}) off the "
+        "level the restorer is told (clamped to 1..T): a restorer that tolerates a level "
+        "estimated one off",
     )
     level_jitter_share: float = Field(
         1.0, ge=0.0, le=1.0, description="share of samples whose level is jittered (seeded)"

@@ -97,7 +97,8 @@ def read_manifest(root: Path) -> Manifest:
     regular file inside the folder that matches its sha256."""
     data = _read_manifest_data(root)
     version = data.get("format_version")
-    if isinstance(version, int) and not isinstance(version, bool) and version > MODEL_FORMAT_VERSION:
+    newer = isinstance(version, int) and not isinstance(version, bool)
+    if newer and version > MODEL_FORMAT_VERSION:
         raise CheckpointError(
             f"{root} was exported by a newer coldkit (format {version}). "
             "Upgrade coldkit: `pip install -U coldkit`."
@@ -128,7 +129,8 @@ def _read_manifest_data(root: Path) -> dict[str, Any]:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError, RecursionError) as exc:
             reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
-            problem = f"it cannot be read: {reason.splitlines()[0] if reason else type(exc).__name__}"
+            reason = reason.splitlines()[0] if reason else type(exc).__name__
+            problem = f"it cannot be read: {reason}"
         else:
             if not isinstance(data, dict) or data.get("format") != MODEL_FORMAT:
                 problem = f"it is not a {MODEL_FORMAT} manifest"

@@ -15,7 +15,8 @@ def _steps(path) -> int:
 
 
 def _named_command(output: str) -> list[str]:
-    found = re.search(r"`coldkit run (\S+) --from-step (\d+) --set (\S+)`", " ".join(output.split()))
+    text = " ".join(output.split())  # rich wraps long lines
+    found = re.search(r"`coldkit run (\S+) --from-step (\d+) --set (\S+)`", text)
     assert found is not None, output
     return ["run", found.group(1), "--from-step", found.group(2), "--set", found.group(3)]
 
