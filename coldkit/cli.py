@@ -132,6 +132,11 @@ def run(
         Optional[Path], typer.Option("--out", help="run folder (default: runs/<name>)")
     ] = None,
     overrides: SetOption = None,
+    from_step: Annotated[
+        Optional[int],
+        typer.Option("--from-step", help="resume from the kept checkpoint of this step (after a "
+                     "run diverged: the step its message names; 0 starts over)"),
+    ] = None,
 ) -> None:
     """Train, sample and evaluate an experiment; resume it if its run folder has a checkpoint."""
     from coldkit.runtime.distributed import start_cluster, stop_cluster
@@ -144,10 +149,9 @@ def run(
     interrupted = "the last checkpoint is kept; run the same command again to resume."
     try:
         with reported(interrupted, speaks=cluster.is_main):
-            with claimed_run(config, out, overrides or [], load_registry(), cluster) as (
-                experiment,
-                paths,
-            ):
+            with claimed_run(
+                config, out, overrides or [], load_registry(), cluster, from_step
+            ) as (experiment, paths):
                 checkpoint = paths.checkpoint
                 shown.print(f"run folder: [bold]{paths.root}[/]")
                 execute(experiment, paths, shown, cluster)
@@ -175,9 +179,12 @@ def sweep(
         int, typer.Option("--parallel", min=1, help="points run at once, each in a process "
                           "with its share of the cores")
     ] = 1,
+    max_points: Annotated[
+        int, typer.Option("--max-points", min=1, help="refuse a grid of more points than this")
+    ] = 100,
 ) -> None:
     """Run an experiment over a grid of settings, one run folder per point; resumable."""
-    from coldkit.sweep import parse_axis, plan_sweep, run_sweep
+    from coldkit.sweep import check_grid_size, parse_axis, plan_sweep, run_sweep
 
     def say(message: str) -> None:
         console.print(message, highlight=False, markup=False, soft_wrap=True)
@@ -187,10 +194,11 @@ def sweep(
         "sweep."
     )
     with reported(interrupted):
+        axes = [parse_axis(text) for text in over]
+        size = check_grid_size(axes, max_points)
+        say(f"sweep: {size} points ({size} training runs) to check, then run")
         registry = load_registry()
-        planned = plan_sweep(
-            config, [parse_axis(text) for text in over], registry, overrides or [], out, parallel
-        )
+        planned = plan_sweep(config, axes, registry, overrides or [], out, parallel)
         run_sweep(planned, registry, console, say)
 
 
@@ -602,14 +610,12 @@ def fid(
     """FID and KID between two image sets with the standard Inception network (docs/metrics.md)."""
     from coldkit.evaluation.fid_pair import fid_between
 
-    try:
+    with reported():
         result = fid_between(
             a, b, load_registry, image_size=image_size, max_images=max_images, weights=weights,
             console=None if as_json else console,
             notify=None if as_json else (lambda message: console.print(message, highlight=False)),
         )
-    except ColdkitError as error:
-        raise fail(error) from None
     if as_json:
         print(json.dumps(result, indent=2))
         return

@@ -24,6 +24,13 @@ from coldkit.protocols import BuildContext, RestorerContext
 
 #: Seeds torch accepts (64 bits); one below the top, as a run also seeds ``seed + 1``.
 MIN_SEED, MAX_SEED = -(2**63), 2**63 - 2
+#: The ranges of integer settings (docs/configuration.md): each is checked (a whole number, not
+#: true/false nor 1e30) before anything is written, so no value overflows inside torch later.
+MAX_COUNT = 10**9  # steps, images, cadences
+MAX_BATCH = 65_536
+MAX_IMAGE_SIZE = 16_384
+MAX_JITTER = 10_000  # levels; a jitter past T is clamped to 1..T anyway
+MAX_THREADS = 256
 
 
 class Section(BaseModel):
@@ -65,7 +72,10 @@ AutocastSwitch = Annotated[
 
 
 class DatasetSection(PluginSection):
-    image_size: int = Field(32, ge=4, description="images are resized to image_size x image_size")
+    image_size: int = Field(
+        32, ge=4, le=MAX_IMAGE_SIZE, strict=True,
+        description=f"images are resized to image_size x image_size (4 to {MAX_IMAGE_SIZE:,})",
+    )
     max_memory_gb: float = Field(
         4.0,
         gt=0,
@@ -73,7 +83,8 @@ class DatasetSection(PluginSection):
         "(datasets that can stream: image-folder)",
     )
     workers: int | None = Field(
-        None, ge=0, description="DataLoader worker processes when streaming (unset: automatic)"
+        None, ge=0, le=256, strict=True,
+        description="DataLoader worker processes when streaming, up to 256 (unset: automatic)"
     )
 
 
@@ -82,7 +93,8 @@ class AugmentSection(Section):
     degraded (see coldkit.data.augment); all off by default."""
 
     shift: int = Field(
-        0, ge=0, description="largest translation in whole pixels, circular (no resampling)"
+        0, ge=0, le=4096, strict=True,
+        description="largest translation in whole pixels, up to 4096, circular (no resampling)"
     )
     rotate: float = Field(0.0, ge=0, le=180, description="largest rotation in degrees")
     scale: float = Field(
@@ -92,13 +104,15 @@ class AugmentSection(Section):
 
 
 class TrainSection(Section):
-    steps: int = Field(2000, ge=0, description="optimizer steps")
+    steps: int = Field(2000, ge=0, le=MAX_COUNT, strict=True, description="optimizer steps")
     max_minutes: float | None = Field(None, gt=0, description="wall-clock budget for training")
-    batch_size: int = Field(64, ge=1)
-    accumulate: int = Field(1, ge=1, description="micro-batches per optimizer step")
+    batch_size: int = Field(64, ge=1, le=MAX_BATCH, strict=True)
+    accumulate: int = Field(
+        1, ge=1, le=4096, strict=True, description="micro-batches per optimizer step"
+    )
     lr: float = Field(2e-4, gt=0)
     lr_schedule: Literal["constant", "cosine"] = "constant"
-    warmup_steps: int = Field(0, ge=0)
+    warmup_steps: int = Field(0, ge=0, le=MAX_COUNT, strict=True)
     loss: Literal["l1", "l2", "berhu"] = Field(
         "l1", description="l1 (the paper), l2, or berhu: l1 below berhu_threshold, l2 above"
     )
@@ -107,25 +121,29 @@ class TrainSection(Section):
     )
     grad_clip: float = Field(1.0, ge=0, description="max gradient norm; 0 disables clipping")
     ema_decay: float = Field(0.995, ge=0.0, lt=1.0, description="0 disables the EMA")
-    ema_every: int = Field(1, ge=1, description="update the EMA every N steps")
-    checkpoint_every: int = Field(500, ge=1)
-    log_every: int = Field(50, ge=1)
+    ema_every: int = Field(
+        1, ge=1, le=MAX_COUNT, strict=True, description="update the EMA every N steps"
+    )
+    checkpoint_every: int = Field(500, ge=1, le=MAX_COUNT, strict=True)
+    log_every: int = Field(50, ge=1, le=MAX_COUNT, strict=True)
     compile: CompileSwitch = "auto"
     channels_last: ChannelsLastSwitch = "auto"
     autocast: AutocastSwitch = "auto"
     augment: AugmentSection = Field(default_factory=AugmentSection)
     quantize_inputs: int | None = Field(
-        None, ge=1, le=16,
-        description="round D(x0, t) to this many bits (8: what PNG/JPEG files hold), "
+        None, ge=1, le=16, strict=True,
+        description="round D(x0, t) to this many bits, 1 to 16 (8: what PNG/JPEG files hold; "
+        "a number, not true), "
         "straight-through, so the model learns from what files contain",
     )
     quantize_share: float = Field(
         1.0, ge=0.0, le=1.0, description="share of samples quantised (drawn from the run's seed)"
     )
     level_jitter: int = Field(
-        0, ge=0,
-        description="degrade each sample up to this many levels off the level the restorer is "
-        "told (clamped to 1..T): a restorer that tolerates a level estimated one off",
+        0, ge=0, le=MAX_JITTER, strict=True,
+        description=f"degrade each sample up to this many levels (0 to {MAX_JITTER:,}) off the "
+        "level the restorer is told (clamped to 1..T): a restorer that tolerates a level "
+        "estimated one off",
     )
     level_jitter_share: float = Field(
         1.0, ge=0.0, le=1.0, description="share of samples whose level is jittered (seeded)"
@@ -145,13 +163,16 @@ class EvaluateSection(Section):
     split: Literal["train", "val", "test", "all"] = Field(
         "test", description="split scored; 'all' scores every image (e.g. of evaluate.dataset)"
     )
-    num_images: int = Field(500, ge=1, description="held-out images scored (at most)")
-    batch_size: int = Field(100, ge=1)
+    num_images: int = Field(
+        500, ge=1, le=MAX_COUNT, strict=True, description="held-out images scored (at most)"
+    )
+    batch_size: int = Field(100, ge=1, le=MAX_BATCH, strict=True)
     sampler: str = Field("improved", description="the sampler of the 'sampled' row")
-    figure_rows: int = Field(8, ge=1)
+    figure_rows: int = Field(8, ge=1, le=256, strict=True)
     quantize_inputs: int | None = Field(
-        None, ge=1, le=16,
-        description="round D(x0, T) to this many bits before restoring (8: what files hold)",
+        None, ge=1, le=16, strict=True,
+        description="round D(x0, T) to this many bits, 1 to 16, before restoring (8: what "
+        "files hold)",
     )
     fid_images: int = Field(
         200, ge=0,
@@ -180,16 +201,24 @@ class GenerateSection(Section):
         default_factory=lambda: PriorSection(name="pca-gmm"),
         description="the prior over x_T ([generate.prior], see coldkit list-priors)",
     )
-    num_samples: int = Field(1000, ge=1, description="images generated (and judged)")
+    num_samples: int = Field(
+        1000, ge=1, strict=True,
+        description="images generated (and judged); a count that cannot fit in memory is "
+        "refused with the largest that does"
+    )
     sampler: str = Field("improved", description="the sampler that runs from x_T to x_0")
     step_noise: float = Field(
         0.0, ge=0.0, description="noise std per step, for samplers that take it (stochastic)"
     )
-    batch_size: int = Field(250, ge=1, description="images sampled at once")
+    batch_size: int = Field(
+        250, ge=1, le=MAX_BATCH, strict=True, description="images sampled at once"
+    )
     seed: int | None = Field(
         None, ge=MIN_SEED, le=MAX_SEED, description="seed of the draws (default: the experiment's)"
     )
-    grid_size: int = Field(100, ge=1, description="samples shown in generated.png")
+    grid_size: int = Field(
+        100, ge=1, le=10_000, strict=True, description="samples shown in generated.png"
+    )
     judge: bool = Field(
         True, description="judge samples with a classifier trained on the labelled training split"
     )
@@ -222,7 +251,10 @@ class ExperimentConfig(Section):
     threads: int | None = Field(
         None,
         ge=1,
-        description="CPU threads of this run (torch.set_num_threads); unset: torch's default. "
+        le=MAX_THREADS,
+        strict=True,
+        description=f"CPU threads of this run (torch.set_num_threads), 1 to {MAX_THREADS}; unset: "
+        "torch's default. "
         "Give runs that share a machine their share of the cores",
     )
     dataset: DatasetSection
@@ -257,6 +289,11 @@ class ExperimentConfig(Section):
             raise ValueError(
                 "must be a plain folder name (no '/', '\\', '.' or '..'); choose the folder "
                 "with --out instead"
+            )
+        if len(name.encode("utf-8", "surrogatepass")) > 255:
+            raise ValueError(
+                f"is {len(name.encode('utf-8', 'surrogatepass'))} bytes long; a folder name may "
+                "have at most 255: choose a shorter name, or the folder with --out"
             )
         return name
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -38,10 +39,12 @@ from coldkit.runs.folder import (
     GENERATION_MARKDOWN,
     PRIORS_FOLDER,
     LoadedRun,
+    RunPaths,
     open_run,
     read_metadata,
+    trained_for,
 )
-from coldkit.runtime.files import write_error
+from coldkit.runtime.files import check_writable_name, is_regular_file, write_error
 from coldkit.runtime.log import Notify, quiet
 
 #: Run-folder files copied as they are (when the run has them): the numbers and the pictures.
@@ -70,31 +73,31 @@ def export_run(
 ) -> ExportReport:
     """Export a trained run folder to ``out_dir`` (which must not exist or be empty).
 
-    The folder is written under a temporary name and renamed when complete, so an interrupted
-    export leaves no half folder under ``out_dir``. ``push_to_hub`` (``OWNER/NAME``) uploads the
+    The folder is written into a fresh temporary folder of its own next to ``out_dir`` and
+    renamed when complete, so an interrupted export leaves no half folder under ``out_dir`` and
+    touches no other folder. A run folder where a file the export reads is a symbolic link is
+    refused (:func:`refuse_links`). ``push_to_hub`` (``OWNER/NAME``) uploads the
     folder to the Hugging Face Hub afterwards with ``huggingface_hub`` (the ``hub`` extra).
     """
     notify = notify or quiet
     registry = registry if registry is not None else Registry.discover()
-    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    run_dir, out_dir = Path(run_dir), check_writable_name(out_dir, "OUT_DIR")
     hub = exported.import_hub() if push_to_hub else None  # refuse before writing anything
     if exported.is_exported(run_dir):
         raise ConfigError(
             f"{run_dir} is already an exported model. Copy the folder, or export its run folder."
         )
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise ConfigError(f"{out_dir} already exists and is not empty. Choose another OUT_DIR.")
+    _check_target(out_dir)
+    refuse_links(run_dir)
     loaded = open_run(run_dir, registry, device="cpu")
-    partial = out_dir.with_name(out_dir.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
+    staging = _staging_folder(out_dir)
     try:
-        partial.mkdir(parents=True)
-        files = _write_folder(loaded, registry, partial)
+        files = _write_folder(loaded, registry, staging, out_dir.name)
         if out_dir.exists():
             out_dir.rmdir()
-        os.replace(partial, out_dir)
+        os.replace(staging, out_dir)
     except BaseException as exc:
-        shutil.rmtree(partial, ignore_errors=True)  # never a half-written model folder
+        shutil.rmtree(staging, ignore_errors=True)  # ours alone: never a half-written folder
         if isinstance(exc, (OSError, RuntimeError, SafetensorError)):  # e.g. a full disk
             raise write_error(out_dir, exc) from None
         raise
@@ -109,7 +112,52 @@ def export_run(
     return ExportReport(out_dir, files, url)
 
 
-def _write_folder(loaded: LoadedRun, registry: Registry, folder: Path) -> list[str]:
+def _check_target(out_dir: Path) -> None:
+    """Refuse an OUT_DIR that is not a new (or empty) folder of its own."""
+    if out_dir.name in ("", ".", "..") or out_dir.is_symlink():
+        raise ConfigError(
+            f"OUT_DIR {str(out_dir)!r} does not name a new folder (it is the current folder, a "
+            "parent or a symbolic link). Pass the path of a new folder, e.g. models/NAME."
+        )
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise ConfigError(f"{out_dir} already exists and is not empty. Choose another OUT_DIR.")
+
+
+def refuse_links(run_dir: Path) -> None:
+    """Refuse a run folder where a file the export reads is a symbolic link or not a regular
+    file: its content could come from anywhere on the machine and would be shared."""
+    paths = RunPaths(run_dir)
+    folders = [paths.checkpoint.parent, run_dir / PRIORS_FOLDER]
+    files = [paths.config, paths.metadata, paths.checkpoint,
+             *(run_dir / name for name in COPIED_FILES)]
+    if (run_dir / PRIORS_FOLDER).is_dir() and not (run_dir / PRIORS_FOLDER).is_symlink():
+        files += sorted((run_dir / PRIORS_FOLDER).glob("*.pt"))
+    odd = [path for path in folders if path.is_symlink()]
+    odd += [path for path in files if os.path.lexists(path) and not is_regular_file(path)]
+    if odd:
+        raise ConfigError(
+            f"{run_dir} holds {', '.join(str(path) for path in odd)}, a symbolic link or special "
+            "file where the export reads a file: its content could come from outside the run "
+            "folder and would be shared, so nothing was exported. Replace it with the file "
+            "itself, or remove it."
+        )
+
+
+def _staging_folder(out_dir: Path) -> Path:
+    """A fresh folder of our own next to ``out_dir`` (never one that exists already), renamed to
+    ``out_dir`` when the export is complete."""
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".coldkit-export-", dir=out_dir.parent))
+        staging.chmod(0o755)  # mkdtemp makes 0700; a folder to share is readable by others
+        return staging
+    except OSError as exc:
+        raise write_error(out_dir, exc) from None
+
+
+def _write_folder(
+    loaded: LoadedRun, registry: Registry, folder: Path, title: str
+) -> list[str]:
     """Every file of the exported folder; returns their names."""
     tensors = {exported.WEIGHTS_FILE: _save_weights(loaded, folder / exported.WEIGHTS_FILE)}
     for prior in sorted((loaded.root / PRIORS_FOLDER).glob("*.pt")):
@@ -123,7 +171,7 @@ def _write_folder(loaded: LoadedRun, registry: Registry, folder: Path) -> list[s
     write_toml(folder / "config.toml", config)
     manifest = _manifest(loaded, config, tensors)
     (folder / exported.MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
-    card = model_card(loaded, manifest, copied, folder.name.removesuffix(".partial"))
+    card = model_card(loaded, manifest, copied, title)
     (folder / exported.MODEL_CARD_FILE).write_text(card)
     return [*tensors, *copied, "config.toml", exported.MANIFEST_FILE, exported.MODEL_CARD_FILE]
 
@@ -134,7 +182,10 @@ def _save_weights(loaded: LoadedRun, path: Path) -> str:
         key: value.detach().cpu().contiguous().clone()
         for key, value in loaded.restorer.state_dict().items()
     }
-    save_file(state, str(path), metadata={"format": exported.MODEL_FORMAT})
+    recorded = json.dumps(trained_for(loaded.experiment, loaded.context))
+    save_file(state, str(path), metadata={
+        "format": exported.MODEL_FORMAT, exported.TRAINED_FOR_KEY: recorded,
+    })
     path.chmod(0o644)  # a file to share: readable by others, as the rest of the folder
     return exported.sha256_of(path)
 
@@ -147,7 +198,8 @@ def _manifest(loaded: LoadedRun, config: dict[str, Any], tensors: dict[str, str]
         "coldkit_version": coldkit.__version__,
         "torch_version": torch.__version__,
         "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "exported_from": str(loaded.root),
+        # The run folder's name only: a shared folder carries no path of the exporter's machine.
+        "exported_from": loaded.root.resolve().name,
         "step": loaded.step,
         "restorer_context": {
             "channels": loaded.context.channels,
@@ -336,4 +388,6 @@ config and input shape to build it, and the sha256 of each tensor file (checked 
 """
 
 
-__all__ = ["ExportReport", "export_run", "model_card", "plugins_used", "registry_records"]
+__all__ = [
+    "ExportReport", "export_run", "model_card", "plugins_used", "refuse_links", "registry_records",
+]

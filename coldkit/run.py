@@ -37,7 +37,8 @@ from coldkit.runs.cost import check_before_writing
 from coldkit.runs.exported import is_exported
 from coldkit.runs.folder import LOCK_FILE, RunPaths
 from coldkit.runs.lock import run_folder_lock
-from coldkit.runtime.files import remove_temporaries
+from coldkit.runs.recovery import rewind
+from coldkit.runtime.files import check_writable_name, remove_temporaries
 from coldkit.training.stage import Training, training_info
 
 #: Keys that may change when a run is resumed: the budget, the step size and clipping (the fix
@@ -73,6 +74,7 @@ def claimed_run(
     overrides: list[str],
     registry: Registry,
     cluster: Cluster = SINGLE_PROCESS,
+    from_step: int | None = None,
 ) -> Iterator[tuple[Experiment, RunPaths]]:
     """Resolve the experiment and its run folder and claim the folder until the block ends.
 
@@ -81,6 +83,8 @@ def claimed_run(
     in one folder, and the folder's lock is held throughout: a second ``coldkit run`` on the same
     folder stops before it changes anything. Under torchrun only rank 0 claims and writes; the
     other ranks wait for its word and raise :class:`RankStopped` if it could not start.
+    ``from_step`` first goes back to a kept checkpoint of that step (0: start over;
+    :func:`coldkit.runs.recovery.rewind`), as after a run that diverged.
     """
     if not cluster.is_main:
         if not cluster.agree(True):
@@ -92,12 +96,17 @@ def claimed_run(
     claimed = False
     try:
         experiment, paths = _resolve_target(target, out, overrides, registry)
+        check_writable_name(paths.root, "The run folder")
         check_before_writing(experiment)
         _check_folder(paths)
         _make_folder(paths)
         with run_folder_lock(paths.root):
             # Left by a run killed mid-write (never read); only where `coldkit run` alone writes.
             remove_temporaries(paths.root, paths.checkpoint.parent)
+            if from_step is not None:
+                if from_step != 0:  # a config that cannot resume changes nothing
+                    check_resumable(experiment, paths)
+                rewind(paths, from_step)
             _write_config(experiment, paths)
             claimed = cluster.agree(True)
             yield experiment, paths
@@ -146,6 +155,12 @@ def _check_folder(paths: RunPaths) -> None:
     """Refuse a folder that is not empty and not a run folder (its files would be overwritten),
     and a run folder whose entries are symbolic links (writes would land outside it)."""
     root = paths.root
+    if is_exported(root):
+        raise ConfigError(
+            f"{root} is an exported model folder (coldkit export): a run would train inside a "
+            "folder meant to be shared as it was exported, so nothing was written. Pass --out "
+            "with a new folder."
+        )
     if root.exists() and not root.is_dir():
         raise ConfigError(f"{root} is a file, not a run folder. Pass --out with a new folder.")
     if root.is_dir() and not paths.config.exists():

@@ -21,14 +21,18 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
+import signal
 import subprocess
 import sys
+import threading
 import tomllib
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from rich.console import Console
 
@@ -44,12 +48,23 @@ from coldkit.evaluation.compare import (
 from coldkit.plugins import Registry
 from coldkit.run import check_resumable, claimed_run, execute
 from coldkit.runs.folder import RunPaths
+from coldkit.runtime.files import (
+    check_writable_name,
+    is_regular_file,
+    make_output_folder,
+    write_error,
+    write_text_atomic,
+)
 
 SWEEP_FILE = "sweep.json"
 PLOT_FILE = "sweep.png"
 REPORT_FILE = "compare.md"
 FIGURE_FILE = "compare.png"
 #: Table-1 metrics plotted, with the direction that is better.
+#: The most points a sweep runs unless ``--max-points`` allows more (each point is a training).
+MAX_POINTS = 100
+#: What a sweep writes directly into its folder, besides one run folder per point.
+SWEEP_ENTRIES = ("sweep.json", "compare.md", "compare.png", "sweep.png", "logs")
 PLOTTED = (("ssim", "SSIM (higher is better)"), ("rmse", "RMSE (lower is better)"),
            ("psnr", "PSNR dB (higher is better)"), ("fid", "FID (lower is better)"))
 
@@ -105,7 +120,29 @@ def parse_axis(text: str) -> Axis:
             f"Cannot read --over {text!r}. Write it as section.key=v1,v2,..., e.g. "
             "--over degradation.steps=5,10,20."
         )
-    return Axis(key.strip(), values)
+    unique: dict[str, str] = {}  # a value given twice (1e-3, 0.001) is one point, not two
+    for value in values:
+        unique.setdefault(json.dumps(_value(value), sort_keys=True, default=str), value)
+    return Axis(key.strip(), tuple(unique.values()))
+
+
+def grid_size(axes: Sequence[Axis]) -> int:
+    """How many points the grid of ``axes`` has."""
+    return math.prod(len(axis.values) for axis in axes)
+
+
+def check_grid_size(axes: Sequence[Axis], max_points: int = MAX_POINTS) -> int:
+    """The grid's point count, or a :class:`SweepError` past ``max_points`` (before any point is
+    validated: a huge grid is refused at once, not after minutes of silence)."""
+    points = grid_size(axes)
+    if points > max_points:
+        shape = " x ".join(f"{len(axis.values)} {axis.key}" for axis in axes)
+        raise SweepError(
+            f"This grid has {points:,} points ({shape}), each a training run; a sweep runs at "
+            f"most {max_points:,} unless told otherwise. Sweep fewer values, or pass "
+            f"--max-points {points} to run them all."
+        )
+    return points
 
 
 def expand_grid(axes: Sequence[Axis]) -> list[tuple[tuple[str, str], ...]]:
@@ -145,9 +182,20 @@ def plan_sweep(
         )
     base = read_toml(config)
     out = out if out is not None else Path("runs") / f"{base.get('name', config.stem)}_sweep"
+    check_writable_name(out)
+    grid = expand_grid(axes)
+    names = [point_name(settings) for settings in grid]
+    for settings, name in zip(grid, names):
+        check_writable_name(out / name, f"sweep point {' '.join(_assignments(settings))}:")
+    if len(set(names)) != len(names):
+        twice = next(name for name in names if names.count(name) > 1)
+        raise SweepError(
+            f"Two points of the grid would share the folder {twice} (values that differ only in "
+            "characters a folder name cannot hold). Give each value once."
+        )
+    check_sweep_folder(out, names)
     points = []
-    for settings in expand_grid(axes):
-        name = point_name(settings)
+    for settings, name in zip(grid, names):
         data = apply_overrides(json.loads(json.dumps(base)), [*overrides, *_assignments(settings)])
         try:
             experiment = build_experiment(data, registry)
@@ -156,6 +204,41 @@ def plan_sweep(
             raise SweepError(f"sweep point {name}: {error}") from None
         points.append(SweepPoint(tuple(settings), experiment, out / name))
     return Sweep(config, tuple(axes), tuple(overrides), out, points, parallel)
+
+
+def check_sweep_folder(out: Path, names: Sequence[str]) -> None:
+    """Refuse an ``--out`` that is not a sweep folder of this grid (a user's non-empty folder
+    whose files the sweep would overwrite) and a sweep folder holding symbolic links where the
+    sweep writes (a point's run folder, its log, the report): they are refused, never followed."""
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise SweepError(
+            f"--out {out} is a file or a symbolic link, not a sweep folder. Pass --out with a "
+            "new folder."
+        )
+    if not out.is_dir():
+        return
+    entries = {entry.name for entry in out.iterdir()}
+    ours = {"logs", *names}  # what a sweep stopped before its first sweep.json holds
+    if entries and SWEEP_FILE not in entries and not entries <= ours:
+        shown = ", ".join(sorted(entries - ours)[:5])
+        raise SweepError(
+            f"--out {out} is a folder that is not a sweep folder and is not empty ({shown}); the "
+            "sweep would overwrite its files, so nothing was written. Pass --out with a new or "
+            "empty folder."
+        )
+    logs = out / "logs"
+    linked = [out / name for name in (*SWEEP_ENTRIES, *names) if (out / name).is_symlink()]
+    if logs.is_dir() and not logs.is_symlink():
+        linked += [logs / f"{name}.txt" for name in names if (logs / f"{name}.txt").is_symlink()]
+    if (out / SWEEP_FILE).exists() and not is_regular_file(out / SWEEP_FILE):
+        linked.append(out / SWEEP_FILE)
+    if linked:
+        raise SweepError(
+            f"Sweep folder {out} holds symbolic links where the sweep writes "
+            f"({', '.join(str(path) for path in sorted(set(linked)))}), so it could overwrite "
+            "files outside it; nothing was written. Remove the links, or pass --out with a new "
+            "folder."
+        )
 
 
 def _assignments(settings: Sequence[tuple[str, str]]) -> list[str]:
@@ -175,7 +258,8 @@ def run_sweep(
     sweep: Sweep, registry: Registry, console: Console, say: Callable[[str], None] = print
 ) -> dict[str, Any]:
     """Run every unfinished point, then write sweep.json, the report and the plots."""
-    sweep.out.mkdir(parents=True, exist_ok=True)
+    make_output_folder(sweep.out)
+    write_sweep_json(sweep)  # first: the folder is known as this sweep's if it is stopped
     todo = []
     for point in sweep.points:
         if is_finished(point):
@@ -217,39 +301,111 @@ def threads_per_process(parallel: int) -> int:
 def _run_in_processes(sweep: Sweep, todo: list[SweepPoint], say: Callable[[str], None]) -> None:
     """``coldkit run`` per point in a process of its own, ``parallel`` at a time, each with
     OMP_NUM_THREADS set to its share of the cores (and OMP_WAIT_POLICY=PASSIVE unless set); stop
-    starting points after a failure."""
-    # Processes that share the cores: each its share, and idle threads that sleep at once.
-    env = {
-        "OMP_WAIT_POLICY": "PASSIVE",
-        **os.environ,
-        "OMP_NUM_THREADS": str(threads_per_process(sweep.parallel)),
-    }
-    logs = sweep.out / "logs"
-    logs.mkdir(exist_ok=True)
+    starting points after a failure. Interrupted (Ctrl-C, or SIGTERM to the sweep), it ends the
+    running points too and waits for them (each keeps its last checkpoint and resumes later)."""
+    logs = make_output_folder(sweep.out / "logs")
+    children = _Children(sweep)
     failed: list[str] = []
 
     def one(point: SweepPoint) -> None:
-        if failed:
+        if failed or children.stopping.is_set():
             return
         sweep.status[point.name] = "running"
-        command = [sys.executable, "-m", "coldkit", "run", str(sweep.config),
-                   "--out", str(point.folder)]
-        for assignment in [*sweep.overrides, *point.overrides]:
-            command += ["--set", assignment]
         log = logs / f"{point.name}.txt"
         say(f"started {point.name} (output: {log})")
-        with open(log, "w") as handle:
-            code = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT, env=env)
-        sweep.status[point.name] = "finished" if code.returncode == 0 else "failed"
+        code = children.run(point, log)
+        sweep.status[point.name] = "finished" if code == 0 else "failed"
+        if children.stopping.is_set():
+            sweep.status[point.name] = "stopped"
+            return
         say(f"{sweep.status[point.name]}: {point.name}")
-        if code.returncode != 0:
-            failed.append(f"{point.name} (exit code {code.returncode}, see {log})")
+        if code != 0:
+            failed.append(f"{point.name} (exit code {code}, see {log})")
 
-    with ThreadPoolExecutor(max_workers=sweep.parallel) as pool:
-        list(pool.map(one, todo))
+    pool = ThreadPoolExecutor(max_workers=sweep.parallel)
+    with _terminate_as_interrupt():
+        try:
+            for future in [pool.submit(one, point) for point in todo]:
+                future.result()
+        except BaseException:
+            children.stop()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
     if failed:
         raise SweepError(f"sweep point {failed[0]}; fix it and run the same command again: "
                          "finished points are kept.")
+
+
+class _Children:
+    """The ``coldkit run`` processes of a parallel sweep, ended together when it stops."""
+
+    def __init__(self, sweep: Sweep) -> None:
+        self.sweep = sweep
+        self.stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._running: set[subprocess.Popen] = set()
+        # Processes that share the cores: each its share, and idle threads that sleep at once.
+        self.env = {
+            "OMP_WAIT_POLICY": "PASSIVE",
+            **os.environ,
+            "OMP_NUM_THREADS": str(threads_per_process(sweep.parallel)),
+        }
+
+    def run(self, point: SweepPoint, log: Path) -> int:
+        """Run one point's ``coldkit run`` with its output in ``log``; its exit code."""
+        command = [sys.executable, "-m", "coldkit", "run", str(self.sweep.config),
+                   "--out", str(point.folder)]
+        for assignment in [*self.sweep.overrides, *point.overrides]:
+            command += ["--set", assignment]
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+        try:
+            descriptor = os.open(log, flags, 0o666)  # a link planted there is refused
+        except OSError as exc:
+            raise write_error(log, exc) from None
+        with os.fdopen(descriptor, "w") as handle, self._lock:
+            if self.stopping.is_set():
+                return 130
+            process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT,
+                                       env=self.env)
+            self._running.add(process)
+        try:
+            return process.wait()
+        finally:
+            with self._lock:
+                self._running.discard(process)
+
+    def stop(self) -> None:
+        """End every running point (SIGTERM, then SIGKILL after 30 s) and wait for it."""
+        with self._lock:
+            self.stopping.set()
+            running = list(self._running)
+        for process in running:
+            process.terminate()
+        for process in running:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM interrupts the main thread as Ctrl-C does (so a sweep ended by
+    ``kill`` or a scheduler ends its points too); outside the main thread it changes nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 # ------------------------------------------------------------------------------- the results
@@ -288,19 +444,21 @@ def sweep_data(sweep: Sweep, summaries: Sequence[RunSummary] | None = None) -> d
 
 def write_sweep_json(sweep: Sweep, summaries: Sequence[RunSummary] | None = None) -> Path:
     path = sweep.out / SWEEP_FILE
-    path.write_text(json.dumps(sweep_data(sweep, summaries), indent=2) + "\n")
-    return path
+    return write_text_atomic(path, json.dumps(sweep_data(sweep, summaries), indent=2) + "\n")
 
 
 def finish_sweep(sweep: Sweep, registry: Registry, say: Callable[[str], None]) -> dict[str, Any]:
     """sweep.json, compare.md, compare.png and sweep.png over the finished points."""
     summaries = summarize_runs([point.folder for point in sweep.points])
     write_sweep_json(sweep, summaries)
-    (sweep.out / REPORT_FILE).write_text(markdown_report(summaries))
-    drawn = write_comparison_figure(summaries, sweep.out / FIGURE_FILE, registry=registry)
+    write_text_atomic(sweep.out / REPORT_FILE, markdown_report(summaries))
+    try:
+        drawn = write_comparison_figure(summaries, sweep.out / FIGURE_FILE, registry=registry)
+        plot_sweep(sweep, summaries, sweep.out / PLOT_FILE)
+    except OSError as exc:  # a full disk or a folder made read-only meanwhile
+        raise write_error(sweep.out, exc) from None
     for note in drawn.notes:
         say(f"figure: {note}")
-    plot_sweep(sweep, summaries, sweep.out / PLOT_FILE)
     for name in (SWEEP_FILE, REPORT_FILE, FIGURE_FILE, PLOT_FILE):
         say(f"wrote {sweep.out / name}")
     return sweep_data(sweep, summaries)
@@ -366,7 +524,11 @@ __all__ = [
     "Sweep",
     "SweepError",
     "SweepPoint",
+    "MAX_POINTS",
+    "check_grid_size",
+    "check_sweep_folder",
     "expand_grid",
+    "grid_size",
     "finish_sweep",
     "is_finished",
     "parse_axis",

@@ -216,15 +216,19 @@ def cached_or_fitted_prior(
     device: torch.device | str,
     notify: Callable[[str], None] = lambda message: None,
     context: BuildContext | None = None,
+    shipped: Path | None = None,
 ) -> FittedPrior:
     """The run's saved prior if it was fitted with the same parameters, else fit and save it.
+
+    ``shipped`` is the prior an exported model folder ships (listed in its manifest), used when
+    ``run_root`` (the folder caches go to) has none of its own.
 
     ``train_images`` is called only when the prior has to be fitted; ``context`` is the build
     context of the prior (the split it serves: the evaluation split).
     """
     path = saved = RunPaths(run_root).prior(resolved.record.name)
-    if not path.is_file() and path.with_suffix(TENSORS_SUFFIX).is_file():  # an exported model
-        path = path.with_suffix(TENSORS_SUFFIX)
+    if not path.is_file() and shipped is not None:  # an exported model's own (listed) prior
+        path = shipped
     wanted = resolved.params.model_dump(mode="json")
     if path.is_file():
         fitted = load_prior(path, resolved.record, context)

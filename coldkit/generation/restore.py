@@ -35,7 +35,9 @@ from coldkit.generation.draws import params_of_degraded_images
 from coldkit.data.imaging import save_grid, save_png, to_uint8_rgb
 from coldkit.plugins import Registry
 from coldkit.protocols import Degradation, DegradationParams, Restorer, Sampler
-from coldkit.runs.folder import LoadedRun
+from coldkit.runs.exported import working_folder
+from coldkit.runs.folder import LoadedRun, RunPaths
+from coldkit.runtime.files import check_writable_name, make_output_folder
 from coldkit.runtime.log import Notify, quiet
 
 #: Longer side / shorter side up to which an image counts as "close to square" and is resized to
@@ -100,6 +102,8 @@ def read_image(path: Path | str, channels: int, notify: Notify | None = None) ->
         raise DataError(f"{path} does not exist. Check the path of the image to restore.")
     try:
         with Image.open(path) as image:
+            if image.width * image.height > Image.MAX_IMAGE_PIXELS:  # Pillow only warns up to 2x
+                raise Image.DecompressionBombError(image.size)
             image.load()
             mode = image.mode
             if mode == "P":  # a palette: read it as colour (or grey) values first
@@ -133,7 +137,17 @@ def read_image(path: Path | str, channels: int, notify: Notify | None = None) ->
         ) from None
     except (OSError, ValueError, SyntaxError) as exc:  # truncated or corrupt files
         raise DataError(f"Cannot read image {path}: {exc}. Pass an intact PNG or JPEG file.") from None
+    _refuse_non_finite(array, path)
     return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).clamp_(0.0, 1.0)
+
+
+def _refuse_non_finite(array: np.ndarray, path: Path) -> None:
+    """A float image (TIFF) can hold NaN or inf, which no pixel is: refuse it by name."""
+    if not np.isfinite(array).all():
+        raise DataError(
+            f"{path} holds NaN or infinite pixel values, which no image has; it was not "
+            "restored. Replace them (e.g. with 0) or pass the image as PNG."
+        )
 
 
 def _grey_array(image: Image.Image) -> np.ndarray:
@@ -230,7 +244,7 @@ def output_paths(files: Sequence[Path | str], out: Path) -> list[Path]:
                 "separate runs with different --out folders, or rename one."
             )
         seen[name] = file
-        outputs.append(out / name)
+        outputs.append(check_writable_name(out / name, f"The restored image of {file.name[:60]}"))
     for path in [*outputs, out / SHEET_FILE]:
         if path.resolve() in inputs:
             raise DataError(
@@ -270,7 +284,8 @@ def restore_files(
     batch_size = batch_size or config.evaluate.batch_size
     if batch_size < 1:
         raise ConfigError(f"batch size must be at least 1, got {batch_size}.")
-    out_dir = Path(out) if out is not None else run.paths.restored
+    working = RunPaths(working_folder(run.root))  # never inside an exported model folder
+    out_dir = Path(out) if out is not None else working.restored
     files = [Path(file) for file in files]
     outputs = output_paths(files, out_dir)
     inputs = load_images(files, run.context.channels, run.context.image_size, notify)
@@ -285,6 +300,7 @@ def restore_files(
     items = _restored_items(files, outputs, levels, errors, notify)
     if config.train.quantize_inputs is None and holds_levels(inputs):
         _warn_if_lossy(run, results, levels, generator, notify)
+    make_output_folder(out_dir, None if out is not None else working.root)
     sheet = _write_restored(inputs, results, items, out_dir)
     return RestoreReport(items, sheet, sampler_name)
 
@@ -387,7 +403,6 @@ def _write_restored(
     inputs: Tensor, results: Tensor, items: list[RestoredImage], out_dir: Path
 ) -> Path:
     """Write every restored image and the before/after sheet (only once all are computed)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
     for image, item in zip(results, items):
         save_image(image, item.output)
     return save_grid([inputs, results], ["input", "restored"], out_dir / SHEET_FILE)

@@ -39,7 +39,8 @@ from coldkit.runs.folder import (
     LoadedRun,
     RunPaths,
 )
-from coldkit.runtime.files import write_json_atomic, write_text_atomic
+from coldkit.runs.exported import is_exported, shipped_prior, working_folder
+from coldkit.runtime.files import make_output_folder, write_json_atomic, write_text_atomic
 from coldkit.runtime.log import Notify
 from coldkit.data.splits import evaluation_split, training_split
 
@@ -67,6 +68,8 @@ class TrainedModel:
     held_out: Callable[[], Tensor]
     #: The model's channel count, told to the prior's build context.
     channels: int | None = None
+    #: An exported model's folder: the priors its manifest lists are used (never written).
+    model_folder: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,7 @@ def generate_for_run(run: RunContext, model: TrainedModel, out_dir: Path) -> Gen
             run.build_context(run.serving_split, model.channels, model.degradation.steps),
             degradation=model.degradation,
         ),
+        shipped_prior(model.model_folder, run.experiment.prior.record.name),
     )
     samples = _draw(run, model, fitted.prior, seed)
     files = write_samples(samples, out_dir, settings.grid_size)
@@ -296,13 +300,13 @@ def generate_from_run(
     assert settings is not None and experiment.prior is not None
     seed = settings.seed if settings.seed is not None else experiment.config.seed
     # With --out elsewhere the log goes there too: reading a run never writes into its folder.
-    log = None if out is None else out / LOG_FILE
+    # An exported model folder is never written: its caches and outputs go to the user's cache.
+    paths = RunPaths(working_folder(loaded.root))
+    log = None if out is None else make_output_folder(out) / LOG_FILE
     if out is None:
         name = f"{experiment.prior.record.name}-seed{seed}-n{settings.num_samples}"
-        out = loaded.paths.generated(name)
-    with RunContext.start(
-        experiment, loaded.paths, console, device=loaded.device, log=log
-    ) as run:
+        out = make_output_folder(paths.generated(name), paths.root)
+    with RunContext.start(experiment, paths, console, device=loaded.device, log=log) as run:
         run.notify(
             f"generate: {settings.num_samples} images into {out} (model at step {loaded.step})"
         )
@@ -313,6 +317,7 @@ def generate_from_run(
             lambda: training_split(experiment, size),
             lambda: evaluation_split(experiment, size, channels).images,
             channels,
+            loaded.root if is_exported(loaded.root) else None,
         )
         return generate_for_run(run, model, out)
 

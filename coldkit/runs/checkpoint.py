@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from coldkit.errors import CheckpointError, WriteError
-from coldkit.runtime.files import write_atomic
+from coldkit.runtime.files import write_atomic, write_error
 
 
 def save_atomic(state: Any, path: Path) -> None:
@@ -23,6 +25,32 @@ def save_atomic(state: Any, path: Path) -> None:
         write_atomic(path, lambda handle: torch.save(state, handle))
     except WriteError as exc:
         raise CheckpointError(str(exc)) from None
+
+
+def keep_copy(source: Path, target: Path) -> None:
+    """Make ``target`` hold what ``source`` holds, atomically: a hard link (no second copy on
+    disk), or a copy where the file system has no hard links. A link planted at ``target`` is
+    replaced, never followed; the previous ``target`` stays until the new one is complete."""
+    temporary = target.with_name(f".{target.name}.coldkit-link.tmp")
+    temporary.unlink(missing_ok=True)
+    try:
+        try:
+            os.link(source, temporary, follow_symlinks=False)
+        except OSError:
+            write_atomic(target, lambda handle: _copy_into(source, handle))
+            return
+        os.replace(temporary, target)
+    except OSError as exc:
+        raise CheckpointError(str(write_error(target, exc))) from None
+    except WriteError as exc:
+        raise CheckpointError(str(exc)) from None
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _copy_into(source: Path, handle: Any) -> None:
+    with open(source, "rb") as reading:
+        shutil.copyfileobj(reading, handle)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

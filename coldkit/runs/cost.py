@@ -18,11 +18,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+try:  # the address-space limit (ulimit -v) exists on Unix only
+    import resource
+except ImportError:  # pragma: no cover - Windows
+    resource = None  # type: ignore[assignment]
+
 from coldkit.config import Experiment
 from coldkit.errors import ConfigError
-from coldkit.protocols import RestorerContext
+from coldkit.protocols import BuildContext, RestorerContext
 from coldkit.runtime.device import select_device
-from coldkit.runs.folder import build_restorer
 
 #: The two small T the degradation is built for to measure how its tables grow with T.
 PROBE_STEPS = (8, 16)
@@ -47,12 +51,25 @@ class RunCost:
     batch: float
 
 
-def check_before_writing(experiment: Experiment) -> RunCost | None:
+def build_restorer(
+    experiment: Experiment, context: RestorerContext | BuildContext
+) -> nn.Module:
+    """The experiment's restorer network (untrained), or a config error naming the fix."""
+    try:
+        return experiment.restorer.build(context)
+    except ValueError as exc:
+        raise ConfigError(
+            f"restorer: {exc}. Adjust [restorer] or dataset.image_size."
+        ) from None
+
+
+def check_before_writing(experiment: Experiment, device: str | None = None) -> RunCost | None:
     """Raise :class:`ConfigError` for what can be known wrong before a run writes anything:
     a device that does not exist, a restorer that cannot be built for the image size, or a run
     (T, model, batch) that cannot fit in memory. Returns the estimate (None where the
-    degradation could not be probed)."""
-    device = select_device(experiment.config.device)
+    degradation could not be probed). ``device`` replaces the config's (a model opened
+    elsewhere, e.g. an exported one on ``cpu``)."""
+    device = select_device(device if device is not None else experiment.config.device)
     channels = int(experiment.dataset.params.model_dump().get("channels") or 3)
     image_size = experiment.config.dataset.image_size
     steps = int(getattr(experiment.degradation.params, "steps", 0) or 0)
@@ -126,6 +143,11 @@ def available_memory(device: torch.device) -> float | None:
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return float(free)
+    found = [value for value in (_free_memory(), address_space_left()) if value is not None]
+    return min(found) if found else None
+
+
+def _free_memory() -> float | None:
     try:
         with open("/proc/meminfo") as handle:
             for line in handle:
@@ -137,6 +159,25 @@ def available_memory(device: torch.device) -> float | None:
         return float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
     except (ValueError, OSError, AttributeError):
         return None
+
+
+def address_space_left() -> float | None:
+    """Bytes this process may still map under its address-space limit (``ulimit -v``), or None
+    where there is no limit: past it an allocation fails however much memory is free."""
+    if resource is None:
+        return None
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY:
+        return None
+    used = 0.0
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmSize:"):
+                    used = float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return max(0.0, float(soft) - used)
 
 
 def _tensor_bytes(value: Any, depth: int = 0) -> int:
@@ -155,4 +196,7 @@ def _tensor_bytes(value: Any, depth: int = 0) -> int:
     return 0
 
 
-__all__ = ["RunCost", "available_memory", "check_before_writing", "estimate_cost"]
+__all__ = [
+    "RunCost", "address_space_left", "available_memory", "build_restorer",
+    "check_before_writing", "estimate_cost",
+]

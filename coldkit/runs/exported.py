@@ -17,20 +17,30 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from safetensors import safe_open
 from safetensors.torch import load_file
 
 from coldkit.errors import CheckpointError, ConfigError, PluginError
 from coldkit.plugins import Registry
+from coldkit.runs.checkpoint import check_trained_for
+from coldkit.runs.manifest import validate_manifest
+from coldkit.runtime.files import is_regular_file
 
 MANIFEST_FILE = "coldkit_model.json"
 WEIGHTS_FILE = "model.safetensors"
 MODEL_CARD_FILE = "README.md"
 MODEL_FORMAT = "coldkit-model"
 MODEL_FORMAT_VERSION = 1
+#: The key of the weights file's metadata that records what the model was trained for.
+TRAINED_FOR_KEY = "coldkit_trained_for"
+PRIORS_FOLDER = "priors"
+#: A manifest is a few kilobytes; anything far larger is not one.
+MAX_MANIFEST_BYTES = 16 * 2**20
 HUB_PREFIX = "hf://"
 #: What ``pip install`` names for the Hub support.
 HUB_EXTRA = "coldkit[hub]"
@@ -68,8 +78,9 @@ class Manifest:
 
 
 def is_exported(root: Path) -> bool:
-    """Whether ``root`` looks like an exported model folder (either of its two key files)."""
-    return (root / MANIFEST_FILE).is_file() or (root / WEIGHTS_FILE).is_file()
+    """Whether ``root`` looks like an exported model folder (either of its two key files, as
+    anything: a link or special file there is refused when the folder is read)."""
+    return os.path.lexists(root / MANIFEST_FILE) or os.path.lexists(root / WEIGHTS_FILE)
 
 
 def sha256_of(path: Path) -> str:
@@ -82,40 +93,71 @@ def sha256_of(path: Path) -> str:
 
 
 def read_manifest(root: Path) -> Manifest:
-    """The folder's manifest, with every listed file present and matching its sha256."""
-    path = root / MANIFEST_FILE
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
+    """The folder's manifest, validated (:mod:`coldkit.runs.manifest`), with every listed file a
+    regular file inside the folder that matches its sha256."""
+    data = _read_manifest_data(root)
+    version = data.get("format_version")
+    newer = isinstance(version, int) and not isinstance(version, bool)
+    if newer and version > MODEL_FORMAT_VERSION:
         raise CheckpointError(
-            f"{root} is an incomplete exported model: {MANIFEST_FILE} cannot be read ({exc}). "
-            "Copy or download the whole folder again, or export it again with `coldkit export`."
-        ) from None
-    required = ("format", "config", "restorer_context", "step", "files")
-    if not isinstance(data, dict) or data.get("format") != MODEL_FORMAT or any(
-        key not in data for key in required
-    ):
-        raise CheckpointError(
-            f"{path} is not a coldkit model manifest. Export the run again with `coldkit export`."
-        )
-    if int(data.get("format_version", 0)) > MODEL_FORMAT_VERSION:
-        raise CheckpointError(
-            f"{root} was exported by a newer coldkit (format {data['format_version']}). "
+            f"{root} was exported by a newer coldkit (format {version}). "
             "Upgrade coldkit: `pip install -U coldkit`."
+        )
+    problems = validate_manifest(data)
+    if problems:
+        raise CheckpointError(
+            f"{root / MANIFEST_FILE} is not a valid coldkit model manifest "
+            f"({'; '.join(problems)}), so nothing in the folder was loaded. Export the model "
+            "again with `coldkit export`, or get the folder again from its source."
         )
     manifest = Manifest(root, data)
     _check_files(manifest)
     return manifest
 
 
+def _read_manifest_data(root: Path) -> dict[str, Any]:
+    """The manifest's JSON object: a regular file of bounded size, parsed without recursing
+    without bound."""
+    path = root / MANIFEST_FILE
+    problem = None
+    if not is_regular_file(path):
+        problem = "it is missing, a symbolic link or not a regular file"
+    elif path.stat().st_size > MAX_MANIFEST_BYTES:
+        problem = f"it is larger than {MAX_MANIFEST_BYTES // 2**20} MiB"
+    else:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError) as exc:
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            reason = reason.splitlines()[0] if reason else type(exc).__name__
+            problem = f"it cannot be read: {reason}"
+        else:
+            if not isinstance(data, dict) or data.get("format") != MODEL_FORMAT:
+                problem = f"it is not a {MODEL_FORMAT} manifest"
+    if problem is not None:
+        raise CheckpointError(
+            f"{root} is an incomplete exported model: {MANIFEST_FILE} {problem}. Copy or "
+            "download the whole folder again, or export it again with `coldkit export`."
+        )
+    return data
+
+
 def _check_files(manifest: Manifest) -> None:
-    """Refuse a missing listed file (truncated copy) or one whose sha256 differs (tampered)."""
+    """Refuse a listed file that is missing (truncated copy), not a regular file of the folder
+    itself (a link, a device, a path that leaves the folder), or whose sha256 differs."""
+    root = manifest.root.resolve()
     for name, expected in manifest.files.items():
         path = manifest.root / name
-        if not path.is_file():
+        if not path.exists() and not path.is_symlink():
             raise CheckpointError(
                 f"{manifest.root} is an incomplete exported model: {name} is missing. Copy or "
                 "download the whole folder again."
+            )
+        if not is_regular_file(path) or path.resolve() != root / name:
+            raise CheckpointError(
+                f"{path} is a symbolic link or not a regular file of the model folder, so it "
+                "was not read: a model folder holds its own files. Copy the folder again "
+                "without links (e.g. `cp -rL`), or get it again from its source."
             )
         if sha256_of(path) != expected:
             raise CheckpointError(
@@ -125,16 +167,45 @@ def _check_files(manifest: Manifest) -> None:
             )
 
 
+def check_model(manifest: Manifest, expected: dict[str, Any], image_size: int) -> None:
+    """Refuse a manifest that does not describe the weights: its restorer context against its
+    config, and what the model was trained for (``expected``, see
+    :func:`coldkit.runs.folder.trained_for`) against the record ``coldkit export`` put into the
+    hashed weights file (folders exported before that record existed carry none)."""
+    context = manifest.restorer_context
+    steps = expected["degradation"].get("steps")
+    if context["image_size"] != image_size or (steps is not None and context["steps"] != steps):
+        raise CheckpointError(
+            f"{manifest.root / MANIFEST_FILE} contradicts itself: its restorer_context (T = "
+            f"{context['steps']}, image size {context['image_size']}) differs from its config "
+            f"(T = {steps}, image size {image_size}). The manifest was edited after export: "
+            "get the folder again from its source."
+        )
+    path = manifest.root / WEIGHTS_FILE
+    try:
+        with safe_open(str(path), "pt") as weights:
+            recorded = json.loads((weights.metadata() or {}).get(TRAINED_FOR_KEY) or "null")
+    except Exception as exc:  # safetensors raises its own error type for a damaged header
+        raise CheckpointError(
+            f"{path} cannot be read ({type(exc).__name__}: {exc}). Export the model again."
+        ) from None
+    if isinstance(recorded, dict):
+        check_trained_for(path, {"trained_for": recorded}, expected)
+
+
 def check_plugins(manifest: Manifest, registry: Registry) -> None:
-    """Refuse a model whose plugins are not installed, naming the package to install."""
+    """Refuse a model whose plugins are not installed, naming the package to install (the
+    manifest's schema has checked that each is a plain package name and version)."""
     missing = []
     for kind, entry in manifest.plugins.items():
         name = str(entry.get("name"))
         if name not in registry.names(kind):  # type: ignore[arg-type]
-            package = entry.get("distribution") or entry.get("plugin") or "?"
-            version = entry.get("version")
-            pin = f"{package}=={version}" if version else package
-            missing.append(f"{kind} {name!r} (package {package}; `pip install {pin}`)")
+            package, version = entry.get("distribution"), entry.get("version")
+            if package:
+                pin = f"{package}=={version}" if version else package
+                missing.append(f"{kind} {name!r} (package {package}; `pip install {pin}`)")
+            else:
+                missing.append(f"{kind} {name!r} (plugin {entry.get('plugin') or '?'!r})")
     if missing:
         raise PluginError(
             f"The model in {manifest.root} needs plugins that are not installed: "
@@ -152,6 +223,30 @@ def load_weights(manifest: Manifest) -> dict[str, Any]:
         raise CheckpointError(
             f"{path} cannot be read ({type(exc).__name__}: {exc}). Export the model again."
         ) from None
+
+
+def working_folder(root: Path) -> Path:
+    """Where a command that reads a model writes what it makes by default (its log, caches such
+    as a judge's classifier or a fitted prior, generated images): the run folder itself, or, for
+    an exported model folder, which stays as it was exported, a folder of the user's cache
+    directory (``$XDG_CACHE_HOME/coldkit/models/NAME-HASH``, by default under ``~/.cache``)."""
+    if not is_exported(root):
+        return root
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    resolved = root.resolve()
+    digest = hashlib.sha256(os.fsencode(resolved)).hexdigest()[:12]
+    return base / "coldkit" / "models" / f"{resolved.name[:100]}-{digest}"
+
+
+def shipped_prior(root: Path | None, name: str) -> Path | None:
+    """An exported model's fitted prior ``priors/NAME.safetensors``, where its manifest lists it
+    (with a sha256, checked when the model was opened); None otherwise: an unlisted file in a
+    model folder is never loaded."""
+    if root is None:
+        return None
+    listed = Path(PRIORS_FOLDER) / f"{name}.safetensors"
+    files = _read_manifest_data(root).get("files")
+    return root / listed if isinstance(files, dict) and listed.as_posix() in files else None
 
 
 def locate(root: Path | str) -> Path:
@@ -192,11 +287,15 @@ __all__ = [
     "MODEL_FORMAT_VERSION",
     "Manifest",
     "WEIGHTS_FILE",
+    "TRAINED_FOR_KEY",
+    "check_model",
     "check_plugins",
     "import_hub",
     "is_exported",
     "load_weights",
     "locate",
     "read_manifest",
+    "shipped_prior",
+    "working_folder",
     "sha256_of",
 ]

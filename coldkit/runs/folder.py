@@ -20,6 +20,7 @@ from torch import nn
 
 from coldkit.runs import exported
 from coldkit.runs.checkpoint import check_trained_for, load_checkpoint
+from coldkit.runs.cost import build_restorer, check_before_writing
 from coldkit.config import Experiment, build_experiment, load_experiment
 from coldkit.data.splits import dataset_reader, serving_split
 from coldkit.runtime.device import select_device
@@ -31,6 +32,11 @@ from coldkit.protocols import BuildContext, Degradation, RestorerContext
 CONFIG_FILE = "config.toml"
 METADATA_FILE = "run.json"
 CHECKPOINT_FILE = Path("checkpoints") / "last.pt"
+#: The last checkpoint known healthy: a sane loss followed it (docs/run-folder-guarantees.md).
+HEALTHY_CHECKPOINT_FILE = Path("checkpoints") / "healthy.pt"
+#: Where ``coldkit run RUN --from-step N`` moves the checkpoints it rewinds past.
+DISCARDED_CHECKPOINT_FILE = Path("checkpoints") / "discarded.pt"
+DISCARDED_HEALTHY_FILE = Path("checkpoints") / "discarded-healthy.pt"
 LOG_FILE = "log.txt"
 METRICS_FILE = "metrics.json"
 TABLE_FILE = "table.md"
@@ -72,6 +78,21 @@ class RunPaths:
     @property
     def checkpoint(self) -> Path:
         return self.root / CHECKPOINT_FILE
+
+    @property
+    def healthy_checkpoint(self) -> Path:
+        """A hard link to (or copy of) the last checkpoint a sane loss followed."""
+        return self.root / HEALTHY_CHECKPOINT_FILE
+
+    @property
+    def discarded_checkpoint(self) -> Path:
+        """The checkpoint ``--from-step`` rewound past, kept rather than deleted."""
+        return self.root / DISCARDED_CHECKPOINT_FILE
+
+    @property
+    def discarded_healthy_checkpoint(self) -> Path:
+        """The healthy checkpoint ``--from-step 0`` (starting over) moved aside."""
+        return self.root / DISCARDED_HEALTHY_FILE
 
     @property
     def metrics(self) -> Path:
@@ -116,6 +137,7 @@ class RunPaths:
         else could point them anywhere); empty for a folder made by coldkit."""
         entries = (
             self.config, self.metadata, self.log, self.checkpoint.parent, self.checkpoint,
+            self.healthy_checkpoint, self.discarded_checkpoint, self.discarded_healthy_checkpoint,
             self.metrics, self.table, self.figure, self.loss_curve, self.lock,
             self.root / PRIORS_FOLDER, self.judge_classifier.parent, self.judge_classifier,
             self.tensorboard, self.root / GENERATED_FOLDER, self.restored, self.generation,
@@ -152,18 +174,6 @@ class LoadedRun:
 def build_degradation(experiment: Experiment, context: BuildContext | None = None) -> Degradation:
     """The experiment's degradation, built from its validated parameters and ``context``."""
     return experiment.degradation.build(context)
-
-
-def build_restorer(
-    experiment: Experiment, context: RestorerContext | BuildContext
-) -> nn.Module:
-    """The experiment's restorer network (untrained), or a config error naming the fix."""
-    try:
-        return experiment.restorer.build(context)
-    except ValueError as exc:
-        raise ConfigError(
-            f"restorer: {exc}. Adjust [restorer] or dataset.image_size."
-        ) from None
 
 
 def trained_for(experiment: Experiment, context: RestorerContext) -> dict[str, Any]:
@@ -239,17 +249,14 @@ def open_run(
     root = exported.locate(root)
     registry = registry if registry is not None else Registry.discover()
     if exported.is_exported(root):
-        manifest = exported.read_manifest(root)
-        exported.check_plugins(manifest, registry)
-        experiment = build_experiment(config if config is not None else manifest.config, registry)
-        weights, step = exported.load_weights(manifest), manifest.step
-        context: RestorerContext | None = RestorerContext(**manifest.restorer_context)
+        experiment, weights, step, context = _exported_model(root, registry, config, device)
         source = root / exported.WEIGHTS_FILE
     else:
         root = require_run_folder(root)
         paths = RunPaths(root)
         experiment, state = _run_folder_model(paths, registry, config)
-        context, source = read_context(root), paths.checkpoint
+        context: RestorerContext | None = read_context(root)
+        source = paths.checkpoint
         if context is not None:
             check_trained_for(paths.checkpoint, state, trained_for(experiment, context))
         weights = state["ema"]["model"] if state.get("ema") else state["model"]
@@ -272,6 +279,22 @@ def open_run(
         ) from None
     restorer = restorer.to(chosen).eval().requires_grad_(False)
     return LoadedRun(root, experiment, restorer, degradation, context, chosen, step)
+
+
+def _exported_model(
+    root: Path, registry: Registry, config: dict[str, Any] | None, device: Any
+) -> tuple[Experiment, dict[str, Any], int, RestorerContext]:
+    """An exported folder's experiment, weights, step and context, each checked before use: the
+    manifest's schema and files, its plugins, its config as a config (with the same cost checks
+    a run gets before its first allocation), and the manifest against the weights."""
+    manifest = exported.read_manifest(root)
+    exported.check_plugins(manifest, registry)
+    experiment = build_experiment(config if config is not None else manifest.config, registry)
+    check_before_writing(experiment, str(device) if device is not None else None)
+    context = RestorerContext(**manifest.restorer_context)
+    expected = trained_for(experiment, context)
+    exported.check_model(manifest, expected, experiment.config.dataset.image_size)
+    return experiment, exported.load_weights(manifest), manifest.step, context
 
 
 def _run_folder_model(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import IO, Any, Callable
@@ -101,6 +102,69 @@ def finite_json(value: Any) -> Any:
     return value
 
 
+#: The longest file or folder name most file systems accept, in bytes (ext4, XFS, APFS, NTFS).
+NAME_MAX = 255
+
+
+def check_writable_name(path: Path | str, what: str = "--out") -> Path:
+    """``path`` as a Path, or a :class:`WriteError` naming ``what`` when a part of it cannot be a
+    file name: longer than :data:`NAME_MAX` bytes, or not valid UTF-8 (coldkit records paths in
+    its JSON and TOML files, which hold UTF-8 only). Checked before anything is written."""
+    path = Path(path)
+    for part in path.parts:
+        try:
+            size = len(part.encode("utf-8"))
+        except UnicodeEncodeError:
+            shown = part.encode("utf-8", "backslashreplace").decode("ascii", "replace")
+            raise WriteError(
+                f"{what} {shown!r} is not valid UTF-8, so coldkit cannot record it in its files; "
+                "nothing was written. Rename it, or pass a name in UTF-8."
+            ) from None
+        if size > NAME_MAX:
+            raise WriteError(
+                f"{what} has a name of {size} bytes ({part[:40]}…), longer than the "
+                f"{NAME_MAX} bytes a file name may have; nothing was written. Pass a shorter name."
+            )
+    return path
+
+
+def make_output_folder(folder: Path, default_of: Path | None = None) -> Path:
+    """Create ``folder`` (and its parents) for a command's output, or a :class:`WriteError`
+    naming the fix: a read-only or full place, a file where the folder belongs, or, for a default
+    output folder inside ``default_of`` (e.g. ``RUN/restored``), a symbolic link on the way
+    there, which is refused rather than followed to wherever it points."""
+    check_writable_name(folder)
+    if default_of is not None:
+        part = folder
+        while part != default_of and part != part.parent:
+            if part.is_symlink():
+                raise WriteError(
+                    f"{part} is a symbolic link, so the default output folder {folder} would "
+                    "lead outside the run folder; nothing was written. Pass --out with a folder "
+                    "to write to, or remove the link."
+                )
+            part = part.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise WriteError(
+            f"Cannot write into {folder}: it is a file, not a folder; nothing was written. Pass "
+            "--out with a new folder."
+        ) from None
+    except OSError as exc:
+        raise write_error(folder, exc) from None
+    return folder
+
+
+def is_regular_file(path: Path) -> bool:
+    """Whether ``path`` is a regular file itself, not a symbolic link (to anything), a device,
+    a FIFO or a folder: what coldkit reads from a folder it was handed."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
 def remove_temporaries(*folders: Path) -> list[Path]:
     """Delete the temporary files a killed writer left directly in ``folders`` (call it only
     while no other process writes there, e.g. under the run folder's lock)."""
@@ -131,7 +195,11 @@ def append_line(path: Path, line: str) -> None:
 
 
 __all__ = [
+    "NAME_MAX",
     "append_line",
+    "check_writable_name",
+    "is_regular_file",
+    "make_output_folder",
     "finite_json",
     "remove_temporaries",
     "write_atomic",

@@ -19,7 +19,7 @@ from coldkit.runtime import acceleration
 from coldkit.data.augment import apply_augmentation, augmentation_enabled, draw_augmentation
 from coldkit.data.batches import InMemoryBatches, TrainingBatches
 from coldkit.data.quantize import draw_share, quantize_samples
-from coldkit.runs.checkpoint import check_trained_for, load_checkpoint, save_atomic
+from coldkit.runs.checkpoint import check_trained_for, keep_copy, load_checkpoint, save_atomic
 from coldkit.config import TrainSection
 from coldkit.runtime.distributed import SINGLE_PROCESS, Cluster, check_batch_split
 from coldkit.errors import CheckpointError, TrainingError
@@ -33,6 +33,14 @@ class TrainState:
     step: int = 0
     elapsed_seconds: float = 0.0
     losses: list[float] = field(default_factory=list)
+    #: The step of the checkpoint kept as healthy (``checkpoints/healthy.pt``), if any.
+    healthy_step: int | None = None
+
+
+#: A checkpoint is healthy when the loss of the step after it (the first loss its weights
+#: produce) is finite and at most this many times the run's first loss (that of the untrained
+#: model): weights that a too-large step already ruined give a far larger loss, then NaN.
+HEALTHY_LOSS_FACTOR = 2.0
 
 
 @dataclass(frozen=True)
@@ -164,6 +172,7 @@ class Trainer:
         checkpoint_path: Path,
         cluster: Cluster = SINGLE_PROCESS,
         trained_for: dict | None = None,
+        healthy_path: Path | None = None,
     ) -> None:
         check_batch_split(settings.batch_size, cluster)
         self.batches = images if not isinstance(images, Tensor) else InMemoryBatches(images)
@@ -175,6 +184,12 @@ class Trainer:
         self.settings = settings
         self.device = device
         self.checkpoint_path = checkpoint_path
+        #: Where the last healthy checkpoint is kept (None: only the last one is kept).
+        self.healthy_path = healthy_path
+        #: The step of ``checkpoints/last.pt`` (None: none yet), and whether its health (the
+        #: loss of the step after it) is still to be seen.
+        self._saved: int | None = None
+        self._unconfirmed = False
         #: What the weights are trained for (T, degradation, restorer, input shape), recorded in
         #: each checkpoint and checked on resume (:func:`coldkit.runs.folder.trained_for`).
         self.trained_for = trained_for
@@ -217,9 +232,26 @@ class Trainer:
                 "losses": self.state.losses,
                 "grad_scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
                 "trained_for": self.trained_for,
+                "healthy_step": self.state.healthy_step,
             },
             self.checkpoint_path,
         )
+        self._saved, self._unconfirmed = self.state.step, True
+
+    def _confirm_healthy(self, first: int, values: list[float]) -> None:
+        """Keep the last checkpoint as healthy when the loss of the step after it is sane
+        (``values`` are the finite losses of steps ``first, first + 1, ...``)."""
+        saved = self._saved
+        if not self._unconfirmed or saved is None or self.healthy_path is None:
+            return
+        index = saved + 1 - first
+        if not 0 <= index < len(values) or not self.cluster.is_main:
+            return
+        self._unconfirmed = False
+        reference = (self.state.losses or values)[0]
+        if values[index] <= HEALTHY_LOSS_FACTOR * reference and self.checkpoint_path.is_file():
+            keep_copy(self.checkpoint_path, self.healthy_path)
+            self.state.healthy_step = saved
 
     def _check_finite_weights(self) -> None:
         """Refuse to checkpoint weights that hold NaN or inf (a loss can still be finite one
@@ -229,18 +261,30 @@ class Trainer:
             raise self._diverged(f"the weights became NaN or inf by step {self.state.step}")
 
     def _diverged(self, what: str) -> TrainingError:
-        """The error for a run that diverged: where it can restart from, and the fix."""
-        if self.checkpoint_path.exists():
-            kept = (
-                f"the last checkpoint ({self.checkpoint_path}) holds finite weights of an earlier "
-                "step and is kept; the rerun restarts from it"
-            )
+        """The error for a run that diverged: what is kept, and the command that recovers."""
+        folder = self.checkpoint_path.parent.parent
+        saved = self._saved if self.checkpoint_path.exists() else None
+        healthy = self.state.healthy_step if self.healthy_path is not None else None
+        if saved is None:
+            kept, back_to = "no checkpoint was written yet, so the rerun starts from scratch", 0
+        elif self.healthy_path is None or healthy == saved:
+            known = " was followed by a sane loss and" if healthy == saved else ""
+            kept = (f"the last checkpoint ({self.checkpoint_path}, step {saved}){known} is kept; "
+                    "the rerun restarts from it")
+            back_to = saved
         else:
-            kept = "no checkpoint was written yet, so the rerun starts from scratch"
+            where = (f"the last healthy one (step {healthy}, followed by a sane loss) is kept in "
+                     f"{self.healthy_path}" if healthy is not None else
+                     "no checkpoint was followed by a sane loss, so restart from scratch")
+            kept = (f"the last checkpoint (step {saved}) is kept, but its finite weights may "
+                    f"already be ruined by the same step size; {where}")
+            back_to = healthy if healthy is not None else 0
+        lower = f"{min(self.settings.lr / 10, 1e-4):g}"
         return TrainingError(
-            f"Training stopped: {what}. Nothing non-finite was saved: {kept}. Lower train.lr "
-            "(e.g. --set train.lr=1e-4) or set train.grad_clip (e.g. --set train.grad_clip=1) "
-            "and run the same command again; both may change on resume."
+            f"Training stopped: {what}. Nothing non-finite was saved: {kept}. Go back to a "
+            f"healthy state with a lower train.lr: `coldkit run {folder} --from-step {back_to} "
+            f"--set train.lr={lower}` (or set train.grad_clip, e.g. --set train.grad_clip=1; "
+            "both may change on resume; --from-step 0 starts over)."
         )
 
     def resume(self) -> bool:
@@ -273,9 +317,16 @@ class Trainer:
                 f"state is missing or malformed: {type(exc).__name__}). Move it away to restart "
                 "training from scratch, or restore it from a backup."
             ) from None
+        healthy = state.get("healthy_step")
+        if self.healthy_path is None or not self.healthy_path.is_file():
+            healthy = None
+        healthy = healthy if isinstance(healthy, int) and not isinstance(healthy, bool) else None
         self.state = TrainState(
-            state["step"], float(state.get("elapsed_seconds", 0.0)), list(state.get("losses", []))
+            state["step"], float(state.get("elapsed_seconds", 0.0)),
+            list(state.get("losses", [])), healthy,
         )
+        # The next loss says whether the resumed checkpoint is healthy.
+        self._saved, self._unconfirmed = self.state.step, True
         self.batches.resume_at(self.state.step * self.settings.accumulate)
         return True
 
@@ -432,6 +483,7 @@ class Trainer:
         for offset, value in enumerate(values):
             if not math.isfinite(value):
                 raise self._diverged(f"the training loss became {value} at step {first + offset}")
+        self._confirm_healthy(first, values)
         self.state.losses.extend(values)
         return sum(values) / len(values)
 

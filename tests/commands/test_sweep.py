@@ -129,11 +129,14 @@ def test_parallel_points_get_their_share_of_the_cores(tiny_config: Path, tmp_pat
                                                       monkeypatch):
     seen = []
 
-    def fake_run(command, stdout, stderr, env):
-        seen.append((command, env["OMP_NUM_THREADS"]))
-        return subprocess.CompletedProcess(command, 1)
+    class FakeProcess:
+        def __init__(self, command, stdout, stderr, env):
+            seen.append((command, env["OMP_NUM_THREADS"]))
 
-    monkeypatch.setattr(sweep_module.subprocess, "run", fake_run)
+        def wait(self, timeout=None):
+            return 1
+
+    monkeypatch.setattr(sweep_module.subprocess, "Popen", FakeProcess)
     planned = plan_sweep(tiny_config, [parse_axis("degradation.steps=2,3")], Registry.discover(),
                          ["train.steps=4"], tmp_path / "sweep", parallel=2)
     with pytest.raises(SweepError, match="exit code 1"):
