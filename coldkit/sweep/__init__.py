@@ -19,32 +19,21 @@ At the end it writes into ``OUT``:
 
 from __future__ import annotations
 
-import itertools
 import json
-import math
 import os
 import signal
 import subprocess
 import sys
 import threading
-import tomllib
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from rich.console import Console
 
-from coldkit.config import Experiment, apply_overrides, build_experiment, read_toml
+from coldkit.config import apply_overrides, build_experiment, read_toml
 from coldkit.errors import ColdkitError
-from coldkit.evaluation.metrics import ROWS
-from coldkit.evaluation.compare import (
-    RunSummary,
-    markdown_report,
-    summarize_runs,
-    write_comparison_figure,
-)
 from coldkit.plugins import Registry
 from coldkit.run import check_resumable, claimed_run, execute
 from coldkit.runs.folder import RunPaths
@@ -53,113 +42,29 @@ from coldkit.runtime.files import (
     is_regular_file,
     make_output_folder,
     write_error,
-    write_text_atomic,
+)
+from coldkit.sweep.grid import (
+    MAX_POINTS,
+    Axis,
+    Sweep,
+    SweepError,
+    SweepPoint,
+    check_grid_size,
+    expand_grid,
+    grid_size,
+    parse_axis,
+    point_name,
+)
+from coldkit.sweep.results import (
+    SWEEP_FILE,
+    finish_sweep,
+    plot_sweep,
+    sweep_data,
+    write_sweep_json,
 )
 
-SWEEP_FILE = "sweep.json"
-PLOT_FILE = "sweep.png"
-REPORT_FILE = "compare.md"
-FIGURE_FILE = "compare.png"
-#: Table-1 metrics plotted, with the direction that is better.
-#: The most points a sweep runs unless ``--max-points`` allows more (each point is a training).
-MAX_POINTS = 100
 #: What a sweep writes directly into its folder, besides one run folder per point.
 SWEEP_ENTRIES = ("sweep.json", "compare.md", "compare.png", "sweep.png", "logs")
-PLOTTED = (("ssim", "SSIM (higher is better)"), ("rmse", "RMSE (lower is better)"),
-           ("psnr", "PSNR dB (higher is better)"), ("fid", "FID (lower is better)"))
-
-
-class SweepError(ColdkitError):
-    """A sweep could not start or one of its points failed (the message names the point)."""
-
-
-@dataclass(frozen=True)
-class Axis:
-    """One ``--over key=v1,v2,...``: a config key and the raw values it takes."""
-
-    key: str
-    values: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class SweepPoint:
-    """One point of the grid: its settings (key, raw value), its folder name and experiment."""
-
-    settings: tuple[tuple[str, str], ...]
-    experiment: Experiment
-    folder: Path
-
-    @property
-    def name(self) -> str:
-        return self.folder.name
-
-    @property
-    def overrides(self) -> list[str]:
-        return [f"{key}={value}" for key, value in self.settings]
-
-
-@dataclass
-class Sweep:
-    """A validated grid: the base config, the axes, the ``--set`` overrides and every point."""
-
-    config: Path
-    axes: tuple[Axis, ...]
-    overrides: tuple[str, ...]
-    out: Path
-    points: list[SweepPoint]
-    parallel: int = 1
-    status: dict[str, str] = field(default_factory=dict)
-
-
-def parse_axis(text: str) -> Axis:
-    """``key=v1,v2,...`` -> :class:`Axis` (values are TOML, as in ``--set``; no commas inside)."""
-    key, separator, raw = text.partition("=")
-    values = tuple(value.strip() for value in raw.split(","))
-    if not separator or not key.strip() or not all(values):
-        raise SweepError(
-            f"Cannot read --over {text!r}. Write it as section.key=v1,v2,..., e.g. "
-            "--over degradation.steps=5,10,20."
-        )
-    unique: dict[str, str] = {}  # a value given twice (1e-3, 0.001) is one point, not two
-    for value in values:
-        unique.setdefault(json.dumps(_value(value), sort_keys=True, default=str), value)
-    return Axis(key.strip(), tuple(unique.values()))
-
-
-def grid_size(axes: Sequence[Axis]) -> int:
-    """How many points the grid of ``axes`` has."""
-    return math.prod(len(axis.values) for axis in axes)
-
-
-def check_grid_size(axes: Sequence[Axis], max_points: int = MAX_POINTS) -> int:
-    """The grid's point count, or a :class:`SweepError` past ``max_points`` (before any point is
-    validated: a huge grid is refused at once, not after minutes of silence)."""
-    points = grid_size(axes)
-    if points > max_points:
-        shape = " x ".join(f"{len(axis.values)} {axis.key}" for axis in axes)
-        raise SweepError(
-            f"This grid has {points:,} points ({shape}), each a training run; a sweep runs at "
-            f"most {max_points:,} unless told otherwise. Sweep fewer values, or pass "
-            f"--max-points {points} to run them all."
-        )
-    return points
-
-
-def expand_grid(axes: Sequence[Axis]) -> list[tuple[tuple[str, str], ...]]:
-    """Every combination of the axes' values, the first axis varying slowest."""
-    keys = [axis.key for axis in axes]
-    if len(set(keys)) != len(keys):
-        raise SweepError(f"--over names a key twice ({', '.join(keys)}); give each key once.")
-    return [tuple(zip(keys, combination))
-            for combination in itertools.product(*(axis.values for axis in axes))]
-
-
-def point_name(settings: Sequence[tuple[str, str]]) -> str:
-    """The folder name of a point: ``degradation.steps=5_train.lr=1e-3``."""
-    def safe(text: str) -> str:
-        return "".join(c if c.isalnum() or c in ".-+=" else "-" for c in text)
-
-    return "_".join(f"{safe(key)}={safe(value)}" for key, value in settings)
 
 
 def plan_sweep(
@@ -406,117 +311,6 @@ def _terminate_as_interrupt() -> Iterator[None]:
 
 def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
-
-
-# ------------------------------------------------------------------------------- the results
-def _value(raw: str) -> Any:
-    try:
-        return tomllib.loads(f"value = {raw}")["value"]
-    except tomllib.TOMLDecodeError:
-        return raw
-
-
-def sweep_data(sweep: Sweep, summaries: Sequence[RunSummary] | None = None) -> dict[str, Any]:
-    """What sweep.json holds: the grid and, per point, its folder, status and Table-1 rows."""
-    by_root = {Path(summary.root): summary for summary in summaries or ()}
-    points = []
-    for point in sweep.points:
-        summary = by_root.get(point.folder)
-        points.append({
-            "name": point.name,
-            "settings": {key: _value(raw) for key, raw in point.settings},
-            "folder": str(point.folder),
-            "status": sweep.status.get(point.name, "not started"),
-            "train_steps": None if summary is None else summary.train_steps,
-            "train_minutes": None if summary is None else summary.train_minutes,
-            "rows": {} if summary is None or not summary.finished else {
-                row: summary.row(row) for row in ROWS},
-        })
-    return {
-        "config": str(sweep.config),
-        "over": {axis.key: [_value(raw) for raw in axis.values] for axis in sweep.axes},
-        "set": list(sweep.overrides),
-        "parallel": sweep.parallel,
-        "points": points,
-        "files": {"report": REPORT_FILE, "figure": FIGURE_FILE, "plot": PLOT_FILE},
-    }
-
-
-def write_sweep_json(sweep: Sweep, summaries: Sequence[RunSummary] | None = None) -> Path:
-    path = sweep.out / SWEEP_FILE
-    return write_text_atomic(path, json.dumps(sweep_data(sweep, summaries), indent=2) + "\n")
-
-
-def finish_sweep(sweep: Sweep, registry: Registry, say: Callable[[str], None]) -> dict[str, Any]:
-    """sweep.json, compare.md, compare.png and sweep.png over the finished points."""
-    summaries = summarize_runs([point.folder for point in sweep.points])
-    write_sweep_json(sweep, summaries)
-    write_text_atomic(sweep.out / REPORT_FILE, markdown_report(summaries))
-    try:
-        drawn = write_comparison_figure(summaries, sweep.out / FIGURE_FILE, registry=registry)
-        plot_sweep(sweep, summaries, sweep.out / PLOT_FILE)
-    except OSError as exc:  # a full disk or a folder made read-only meanwhile
-        raise write_error(sweep.out, exc) from None
-    for note in drawn.notes:
-        say(f"figure: {note}")
-    for name in (SWEEP_FILE, REPORT_FILE, FIGURE_FILE, PLOT_FILE):
-        say(f"wrote {sweep.out / name}")
-    return sweep_data(sweep, summaries)
-
-
-def _series(sweep: Sweep, summaries: Sequence[RunSummary]) -> dict[str, list[tuple[Any, RunSummary]]]:
-    """The finished points grouped into lines: one per combination of the axes after the first,
-    each a list of (first axis value, summary) in grid order."""
-    by_root = {Path(summary.root): summary for summary in summaries}
-    lines: dict[str, list[tuple[Any, RunSummary]]] = {}
-    for point in sweep.points:
-        summary = by_root.get(point.folder)
-        if summary is None or not summary.finished:
-            continue
-        label = ", ".join(f"{key}={raw}" for key, raw in point.settings[1:]) or "runs"
-        lines.setdefault(label, []).append((_value(point.settings[0][1]), summary))
-    return lines
-
-
-def plot_sweep(sweep: Sweep, summaries: Sequence[RunSummary], path: Path) -> Path:
-    """Rows: the Table-1 metrics measured; columns: direct, sampled; x: the first swept key."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    lines = _series(sweep, summaries)
-    metrics = [(key, label) for key, label in PLOTTED if any(
-        summary.row(row).get(key) is not None
-        for points in lines.values() for _, summary in points for row in ("direct", "sampled"))]
-    metrics = metrics or list(PLOTTED[:3])
-    values = [_value(raw) for raw in sweep.axes[0].values]
-    numeric = all(isinstance(value, (int, float)) and not isinstance(value, bool)
-                  for value in values)
-    figure, grid = plt.subplots(len(metrics), 2, figsize=(8, 2.6 * len(metrics)), squeeze=False,
-                                sharex=True)
-    for row_index, (key, label) in enumerate(metrics):
-        for column, row in enumerate(("direct", "sampled")):
-            axes = grid[row_index][column]
-            for line_label, points in lines.items():
-                xs = [x if numeric else values.index(x) for x, _ in points]
-                ys = [summary.row(row).get(key) for _, summary in points]
-                axes.plot(xs, [float("nan") if y is None else y for y in ys], "o-",
-                          label=line_label)
-            axes.set_title(f"{row}: {label}", fontsize=9)
-            axes.grid(alpha=0.3)
-            if not numeric:
-                axes.set_xticks(range(len(values)), [str(value) for value in values])
-        grid[row_index][1].sharey(grid[row_index][0])
-    for column in range(2):
-        grid[-1][column].set_xlabel(sweep.axes[0].key)
-    if len(lines) > 1:
-        grid[0][1].legend(fontsize=7)
-    figure.suptitle(f"coldkit sweep of {sweep.config.name}", fontsize=10)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
 
 
 __all__ = [
