@@ -23,7 +23,7 @@ from typing import (
     runtime_checkable,
 )
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
 if TYPE_CHECKING:  # torch only for the type checker: importing the contract stays cheap
     import torch
@@ -192,6 +192,72 @@ class DatasetAccess(Protocol):
     ) -> ImageSet: ...
 
 
+def match_channels(images: Tensor, channels: int) -> Tensor:
+    """``images`` ``(N, C, H, W)`` with ``channels`` channels: one channel is repeated, several
+    are averaged to one (then repeated where ``channels > 1``), as the datasets convert."""
+    have = images.shape[1]
+    if have == channels:
+        return images
+    if have != 1 and channels != 1 and have != 3 and channels != 3:
+        raise ValueError(f"cannot turn images of {have} channels into {channels} channels")
+    grey = images if have == 1 else images.mean(dim=1, keepdim=True)
+    return grey.expand(-1, channels, -1, -1).contiguous()
+
+
+class DatasetRef(BaseModel):
+    """A registered dataset named by a plugin's parameters: its ``name`` (or qualified name) and
+    its ``params`` (the keys its own config section takes).
+
+    Declare a parameter of this type and coldkit resolves it with the config, before any
+    command writes anything: an unknown name or a bad key is the same config error (exit code
+    2) as in ``[dataset]``. In TOML either a name or a table::
+
+        target = "fashion-mnist"
+        target = { name = "image-folder", params = { path = "data/celeba" } }
+
+    Read it with :meth:`BuildContext.load_dataset` (``context.load_dataset(self.params.target)``).
+    A reference without params is written back as its bare name.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, description="a registered dataset's name")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="that dataset's parameters, as in its own section"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @model_serializer(mode="wrap")
+    def _as_name(self, handler: Any) -> Any:
+        return self.name if not self.params else handler(self)
+
+
+def dataset_references(params: BaseModel, where: str) -> list[tuple[str, DatasetRef]]:
+    """Every :class:`DatasetRef` in a validated parameter model (in nested models, lists and
+    dicts too), with its dotted location below ``where``."""
+    found: list[tuple[str, DatasetRef]] = []
+
+    def walk(value: Any, location: str) -> None:
+        if isinstance(value, DatasetRef):
+            found.append((location, value))
+        elif isinstance(value, BaseModel):
+            for key in type(value).model_fields:
+                walk(getattr(value, key), f"{location}.{key}")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, f"{location}.{key}")
+        elif isinstance(value, (list, tuple)):
+            for index, item in enumerate(value):
+                walk(item, f"{location}.{index}")
+
+    walk(params, where)
+    return found
+
+
 @dataclass(frozen=True)
 class BuildContext:
     """What the run knows when it builds a component (every kind), as far as it knows it.
@@ -220,15 +286,30 @@ class BuildContext:
         return _torch().Generator().manual_seed(self.seed + offset)
 
     def load_dataset(
-        self, name: str, params: Mapping[str, Any] | None = None, split: Split | None = None
+        self,
+        name: "str | DatasetRef",
+        params: Mapping[str, Any] | None = None,
+        split: Split | None = None,
+        *,
+        channels: int | None = None,
     ) -> ImageSet:
-        """A registered dataset's ``split`` (default: the split served), at the run's size."""
+        """A registered dataset's ``split`` (default: the split served), at the run's image size
+        and with the run's channel count (grey images repeated to colour, colour averaged to
+        grey). ``name`` is a dataset name or a :class:`DatasetRef` (whose params ``params``
+        extends). ``channels`` asks for another channel count than the run's; where the context
+        knows none (a preview) the images keep the channels they have."""
         if self.data is None:
             raise RuntimeError(
                 "this build context has no data accessor: build the component through a run, "
-                "open_run, or coldkit.testing (which pass one)"
+                "open_run, or coldkit.testing.build_context (which pass one)"
             )
-        return self.data(name, params, split or self.split)
+        if isinstance(name, DatasetRef):
+            name, params = name.name, {**name.params, **(params or {})}
+        image_set = self.data(name, params, split or self.split)
+        wanted = channels if channels is not None else self.channels
+        if wanted is None or image_set.images.shape[1] == wanted:
+            return image_set
+        return replace(image_set, images=match_channels(image_set.images, wanted))
 
     def for_split(self, split: Split) -> "BuildContext":
         """The same context serving another split."""

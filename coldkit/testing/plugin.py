@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from coldkit.errors import ColdkitError, ConfigError, PluginError
 from coldkit.protocols import BuildContext, Degradation, RestorerContext
-from coldkit.testing._common import testing_build_context
+from coldkit.testing._common import build_context
 from coldkit.testing.dataset import check_dataset
 from coldkit.testing.degradation import check_degradation
 from coldkit.testing.prior import check_prior
@@ -123,8 +123,10 @@ class _Run:
 
 def _build_context(context: RestorerContext) -> BuildContext:
     """What check_plugin tells a component that asks: the restorer context's shape, split train,
-    and registered datasets read through a discovery (see :func:`testing_build_context`)."""
-    return testing_build_context(context.image_size, context.channels, context.steps)
+    and registered datasets read through a discovery (see :func:`build_context`)."""
+    return build_context(
+        image_size=context.image_size, channels=context.channels, steps=context.steps
+    )
 
 
 class _Skipped(Exception):
