@@ -19,7 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from coldkit.errors import ConfigError, PluginError
 from coldkit.runtime.files import write_text_atomic
 from coldkit.plugins import Kind, PluginInfo, PluginRecord, Registry
-from coldkit.protocols import BuildContext, RestorerContext, dataset_references
+from coldkit.params import dataset_references
+from coldkit.protocols import BuildContext, RestorerContext
 
 
 #: Seeds torch accepts (64 bits); one below the top, as a run also seeds ``seed + 1``.

@@ -32,7 +32,7 @@ from coldkit.config import Experiment, write_toml
 from coldkit.errors import ConfigError, PluginError
 from coldkit.generation.priors import load_prior, save_prior_tensors
 from coldkit.plugins import PluginRecord, Registry
-from coldkit.protocols import dataset_references
+from coldkit.params import dataset_references
 from coldkit.runs import exported
 from coldkit.runs.folder import (
     GENERATED_GRID,

@@ -23,7 +23,9 @@ from typing import (
     runtime_checkable,
 )
 
-from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
+from pydantic import BaseModel
+
+from coldkit.params import DatasetRef
 
 if TYPE_CHECKING:  # torch only for the type checker: importing the contract stays cheap
     import torch
@@ -202,60 +204,6 @@ def match_channels(images: Tensor, channels: int) -> Tensor:
         raise ValueError(f"cannot turn images of {have} channels into {channels} channels")
     grey = images if have == 1 else images.mean(dim=1, keepdim=True)
     return grey.expand(-1, channels, -1, -1).contiguous()
-
-
-class DatasetRef(BaseModel):
-    """A registered dataset named by a plugin's parameters: its ``name`` (or qualified name) and
-    its ``params`` (the keys its own config section takes).
-
-    Declare a parameter of this type and coldkit resolves it with the config, before any
-    command writes anything: an unknown name or a bad key is the same config error (exit code
-    2) as in ``[dataset]``. In TOML either a name or a table::
-
-        target = "fashion-mnist"
-        target = { name = "image-folder", params = { path = "data/celeba" } }
-
-    Read it with :meth:`BuildContext.load_dataset` (``context.load_dataset(self.params.target)``).
-    A reference without params is written back as its bare name.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str = Field(min_length=1, description="a registered dataset's name")
-    params: dict[str, Any] = Field(
-        default_factory=dict, description="that dataset's parameters, as in its own section"
-    )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _from_name(cls, value: Any) -> Any:
-        return {"name": value} if isinstance(value, str) else value
-
-    @model_serializer(mode="wrap")
-    def _as_name(self, handler: Any) -> Any:
-        return self.name if not self.params else handler(self)
-
-
-def dataset_references(params: BaseModel, where: str) -> list[tuple[str, DatasetRef]]:
-    """Every :class:`DatasetRef` in a validated parameter model (in nested models, lists and
-    dicts too), with its dotted location below ``where``."""
-    found: list[tuple[str, DatasetRef]] = []
-
-    def walk(value: Any, location: str) -> None:
-        if isinstance(value, DatasetRef):
-            found.append((location, value))
-        elif isinstance(value, BaseModel):
-            for key in type(value).model_fields:
-                walk(getattr(value, key), f"{location}.{key}")
-        elif isinstance(value, dict):
-            for key, item in value.items():
-                walk(item, f"{location}.{key}")
-        elif isinstance(value, (list, tuple)):
-            for index, item in enumerate(value):
-                walk(item, f"{location}.{index}")
-
-    walk(params, where)
-    return found
 
 
 @dataclass(frozen=True)
