@@ -50,8 +50,10 @@ class Degradation(Protocol):
 
     Contract (checked by :mod:`coldkit.testing`):
 
-    * ``degrade`` is batched, takes one integer ``t`` per sample, and has no Python loop over the
-      batch or over ``t``; its cost does not grow with ``t``.
+    * ``degrade`` is batched and takes one integer ``t`` per sample (a batch may mix levels);
+      its cost does not grow with ``t`` (``D(x0, T)`` at most a few times ``D(x0, 1)``: the kit's
+      cost check enforces this). Advice, not contract: avoid a Python loop over the batch (a
+      per-image codec or external tool may need one; it costs speed, not correctness).
     * Everything random is drawn by ``sample_params`` and passed to ``degrade``, so a sampler can
       reuse the same draw at every step of one run.
     * Shape, dtype and device of ``x0`` are preserved.
