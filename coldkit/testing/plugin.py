@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import importlib.metadata as metadata
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 from pydantic import BaseModel, ValidationError
@@ -190,6 +190,12 @@ def _check_available_dataset(dataset: object, record: PluginRecord, run: _Run) -
         return check_dataset(dataset)
 
 
+def _prior_context(run: _Run) -> BuildContext:
+    """A prior's context carries the run's degradation: the package's own first one, if any."""
+    degradation = run.own_degradations[0] if run.own_degradations else None
+    return replace(run.build_context, degradation=degradation)
+
+
 def _check_available_prior(factory: Callable, record: PluginRecord, run: _Run) -> list[str]:
     with _data_or_skip():
         return check_prior(factory)
@@ -216,8 +222,9 @@ _KIND_CHECKS: dict[str, _KindCheck] = {
         check=_check_available_dataset,
     ),
     "prior": _KindCheck(  # check_prior takes a factory: it builds a fresh prior twice
-        build=lambda record, params, run: lambda: record.build(params, run.build_context),
+        build=lambda record, params, run: lambda: record.build(params, _prior_context(run)),
         check=_check_available_prior,
+        deferred=True,  # after the package's degradations, which its priors are given
     ),
 }
 
@@ -322,7 +329,8 @@ def _check_records(records: list[PluginRecord], skip: Sequence[str], run: _Run) 
 
 
 def _check_deferred(records: list[PluginRecord], run: _Run) -> None:
-    """The samplers, after the rest: over the built-in degradations and the distribution's own."""
+    """Samplers and priors, after the rest: the samplers over the built-in degradations and the
+    distribution's own, the priors with its first degradation in their context."""
     degradations = builtin_degradations()
     names = {d.name for d in degradations}
     run.degradations = degradations + [d for d in run.own_degradations if d.name not in names]
