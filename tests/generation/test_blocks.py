@@ -48,3 +48,18 @@ def test_take_split_keeps_labels_with_images_and_the_splits_disjoint():
     assert len(set(seen.tolist())) == len(seen)
     test_indices = split_indices(100, "test", 0.2, 0.1, 3)
     assert torch.equal(parts["test"][1], labels[test_indices])
+
+
+def test_the_refusal_without_params_points_a_third_party_author_at_the_adapter():
+    import pytest
+
+    from coldkit.errors import ParamsError
+
+    mask = Registry.discover().get("degradation", "mask").build({"steps": 4})
+    prior = PcaMixturePrior(PARAMS)
+    prior.fit(make_test_images(count=16))
+    with pytest.raises(ParamsError) as refused:
+        draw_from_prior(prior, mask, 2, torch.Generator())
+    message = str(refused.value)
+    assert "coldkit.blocks.PriorWithDrawnParams" in message
+    assert "its documentation names the setting" in message
