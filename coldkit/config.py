@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from coldkit.errors import ConfigError, PluginError
 from coldkit.runtime.files import write_text_atomic
 from coldkit.plugins import Kind, PluginInfo, PluginRecord, Registry
+from coldkit.params import dataset_references
 from coldkit.protocols import BuildContext, RestorerContext
 
 
@@ -349,9 +350,19 @@ class Experiment:
 
 
 def _section_dict(section: dict[str, Any], resolved: ResolvedPlugin) -> dict[str, Any]:
+    """The section's own keys (``name``, ``image_size`` ...) and the plugin's validated
+    parameters, in place of what was written for the plugin (an old spelling a model folds into
+    a new one is not written back)."""
     plugin_values = resolved.params.model_dump(mode="json", exclude_none=True)
-    core = {key: value for key, value in section.items() if key not in plugin_values}
+    written = set(section) - set(PluginSection.model_fields)
+    core = {key: value for key, value in section.items()
+            if key not in written or _is_section_key(key)}
     return {**core, **plugin_values}
+
+
+def _is_section_key(key: str) -> bool:
+    """A key coldkit keeps for itself in a plugin section (``[dataset]``'s image_size ...)."""
+    return any(key in model.model_fields for model in (DatasetSection, PriorSection))
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -446,6 +457,9 @@ def resolve_plugin(
             f"{format_validation_error(exc, where + '.')}. Valid keys for {section.name!r}: "
             f"name, {_valid_keys(record.params_model)}."
         ) from None
+    for location, reference in dataset_references(params, where):
+        section = PluginSection.model_validate({**reference.params, "name": reference.name})
+        resolve_plugin(registry, "dataset", section, location)
     return ResolvedPlugin(record, params)
 
 

@@ -29,9 +29,10 @@ from safetensors.torch import save_file
 
 import coldkit
 from coldkit.config import Experiment, write_toml
-from coldkit.errors import ConfigError
+from coldkit.errors import ConfigError, PluginError
 from coldkit.generation.priors import load_prior, save_prior_tensors
 from coldkit.plugins import PluginRecord, Registry
+from coldkit.params import dataset_references
 from coldkit.runs import exported
 from coldkit.runs.folder import (
     GENERATED_GRID,
@@ -207,6 +208,7 @@ def _manifest(loaded: LoadedRun, config: dict[str, Any], tensors: dict[str, str]
             "steps": loaded.context.steps,
         },
         "plugins": plugins_used(registry_records(loaded.experiment)),
+        "data_plugins": list(plugins_used(data_records(loaded.experiment, metadata)).values()),
         "files": tensors,
         "config": config,
         "training_source": metadata.get("training_source"),
@@ -224,6 +226,28 @@ def registry_records(experiment: Experiment) -> dict[str, PluginRecord]:
     }
     if experiment.prior is not None:
         records["prior"] = experiment.prior.record
+    return records
+
+
+def data_records(experiment: Experiment, metadata: dict[str, Any]) -> dict[str, PluginRecord]:
+    """Qualified name -> the record of every dataset the components read through their build
+    context: the dataset references in their parameters and what ``run.json`` lists under
+    ``plugin_data`` (a plugin may read a dataset it names in code). A name no longer registered
+    here is left out (the export then lists what it can resolve)."""
+    registry = experiment.registry if experiment.registry is not None else Registry.discover()
+    resolved = [experiment.dataset, experiment.degradation, experiment.restorer,
+                experiment.evaluate_dataset, experiment.prior]
+    names = [reference.name for plugin in resolved if plugin is not None
+             for _, reference in dataset_references(plugin.params, plugin.record.kind)]
+    names += [str(source.get("dataset")) for source in metadata.get("plugin_data") or []
+              if isinstance(source, dict)]
+    records: dict[str, PluginRecord] = {}
+    for name in names:
+        try:
+            record = registry.get("dataset", name)
+        except PluginError:
+            continue
+        records.setdefault(record.qualified_name, record)
     return records
 
 
@@ -343,14 +367,14 @@ def _card_results(loaded: LoadedRun, copied: list[str]) -> str:
 
 
 def _card_plugins(manifest: dict[str, Any]) -> str:
+    entries = [*manifest["plugins"].items(),
+               *(("data", entry) for entry in manifest.get("data_plugins", []))]
     rows = [
         f"| {kind} | `{entry['name']}` | {entry.get('distribution') or entry['plugin']} | "
         f"{entry.get('version') or '?'} |"
-        for kind, entry in manifest["plugins"].items()
+        for kind, entry in entries
     ]
-    packages = sorted(
-        {entry.get("distribution") or entry["plugin"] for entry in manifest["plugins"].values()}
-    )
+    packages = sorted({entry.get("distribution") or entry["plugin"] for _, entry in entries})
     return "\n".join(
         [
             "## Plugins it needs",
@@ -389,5 +413,6 @@ config and input shape to build it, and the sha256 of each tensor file (checked 
 
 
 __all__ = [
-    "ExportReport", "export_run", "model_card", "plugins_used", "refuse_links", "registry_records",
+    "ExportReport", "data_records", "export_run", "model_card", "plugins_used", "refuse_links",
+    "registry_records",
 ]

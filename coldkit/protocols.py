@@ -25,6 +25,8 @@ from typing import (
 
 from pydantic import BaseModel
 
+from coldkit.params import DatasetRef
+
 if TYPE_CHECKING:  # torch only for the type checker: importing the contract stays cheap
     import torch
     from torch import Tensor
@@ -48,8 +50,10 @@ class Degradation(Protocol):
 
     Contract (checked by :mod:`coldkit.testing`):
 
-    * ``degrade`` is batched, takes one integer ``t`` per sample, and has no Python loop over the
-      batch or over ``t``; its cost does not grow with ``t``.
+    * ``degrade`` is batched and takes one integer ``t`` per sample (a batch may mix levels);
+      its cost does not grow with ``t`` (``D(x0, T)`` at most a few times ``D(x0, 1)``: the kit's
+      cost check enforces this). Advice, not contract: avoid a Python loop over the batch (a
+      per-image codec or external tool may need one; it costs speed, not correctness).
     * Everything random is drawn by ``sample_params`` and passed to ``degrade``, so a sampler can
       reuse the same draw at every step of one run.
     * Shape, dtype and device of ``x0`` are preserved.
@@ -192,6 +196,18 @@ class DatasetAccess(Protocol):
     ) -> ImageSet: ...
 
 
+def match_channels(images: Tensor, channels: int) -> Tensor:
+    """``images`` ``(N, C, H, W)`` with ``channels`` channels: one channel is repeated, several
+    are averaged to one (then repeated where ``channels > 1``), as the datasets convert."""
+    have = images.shape[1]
+    if have == channels:
+        return images
+    if have != 1 and channels != 1 and have != 3 and channels != 3:
+        raise ValueError(f"cannot turn images of {have} channels into {channels} channels")
+    grey = images if have == 1 else images.mean(dim=1, keepdim=True)
+    return grey.expand(-1, channels, -1, -1).contiguous()
+
+
 @dataclass(frozen=True)
 class BuildContext:
     """What the run knows when it builds a component (every kind), as far as it knows it.
@@ -220,15 +236,30 @@ class BuildContext:
         return _torch().Generator().manual_seed(self.seed + offset)
 
     def load_dataset(
-        self, name: str, params: Mapping[str, Any] | None = None, split: Split | None = None
+        self,
+        name: "str | DatasetRef",
+        params: Mapping[str, Any] | None = None,
+        split: Split | None = None,
+        *,
+        channels: int | None = None,
     ) -> ImageSet:
-        """A registered dataset's ``split`` (default: the split served), at the run's size."""
+        """A registered dataset's ``split`` (default: the split served), at the run's image size
+        and with the run's channel count (grey images repeated to colour, colour averaged to
+        grey). ``name`` is a dataset name or a :class:`DatasetRef` (whose params ``params``
+        extends). ``channels`` asks for another channel count than the run's; where the context
+        knows none (a preview) the images keep the channels they have."""
         if self.data is None:
             raise RuntimeError(
                 "this build context has no data accessor: build the component through a run, "
-                "open_run, or coldkit.testing (which pass one)"
+                "open_run, or coldkit.testing.build_context (which pass one)"
             )
-        return self.data(name, params, split or self.split)
+        if isinstance(name, DatasetRef):
+            name, params = name.name, {**name.params, **(params or {})}
+        image_set = self.data(name, params, split or self.split)
+        wanted = channels if channels is not None else self.channels
+        if wanted is None or image_set.images.shape[1] == wanted:
+            return image_set
+        return replace(image_set, images=match_channels(image_set.images, wanted))
 
     def for_split(self, split: Split) -> "BuildContext":
         """The same context serving another split."""

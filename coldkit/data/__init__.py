@@ -1,10 +1,12 @@
-"""Data: helpers for dataset plugins (disjoint splits, IDX files, image folders, resizing), the
+"""Data: helpers for dataset plugins (disjoint splits with :func:`take_split` and
+:class:`coldkit.params.SplitParams`, IDX files, image folders, resizing, channel matching), the
 training batches (in memory, streamed, augmented), the splits a run reads, and image files.
 
 ``coldkit.data`` is the import path documented for dataset plugins; the helpers live in
 :mod:`coldkit.data.files` and are re-exported here.
 """
 
+from coldkit.protocols import match_channels
 from coldkit.data.files import (
     ALL,
     IMAGE_SUFFIXES,
@@ -14,12 +16,14 @@ from coldkit.data.files import (
     folder_channels,
     folder_class_labels,
     image_files,
+    limit_split,
     load_image_folder,
     read_idx,
     read_idx_mapped,
     resize_and_centre_crop,
     resize_images,
     split_indices,
+    take_split,
     to_unit_float,
     unreadable_note,
     write_idx,
@@ -33,6 +37,8 @@ __all__ = [
     "find_idx_file",
     "folder_class_labels",
     "image_files",
+    "limit_split",
+    "match_channels",
     "folder_channels",
     "load_image_folder",
     "read_idx",
@@ -40,6 +46,7 @@ __all__ = [
     "resize_and_centre_crop",
     "resize_images",
     "split_indices",
+    "take_split",
     "to_unit_float",
     "unreadable_note",
     "write_idx",

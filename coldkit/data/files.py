@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from coldkit.errors import DataError
+from coldkit.params import SplitParams
 
 SPLITS = ("train", "val", "test")
 #: Every image of a dataset, e.g. a folder of held-back test images given as `evaluate.dataset`.
@@ -39,6 +40,31 @@ def split_indices(
     bounds = {"test": (0, n_test), "val": (n_test, n_test + n_val), "train": (n_test + n_val, count)}
     start, stop = bounds[split]
     return order[start:stop]
+
+
+#: Images ``(N, C, H, W)`` with their ``(N,)`` labels, or ``None`` where there are none.
+Labelled = tuple[Tensor, "Tensor | None"]
+
+
+def take_split(
+    images: Tensor, split: str, params: SplitParams, labels: Tensor | None = None
+) -> Labelled:
+    """The images of ``split`` (``train``, ``val``, ``test`` or ``all``) and their labels (the
+    same rows), as every built-in dataset splits: a permutation seeded by ``params.split_seed``,
+    ``params.test_fraction`` and ``params.val_fraction`` held out (:func:`split_indices`), at
+    most ``params.limit`` kept. Give your dataset's ``Params`` the keys by subclassing
+    :class:`coldkit.params.SplitParams`."""
+    indices = split_indices(
+        len(images), split, params.val_fraction, params.test_fraction, params.split_seed
+    )
+    return limit_split(images[indices], None if labels is None else labels[indices], params.limit)
+
+
+def limit_split(images: Tensor, labels: Tensor | None, limit: int | None) -> Labelled:
+    """The first ``limit`` images and labels (all of them where ``limit`` is None)."""
+    if limit is None:
+        return images, labels
+    return images[:limit], None if labels is None else labels[:limit]
 
 
 def to_unit_float(images: np.ndarray | Tensor) -> Tensor:

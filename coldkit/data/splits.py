@@ -105,7 +105,7 @@ class DatasetReader:
         except DataError as exc:
             raise DataError(
                 f"{exc} (Dataset {name!r} was asked for by a plugin: its parameters are set in "
-                "that plugin's section, e.g. degradation.target_params.)"
+                "that plugin's section, e.g. degradation.target = { name = ..., params = {...} }.)"
             ) from None
         if len(image_set.images) == 0:
             raise DataError(f"The {split} split of dataset {name!r} (asked for by a plugin) is "

@@ -34,8 +34,10 @@ def draw_from_prior(
             f"{getattr(prior, 'name', type(prior).__name__)!r} draws x_T without them: generation "
             "cannot know which draw degraded x_T, and fresh draws would make every sampler step "
             "undo a degradation x_T never had. Use a prior that returns its parameters "
-            "(sample_with_params; e.g. morph's 'morph-target'), or a deterministic setting of "
-            "the degradation (mask: centre = \"fixed\"); see docs/generation.md."
+            "(sample_with_params: e.g. morph's 'morph-target', or any prior wrapped in "
+            "coldkit.blocks.PriorWithDrawnParams), or configure the degradation so that it "
+            "draws nothing (its documentation names the setting; for the built-in mask, "
+            "centre = \"fixed\"); see docs/generation.md."
         )
     return x_T, {}
 
@@ -55,8 +57,9 @@ def params_of_degraded_images(degradation: Degradation, x_t: Tensor) -> Degradat
             f"({', '.join(sorted(probe))}) for every image, and they cannot be known from a "
             "degraded image: restoring with a fresh draw would undo a degradation the image never "
             "had. Restore the tensors with the params Run.degrade returned "
-            "(Run.restore(x_t, t, params=params)), or train with a deterministic setting "
-            "(mask: centre = \"fixed\")."
+            "(Run.restore(x_t, t, params=params)), or train with a setting of the degradation "
+            "that draws nothing (its documentation names it; for the built-in mask, centre = "
+            "\"fixed\"): then random_params is empty and any image can be restored."
         )
     return {}
 

@@ -72,6 +72,12 @@ class Manifest:
         return dict(self.data.get("plugins") or {})
 
     @property
+    def data_plugins(self) -> list[dict[str, Any]]:
+        """``{name, plugin, distribution, version}`` of every dataset the components read
+        (empty for a manifest written before coldkit recorded them)."""
+        return [dict(entry) for entry in self.data.get("data_plugins") or []]
+
+    @property
     def files(self) -> dict[str, str]:
         """Relative path -> sha256 of every tensor file in the folder."""
         return dict(self.data["files"])
@@ -196,8 +202,9 @@ def check_model(manifest: Manifest, expected: dict[str, Any], image_size: int) -
 def check_plugins(manifest: Manifest, registry: Registry) -> None:
     """Refuse a model whose plugins are not installed, naming the package to install (the
     manifest's schema has checked that each is a plain package name and version)."""
+    needed = [*manifest.plugins.items(), *(("dataset", e) for e in manifest.data_plugins)]
     missing = []
-    for kind, entry in manifest.plugins.items():
+    for kind, entry in needed:
         name = str(entry.get("name"))
         if name not in registry.names(kind):  # type: ignore[arg-type]
             package, version = entry.get("distribution"), entry.get("version")

@@ -71,6 +71,9 @@ class ManifestSchema(_Strict):
     restorer_context: ManifestContext
     plugins: dict[Literal["dataset", "degradation", "restorer", "sampler", "prior"],
                   ManifestPlugin] = Field(default_factory=dict)
+    #: Datasets the components read through their build context (a degradation's target ...),
+    #: each with the plugin that serves it; absent in manifests written before it was recorded.
+    data_plugins: list[ManifestPlugin] = Field(default_factory=list, max_length=MAX_FILES)
     files: dict[str, str] = Field(max_length=MAX_FILES)
     config: dict[str, Any]
     training_source: Optional[str] = Field(default=None, max_length=MAX_TEXT)

@@ -32,13 +32,18 @@ says what is wrong and how it was found. The checks:
 * :func:`check_grows_with_t` -- on average ``D(x0, t)`` moves away from ``x0`` as ``t`` grows;
 * :func:`check_cost` -- ``D(x0, T)`` costs at most a few times ``D(x0, 1)`` (no loop over ``t``).
 
+A component that takes a build context (``def __init__(self, params, *, context)``) is built in
+a test with :func:`build_context`, which sets every field a run sets (image size, channels, T,
+split, device, seed, the run's degradation for a prior) and reads datasets through the installed
+plugins or through a fake ``load_dataset`` you give it.
+
 By default the checks use small seeded colour images from :func:`make_test_images` (3 channels,
 so a degradation that only touches colour is seen to act).
 """
 
 from __future__ import annotations
 
-from coldkit.testing._common import make_test_images
+from coldkit.testing._common import build_context, make_test_images
 from coldkit.testing.dataset import SPLIT_NAMES  # noqa: F401  (public before; not in __all__)
 from coldkit.testing.dataset import check_dataset
 from coldkit.testing.degradation import (
@@ -66,6 +71,7 @@ __all__ = [
     "ContractReport",
     "OraclePrior",
     "PluginReport",
+    "build_context",
     "builtin_degradations",
     "check_cost",
     "check_dataset",

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from coldkit.data.splits import DatasetReader
 from coldkit.plugins import Registry
-from coldkit.protocols import BuildContext, Degradation
+from coldkit.protocols import BuildContext, DatasetAccess, Degradation, Split
 
 
 def make_test_images(
@@ -85,11 +85,38 @@ def _named(component: object, kind: str) -> str:
 
 
 @functools.lru_cache(maxsize=None)
-def testing_build_context(
-    image_size: int = 16, channels: int | None = 3, steps: int | None = None
+def _registered_datasets(image_size: int) -> DatasetReader:
+    """Registered datasets read through a fresh discovery, once per process and size."""
+    return DatasetReader(Registry.discover(), image_size)
+
+
+def build_context(
+    *,
+    image_size: int = 16,
+    channels: int | None = 3,
+    steps: int | None = None,
+    split: Split = "train",
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+    degradation: Degradation | None = None,
+    load_dataset: DatasetAccess | None = None,
 ) -> BuildContext:
-    """The build context the checks give a component that asks for one: the shape of the test
-    images, split ``train``, and registered datasets read through a fresh discovery (cached, so
-    a dataset is read once per process)."""
-    reader = DatasetReader(Registry.discover(), image_size)
-    return BuildContext(image_size, channels, steps, data=reader)
+    """A :class:`~coldkit.protocols.BuildContext` for a plugin's tests, as a run would pass one.
+
+    Every field a run fills can be set: the image size and channels, T (``steps``), the
+    ``split`` served, the ``device``, the ``seed``, the run's ``degradation`` (a prior's context
+    carries it) and ``load_dataset``, what :meth:`BuildContext.load_dataset` reads through: any
+    callable ``(name, params, split) -> ImageSet`` (a fake serving your own test images), or,
+    left out, the registered datasets of this environment (read once per process, resized to
+    ``image_size`` and matched to ``channels``)::
+
+        from coldkit.testing import build_context
+        context = build_context(image_size=16, channels=1, split="test",
+                                degradation=MyDegradation(MyParams()))
+        prior = MyPrior(MyPrior.Params(), context=context)
+    """
+    data = load_dataset if load_dataset is not None else _registered_datasets(image_size)
+    return BuildContext(
+        image_size, channels, steps, device=torch.device(device), seed=seed, split=split,
+        data=data, degradation=degradation,
+    )

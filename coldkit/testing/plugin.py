@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import importlib.metadata as metadata
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 from pydantic import BaseModel, ValidationError
 
 from coldkit.errors import ColdkitError, ConfigError, PluginError
 from coldkit.protocols import BuildContext, Degradation, RestorerContext
-from coldkit.testing._common import testing_build_context
+from coldkit.testing._common import build_context
 from coldkit.testing.dataset import check_dataset
 from coldkit.testing.degradation import check_degradation
 from coldkit.testing.prior import check_prior
@@ -123,8 +123,10 @@ class _Run:
 
 def _build_context(context: RestorerContext) -> BuildContext:
     """What check_plugin tells a component that asks: the restorer context's shape, split train,
-    and registered datasets read through a discovery (see :func:`testing_build_context`)."""
-    return testing_build_context(context.image_size, context.channels, context.steps)
+    and registered datasets read through a discovery (see :func:`build_context`)."""
+    return build_context(
+        image_size=context.image_size, channels=context.channels, steps=context.steps
+    )
 
 
 class _Skipped(Exception):
@@ -188,6 +190,12 @@ def _check_available_dataset(dataset: object, record: PluginRecord, run: _Run) -
         return check_dataset(dataset)
 
 
+def _prior_context(run: _Run) -> BuildContext:
+    """A prior's context carries the run's degradation: the package's own first one, if any."""
+    degradation = run.own_degradations[0] if run.own_degradations else None
+    return replace(run.build_context, degradation=degradation)
+
+
 def _check_available_prior(factory: Callable, record: PluginRecord, run: _Run) -> list[str]:
     with _data_or_skip():
         return check_prior(factory)
@@ -214,8 +222,9 @@ _KIND_CHECKS: dict[str, _KindCheck] = {
         check=_check_available_dataset,
     ),
     "prior": _KindCheck(  # check_prior takes a factory: it builds a fresh prior twice
-        build=lambda record, params, run: lambda: record.build(params, run.build_context),
+        build=lambda record, params, run: lambda: record.build(params, _prior_context(run)),
         check=_check_available_prior,
+        deferred=True,  # after the package's degradations, which its priors are given
     ),
 }
 
@@ -320,7 +329,8 @@ def _check_records(records: list[PluginRecord], skip: Sequence[str], run: _Run) 
 
 
 def _check_deferred(records: list[PluginRecord], run: _Run) -> None:
-    """The samplers, after the rest: over the built-in degradations and the distribution's own."""
+    """Samplers and priors, after the rest: the samplers over the built-in degradations and the
+    distribution's own, the priors with its first degradation in their context."""
     degradations = builtin_degradations()
     names = {d.name for d in degradations}
     run.degradations = degradations + [d for d in run.own_degradations if d.name not in names]

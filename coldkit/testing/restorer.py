@@ -7,7 +7,7 @@ import copy
 import torch
 from torch import Tensor, nn
 
-from coldkit.protocols import RestorerContext
+from coldkit.protocols import BuildContext, RestorerContext
 from coldkit.testing._common import (
     _generator,
     _max_difference,
@@ -22,7 +22,7 @@ DEFAULT_RESTORER_CONTEXT = RestorerContext(channels=3, image_size=16, steps=10)
 
 def check_restorer(
     factory_or_module: object,
-    context: RestorerContext | None = None,
+    context: RestorerContext | BuildContext | None = None,
     *,
     seed: int = 0,
     batch: int = 4,
@@ -33,8 +33,11 @@ def check_restorer(
     ``factory_or_module`` is a ``torch.nn.Module`` (it is copied, never changed) or a function
     that builds one from a :class:`coldkit.protocols.RestorerContext`, e.g.
     ``lambda context: MyNet(MyNet.Params(), context)``. ``context`` defaults to
-    :data:`DEFAULT_RESTORER_CONTEXT` (3 channels, 16x16 images, T = 10); the inputs are ``batch``
-    images of that shape with levels spread over ``0 .. T``.
+    :data:`DEFAULT_RESTORER_CONTEXT` (3 channels, 16x16 images, T = 10); a
+    :class:`~coldkit.protocols.BuildContext` with channels, image size and T set
+    (:func:`coldkit.testing.build_context`) is handed to the factory as it is, for a restorer that
+    takes ``context=`` (``lambda context: MyNet(MyNet.Params(), context=context)``). The inputs
+    are ``batch`` images of that shape with levels spread over ``0 .. T``.
 
     Checks, in order:
 
@@ -52,6 +55,8 @@ def check_restorer(
       and the check is repeated; only a network that still ignores ``t`` then fails.
     """
     context = DEFAULT_RESTORER_CONTEXT if context is None else context
+    if None in (context.channels, context.image_size, context.steps):
+        raise ValueError("check_restorer needs a context with channels, image_size and steps set")
     module = _build(factory_or_module, context)
     label = _named(module, "restorer")
     passed: list[str] = []

@@ -18,7 +18,7 @@ from coldkit.testing._common import (
     _mixed_levels,
     _named,
     make_test_images,
-    testing_build_context,
+    build_context,
 )
 
 
@@ -89,13 +89,13 @@ def _same_params(a: DegradationParams | None, b: DegradationParams) -> bool:
 def builtin_degradations() -> list[Degradation]:
     """Every degradation of the built-in distribution (``coldkit``), with its default parameters,
     found through :meth:`coldkit.plugins.Registry.discover` and built with
-    :func:`testing_build_context`; one whose data is not available here (morph without
+    :func:`build_context`; one whose data is not available here (morph without
     Fashion-MNIST) is left out."""
     from coldkit.plugins import BUILTIN_DISTRIBUTION, Registry
 
     registry = Registry.discover()
     built = [
-        record.build(record.params_model(), testing_build_context())
+        record.build(record.params_model(), build_context())
         for name, record in sorted(registry.records["degradation"].items())
         if record.distribution == BUILTIN_DISTRIBUTION
     ]

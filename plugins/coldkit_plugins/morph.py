@@ -68,7 +68,7 @@ class _TargetImages:
         key = (channels, height, width)
         if key not in self._matched:
             if self._loaded is None:
-                image_set = self.context.load_dataset(self.params.target, self.params.target_params)
+                image_set = self.context.load_dataset(self.params.target)
                 self._loaded = image_set.images.float()
             images = self._loaded
             if images.shape[-2:] != (height, width):
@@ -206,8 +206,7 @@ def _end_weights(degradation: object) -> tuple[float, float]:
 def _targets_of(params: MorphTargetParams, context: BuildContext) -> _TargetImages:
     """The prior's own target, or the morph degradation's (the same images, read once)."""
     if params.target is not None:
-        return _TargetImages(TargetParams(target=params.target,
-                                          target_params=params.target_params), context)
+        return _TargetImages(TargetParams(target=params.target), context)
     targets = getattr(context.degradation, "targets", None)
     if not isinstance(targets, _TargetImages):
         raise ConfigError(

@@ -10,7 +10,8 @@
   linear basis (the least-squares map from the code to the image). For a linear degradation such as blur the principal directions lie in the
   range of ``D(., T)``, so a draw is a valid ``x_T``.
 
-Mixtures are fitted with scikit-learn and stored as tensors (weights, means, Cholesky factors);
+Both are made of :mod:`coldkit.blocks`, which a third-party prior reuses. Mixtures are fitted
+with scikit-learn and stored as tensors (weights, means, Cholesky factors);
 sampling is done in torch with the caller's generator, so it is seeded and needs no pickle.
 """
 
@@ -18,50 +19,13 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-import numpy as np
 import torch
 from pydantic import BaseModel
 from torch import Tensor
 
-from coldkit_plugins.entries.priors import MixtureParams, GmmParams, PcaGmmParams, GMM, PCA_GMM
-
-
-def fit_mixture(features: np.ndarray, params: MixtureParams, seed: int) -> dict[str, Tensor]:
-    """Fit a Gaussian mixture to ``features`` ``(N, D)``; return it as tensors.
-
-    Features are standardised first, so scikit-learn's covariance regulariser is small next to
-    every direction, however faint (the low Fourier modes left by blur are ~1e-2).
-    """
-    from sklearn.mixture import GaussianMixture
-
-    features = np.asarray(features, dtype=np.float64)
-    centre = features.mean(axis=0)
-    scale = features.std(axis=0) + 1e-12
-    components = min(params.components, len(features))
-    mixture = GaussianMixture(
-        n_components=components,
-        covariance_type=params.covariance,
-        random_state=seed,
-        reg_covar=1e-4,
-        n_init=2,
-    ).fit((features - centre) / scale)
-    if params.covariance == "full":
-        cholesky = np.linalg.cholesky(mixture.covariances_)
-    else:
-        cholesky = np.stack([np.diag(np.sqrt(v)) for v in mixture.covariances_])
-    # Undo the standardisation: x = centre + scale * (mean + L z).
-    return {
-        "weights": torch.as_tensor(mixture.weights_, dtype=torch.float64),
-        "means": torch.as_tensor(centre + scale * mixture.means_, dtype=torch.float64),
-        "cholesky": torch.as_tensor(scale[None, :, None] * cholesky, dtype=torch.float64),
-    }
-
-
-def sample_mixture(state: dict[str, Tensor], count: int, generator: torch.Generator) -> Tensor:
-    """Draw ``count`` points ``(count, D)`` (float64) from a mixture stored by :func:`fit_mixture`."""
-    component = torch.multinomial(state["weights"], count, replacement=True, generator=generator)
-    z = torch.randn(count, state["means"].shape[1], 1, generator=generator, dtype=torch.float64)
-    return state["means"][component] + (state["cholesky"][component] @ z)[..., 0]
+from coldkit.blocks import PcaMixturePrior, fit_mixture, sample_mixture
+from coldkit.params import MixtureParams
+from coldkit_plugins.entries.priors import GmmParams, PcaGmmParams, GMM, PCA_GMM
 
 
 class _MixturePrior:
@@ -116,43 +80,13 @@ class Gmm(_MixturePrior):
         return self._with_noise(flat.contiguous(), generator)
 
 
-class PcaGmm(_MixturePrior):
-    """A mixture over the leading principal components of ``D(x0, T)``: keeps its shape."""
+class PcaGmm(PcaMixturePrior):
+    """A mixture over the leading principal components of ``D(x0, T)``: keeps its shape
+    (coldkit's public :class:`coldkit.blocks.PcaMixturePrior`, registered under a name)."""
 
     name: ClassVar[str] = PCA_GMM.name
     description: ClassVar[str] = PCA_GMM.description
     Params: ClassVar[type[BaseModel]] = PcaGmmParams
 
     def __init__(self, params: PcaGmmParams | None = None) -> None:
-        super().__init__()
-        self.params = params or PcaGmmParams()
-
-    def fit(self, x_T: Tensor, seed: int = 0) -> None:
-        flat = x_T.double().reshape(len(x_T), -1)
-        centre = flat.mean(dim=0)
-        # Principal directions from an SVD of the centred data: rows of `basis` are orthonormal.
-        _, singular, right = torch.linalg.svd(flat - centre, full_matrices=False)
-        # Blur to T leaves a handful of real directions (its lowest Fourier modes) and float
-        # rounding in all the others; a mixture over the rounding only dilutes the real ones.
-        significant = int((singular > self.params.rank_tolerance * singular[0]).sum())
-        dims = max(1, min(self.params.dims, significant, len(flat) - 1))
-        basis = right[:dims]
-        codes = (flat - centre) @ basis.T
-        self.state = fit_mixture(codes.numpy(), self.params, seed)
-        self.state.update(
-            centre=centre,
-            basis=basis,
-            shape=torch.tensor(x_T.shape[1:]),
-            explained=(singular[:dims] ** 2).sum() / (singular**2).sum().clamp_min(1e-30),
-        )
-
-    def load_state_dict(self, state: dict[str, Tensor]) -> None:
-        if not {"centre", "basis"} <= set(state):
-            raise ValueError("prior state lacks centre or basis")
-        super().load_state_dict(state)
-
-    def sample(self, count: int, generator: torch.Generator) -> Tensor:
-        shape = self._shape()
-        codes = sample_mixture(self.state, count, generator)
-        images = (self.state["centre"] + codes @ self.state["basis"]).float()
-        return self._with_noise(images.view(count, *shape), generator)
+        super().__init__(params or PcaGmmParams())

@@ -23,7 +23,7 @@ from coldkit.testing import (
     check_preserves_tensor,
     make_test_images,
 )
-from coldkit.testing._common import testing_build_context as checks_context
+from coldkit.testing import build_context as checks_context
 from coldkit_plugins.samplers import improved
 
 REGISTRY = Registry.discover()

@@ -4,7 +4,6 @@ random degradation parameters live through generation and restore."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -16,7 +15,7 @@ from rich.console import Console
 
 from coldkit import BuildContext, PLUGIN_API_VERSION, RestorerContext, hookimpl
 from coldkit.config import build_experiment
-from coldkit.errors import DataError, ParamsError, PluginError
+from coldkit.errors import ConfigError, DataError, ParamsError, PluginError
 from coldkit.generation.draws import draw_from_prior, params_of_degraded_images
 from coldkit.generation.priors import degrade_fully, degrade_fully_with_params
 from coldkit.plugins import Registry, takes_build_context
@@ -28,7 +27,7 @@ from coldkit.testing import (
     check_prior,
     make_test_images,
 )
-from coldkit.testing._common import testing_build_context as checks_context
+from coldkit.testing import build_context as checks_context
 
 from tests.conftest import tiny_experiment
 
@@ -172,11 +171,11 @@ def test_a_degradation_reading_a_second_dataset_is_traced_listed_and_disabled(tm
     assert all(source["dataset"] == "other-shapes" for source in sources)
     assert "data for a plugin: dataset 'other-shapes'" in paths.log.read_text()
 
-    disabled = build_experiment(_morph_experiment(tmp_path, disable_plugins=["other_data"]),
-                                registry)
-    with pytest.raises(PluginError, match="other-shapes.*Disabled plugins: other_data"):
-        with claimed_run(disabled, tmp_path / "disabled", [], registry) as (resolved, paths):
-            execute(resolved, paths, Console(quiet=True))
+    # The dataset reference is resolved with the config: a disabled data plugin stops it there.
+    with pytest.raises(
+        ConfigError, match="degradation.target.name: .*other-shapes.*Disabled plugins: other_data"
+    ):
+        build_experiment(_morph_experiment(tmp_path, disable_plugins=["other_data"]), registry)
 
 
 # ------------------------------------------------------------------ params through the whole life
@@ -224,7 +223,7 @@ def test_morph_target_learns_x0_from_the_params_and_draws_x_T_with_them():
 
     registry = Registry.discover()
     morph = _synthetic_morph(alpha_end=0.09)
-    context = dataclasses.replace(checks_context(), degradation=morph)
+    context = checks_context(degradation=morph)
     prior = registry.get("prior", "morph-target").build({"x0_components": 2}, context)
     assert fit_takes_params(prior)
     assert not fit_takes_params(registry.get("prior", "pca-gmm").build({}))
@@ -300,7 +299,7 @@ def test_a_missing_target_dataset_says_how_to_install_it(tmp_path: Path):
         {"target": "fashion-mnist", "target_params": {"source": "idx", "idx_dir": str(tmp_path)}},
         checks_context(),
     )
-    with pytest.raises(DataError, match="dataset-fashion-mnist.*degradation.target_params"):
+    with pytest.raises(DataError, match=r"dataset-fashion-mnist.*degradation.target = \{ name"):
         morph.sample_params(make_test_images(2), torch.Generator())
 
 

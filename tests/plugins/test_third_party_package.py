@@ -78,13 +78,21 @@ def test_every_component_is_discovered(installed: Path, monkeypatch: pytest.Monk
     monkeypatch.syspath_prepend(str(installed))
     registry = Registry.discover()
     assert not registry.problems, registry.problems
-    for kind, name in (("degradation", "swirl"), ("restorer", "swirl-cnn"), ("sampler", "stride-2")):
+    for kind, name in (("degradation", "swirl"), ("restorer", "swirl-cnn"), ("sampler", "stride-2"),
+                       ("prior", "swirl-pca"), ("dataset", "stripes")):
         record = registry.get(kind, name)
         assert (record.distribution, record.version) == ("coldkit-swirl", "0.1.0")
+        assert record.is_lazy  # registered by path: listing imports no torch of the plugin's
 
 
 def test_coldkit_run_trains_with_the_plugin(installed: Path, tmp_path: Path):
-    experiment = tiny_experiment(name="swirl", evaluate={"sampler": "stride-2"})
+    experiment = tiny_experiment(
+        name="swirl", evaluate={"sampler": "stride-2"},
+        generate={"num_samples": 4, "batch_size": 4, "grid_size": 4, "judge": False,
+                  "sampler": "stride-2", "prior": {"name": "swirl-pca", "components": 2,
+                                                   "dims": 4}},
+    )
+    experiment["dataset"] = {"name": "stripes", "image_size": 16, "count": 96, "size": 16}
     experiment["degradation"] = {"name": "swirl", "steps": 4, "jitter": 0.2}
     experiment["restorer"] = {"name": "swirl-cnn", "width": 8, "depth": 2}
     write_toml(tmp_path / "swirl.toml", experiment)
@@ -93,9 +101,11 @@ def test_coldkit_run_trains_with_the_plugin(installed: Path, tmp_path: Path):
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["sampler"] == "stride-2" and metrics["train_steps"] == 6
     assert set(metrics["rows"]) == {"degraded", "direct", "sampled"}
+    assert metrics["generation"]["num_samples"] == 4  # the prior drew the swirl's centres
     used = json.loads((tmp_path / "run" / "run.json").read_text())["plugins"]
     assert used["degradation"]["distribution"] == "coldkit-swirl"
     assert used["restorer"]["name"] == "swirl-cnn"
+    assert used["dataset"]["name"] == "stripes"
 
 
 def test_the_plugins_own_tests_pass(installed: Path, tmp_path: Path):

@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from coldkit import hookimpl
+from coldkit.params import SplitParams
 from coldkit_plugins.entries import Listing
 
 #: Components registered by path (plugin API 3).
@@ -17,19 +18,6 @@ COLDKIT_PLUGIN_API = 3
 
 DEFAULT_ROOT = "~/.cache/coldkit/data"
 DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
-
-
-class SplitParams(BaseModel):
-    """How a dataset is split: fractions of held-out images and the permutation's seed."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    val_fraction: float = Field(0.0, ge=0.0, lt=1.0, description="share held out for validation")
-    test_fraction: float = Field(
-        0.1, ge=0.0, lt=1.0, description="share held out for testing (no official test set)"
-    )
-    split_seed: int = Field(0, description="seed of the split permutation")
-    limit: int | None = Field(None, ge=1, description="keep at most this many images per split")
 
 
 class MnistParams(SplitParams):

@@ -7,13 +7,27 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from coldkit import hookimpl
+from coldkit import DatasetRef, hookimpl
 from coldkit_plugins.entries import Listing
 
 #: These components take the build context (API 2) and are registered by path (API 3).
 COLDKIT_PLUGIN_API = 3
+
+
+def _fold_target_params(data: Any) -> Any:
+    """``target_params`` (the spelling before ``DatasetRef``) folded into ``target``."""
+    if isinstance(data, dict) and "target_params" in data:
+        data = dict(data)
+        extra = data.pop("target_params") or {}
+        target = data.get("target", "fashion-mnist")
+        if isinstance(target, str):
+            target = {"name": target, "params": {}}
+        if isinstance(target, dict) and isinstance(extra, dict):
+            target = {**target, "params": {**target.get("params", {}), **extra}}
+        data["target"] = target
+    return data
 
 
 class TargetParams(BaseModel):
@@ -21,10 +35,15 @@ class TargetParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    target: str = Field("fashion-mnist", description="registered dataset of the images z")
-    target_params: dict[str, Any] = Field(
-        default_factory=dict, description="the target dataset's parameters (as its section)"
+    target: DatasetRef = Field(
+        DatasetRef(name="fashion-mnist"),
+        description="registered dataset of the images z: a name, or {name, params}",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_target_params(cls, data: Any) -> Any:
+        return _fold_target_params(data)
 
 
 class MorphParams(TargetParams):
@@ -53,10 +72,15 @@ class MorphTargetParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    target: str | None = Field(
-        None, description="dataset of x_T; unset: the morph degradation's target (and params)"
+    @model_validator(mode="before")
+    @classmethod
+    def _old_target_params(cls, data: Any) -> Any:
+        return _fold_target_params(data)
+
+    target: DatasetRef | None = Field(
+        None, description="dataset of x_T (a name, or {name, params}); unset: the morph "
+        "degradation's target"
     )
-    target_params: dict[str, Any] = Field(default_factory=dict)
     noise: float = Field(
         0.0, ge=0.0, description="std of Gaussian noise added to x_T (the paper's generation)"
     )

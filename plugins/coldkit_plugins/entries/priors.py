@@ -5,27 +5,14 @@ The components live in ``coldkit_plugins.priors``, imported the first time a run
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from coldkit import hookimpl
+from coldkit.params import MixtureParams, PcaMixtureParams
 from coldkit_plugins.entries import Listing
 
 #: Components registered by path (plugin API 3).
 COLDKIT_PLUGIN_API = 3
-
-
-class MixtureParams(BaseModel):
-    """Parameters shared by the mixture priors."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    components: int = Field(10, ge=1, description="number of Gaussian components")
-    covariance: Literal["full", "diag"] = Field("full", description="covariance of each component")
-    noise: float = Field(
-        0.0, ge=0.0, description="std of Gaussian noise added to every pixel of a drawn x_T"
-    )
 
 
 class GmmParams(MixtureParams):
@@ -34,16 +21,8 @@ class GmmParams(MixtureParams):
     )
 
 
-class PcaGmmParams(MixtureParams):
-    components: int = Field(20, ge=1, description="number of Gaussian components")
-    dims: int = Field(32, ge=1, description="at most this many principal components are kept")
-    rank_tolerance: float = Field(
-        1e-4,
-        ge=0.0,
-        lt=1.0,
-        description="components whose singular value is below this fraction of the largest "
-        "are dropped: rounding noise, not structure",
-    )
+class PcaGmmParams(PcaMixtureParams):
+    """Parameters of ``pca-gmm``: those of :class:`coldkit.blocks.PcaMixturePrior`."""
 
 
 GMM = Listing(

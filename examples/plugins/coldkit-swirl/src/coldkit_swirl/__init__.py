@@ -2,10 +2,13 @@
 
 * ``swirl`` -- a degradation that twists the image about its centre, more with every level;
 * ``swirl-cnn`` -- a small time-conditioned convolutional restorer;
-* ``stride-2`` -- Algorithm 2 taking two levels per restorer call.
+* ``stride-2`` -- Algorithm 2 taking two levels per restorer call;
+* ``swirl-pca`` -- a prior for generation, with the swirl's random centres;
+* ``stripes`` -- a dataset made from a seed (nothing to download).
 
-Registered through the ``coldkit`` entry-point group (see ``pyproject.toml`` and
-:mod:`coldkit_swirl.plugin`); written only against coldkit's public API.
+Registered by path through the ``coldkit`` entry-point group (see ``pyproject.toml`` and
+:mod:`coldkit_swirl.plugin`, which imports no torch); written only against coldkit's public API
+(plugin API 4).
 """
 
 __version__ = "0.1.0"

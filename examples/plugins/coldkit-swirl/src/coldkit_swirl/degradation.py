@@ -12,35 +12,15 @@ random part), so a sampler reuses the same centres at every step.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 from torch import Tensor
 
 from coldkit import DegradationParams
-
-
-class SwirlParams(BaseModel):
-    """Parameters of the ``swirl`` degradation (the ``[degradation]`` section of a config)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    steps: int = Field(10, ge=1, description="T, the number of swirl levels")
-    strength: float = Field(3.0, gt=0.0, description="twist in the middle at t = T, in radians")
-    radius: float = Field(
-        0.6, gt=0.0, description="falloff of the twist, as a fraction of half the image side"
-    )
-    jitter: float = Field(
-        0.0,
-        ge=0.0,
-        le=1.0,
-        description="random shift of each image's centre, as a fraction of half the side",
-    )
-    padding: Literal["reflection", "border", "zeros"] = Field(
-        "reflection", description="what is read outside the image"
-    )
+from coldkit_swirl.params import SwirlParams
 
 
 class Swirl:
@@ -53,6 +33,8 @@ class Swirl:
     def __init__(self, params: SwirlParams | None = None) -> None:
         self.params = params or SwirlParams()
         self.steps = self.params.steps
+        #: What sample_params draws (plugin API 4): the centres, only with jitter.
+        self.random_params: tuple[str, ...] = ("centre",) if self.params.jitter > 0 else ()
 
     def sample_params(
         self, x0: Tensor, generator: torch.Generator | None = None

@@ -10,19 +10,11 @@ from __future__ import annotations
 from typing import ClassVar
 
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 from torch import Tensor, nn
 
-from coldkit import RestorerContext
-
-
-class SwirlCNNParams(BaseModel):
-    """Parameters of the ``swirl-cnn`` restorer (the ``[restorer]`` section of a config)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    width: int = Field(32, ge=4, description="channels of every block")
-    depth: int = Field(4, ge=1, description="number of residual blocks")
+from coldkit import BuildContext
+from coldkit_swirl.params import SwirlCNNParams
 
 
 class SwirlCNN(nn.Module):
@@ -32,8 +24,10 @@ class SwirlCNN(nn.Module):
     description: ClassVar[str] = "small time-conditioned conv net (dilated residual blocks, FiLM)"
     Params: ClassVar[type[BaseModel]] = SwirlCNNParams
 
-    def __init__(self, params: SwirlCNNParams, context: RestorerContext) -> None:
+    def __init__(self, params: SwirlCNNParams, *, context: BuildContext) -> None:
         super().__init__()
+        if context.channels is None or context.steps is None:
+            raise ValueError("swirl-cnn is built for a run: channels and T must be known")
         self.steps = context.steps
         width, depth = params.width, params.depth
         self.time = nn.Sequential(nn.Linear(1, width), nn.SiLU(), nn.Linear(width, 2 * width * depth))
