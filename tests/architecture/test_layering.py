@@ -124,7 +124,7 @@ MAX_FILE_LINES = 450
 #: Known debt, to be split (issue 23); each must still be over its limit, so the list only shrinks.
 CLASSES_STILL_OVER = {"runs/folder.py:RunPaths"}
 FILES_STILL_OVER = {
-    "cli.py", "config.py", "evaluation/judge.py", "sweep.py", "training/trainer.py",
+    "cli.py", "config.py", "evaluation/judge.py", "training/trainer.py",
 }
 
 
