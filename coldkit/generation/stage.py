@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from coldkit.config import Experiment, GenerateSection, apply_overrides, build_experiment
 from coldkit.errors import ConfigError
+from coldkit.path_noise import mean_path
 from coldkit.evaluation.metrics import fid, fid_unavailable_reason
 from coldkit.generation.priors import cached_or_fitted_prior
 from coldkit.generation.sampling import (
@@ -98,7 +99,7 @@ def generate_for_run(run: RunContext, model: TrainedModel, out_dir: Path) -> Gen
         lambda: training().images, seed, run.device, run.notify,
         replace(
             run.build_context(run.serving_split, model.channels, model.degradation.steps),
-            degradation=model.degradation,
+            degradation=mean_path(model.degradation),  # a noisy path's prior models its mean
         ),
     )
     samples = _draw(run, model, fitted.prior, seed)

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from coldkit import hookimpl
+from coldkit import NoParams, hookimpl
 from coldkit_plugins.entries import Listing
 
 #: Components registered by path (plugin API 3).
@@ -58,9 +58,16 @@ PCA_GMM = Listing(
     "coldkit_plugins.priors:PcaGmm",
     PcaGmmParams,
 )
+STANDARD_NORMAL = Listing(
+    "standard-normal",
+    "the hot baseline: x_T = D(0, T; ε) + mean, ε standard normal (a noise degradation's noise)",
+    "coldkit_plugins.normal_prior:StandardNormal",
+    NoParams,
+)
 
 
 @hookimpl
 def register_priors(register) -> None:
     GMM.register(register)
     PCA_GMM.register(register)
+    STANDARD_NORMAL.register(register)
