@@ -98,7 +98,8 @@ def fit_prior(
     training images (and the parameters drawn for them, if its ``fit`` takes ``params``).
 
     On a noisy path the prior is fitted on the end of the mean path, ``D(x0, T)`` without the
-    path noise, which generation adds to every draw (:func:`coldkit.generation.draws.draw_from_prior`).
+    path noise, which generation adds to every draw
+    (:func:`coldkit.generation.draws.draw_from_prior`).
     """
     degradation = mean_path(degradation)
     prior = resolved.build(context)

@@ -99,7 +99,9 @@ def stochastic(
     Algorithm 2. Noise is drawn on the CPU from ``generator``, so a seeded run gives the same
     samples on every device.
     """
-    return _algorithm2(restorer, degradation, x_t, t, params, generator, noise, callback, redraw=True)
+    return _algorithm2(
+        restorer, degradation, x_t, t, params, generator, noise, callback, redraw=True
+    )
 
 
 def _algorithm2(
