@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from coldkit.errors import ConfigError, PluginError
 from coldkit.runtime.files import write_text_atomic
+from coldkit.path_noise import PathNoiseParams, noisy_path
 from coldkit.plugins import Kind, PluginInfo, PluginRecord, Registry
 from coldkit.params import dataset_references
 from coldkit.protocols import BuildContext, RestorerContext
@@ -89,6 +90,15 @@ class DatasetSection(PluginSection):
     )
 
 
+class DegradationSection(PluginSection):
+    """``[degradation]``: the degradation plugin by ``name``, its parameters, and the noise
+    every degradation can have along its path (``[degradation.path_noise]``, coldkit.path_noise)."""
+
+    path_noise: PathNoiseParams | None = Field(
+        None, description="Gaussian noise σ_t added to D(x0, t) at every level (a noisy cold path)"
+    )
+
+
 class AugmentSection(Section):
     """``[train.augment]``: random changes to the clean training images before they are
     degraded (see coldkit.data.augment); all off by default."""
@@ -114,6 +124,11 @@ class TrainSection(Section):
     lr: float = Field(2e-4, gt=0)
     lr_schedule: Literal["constant", "cosine"] = "constant"
     warmup_steps: int = Field(0, ge=0, le=MAX_COUNT, strict=True)
+    objective: Literal["image", "soft"] = Field(
+        "image",
+        description="image: the loss between R(x_t, t) and x0; soft (Soft Score Matching): the "
+        "loss between D(R(x_t, t), t) and D(x0, t), the estimate re-degraded (without path noise)",
+    )
     loss: Literal["l1", "l2", "berhu"] = Field(
         "l1", description="l1 (the paper), l2, or berhu: l1 below berhu_threshold, l2 above"
     )
@@ -259,7 +274,7 @@ class ExperimentConfig(Section):
         "Give runs that share a machine their share of the cores",
     )
     dataset: DatasetSection
-    degradation: PluginSection
+    degradation: DegradationSection
     restorer: PluginSection = PluginSection(name="unet")
     train: TrainSection = TrainSection()
     evaluate: EvaluateSection = EvaluateSection()
@@ -305,11 +320,14 @@ class ResolvedPlugin:
 
     record: PluginRecord
     params: BaseModel
+    #: A degradation's path noise (``[degradation.path_noise]``), wrapped around what is built.
+    path_noise: PathNoiseParams | None = None
 
     def build(self, context: BuildContext | RestorerContext | None = None) -> Any:
         """The component, built from its validated parameters and the run's ``context`` (see
-        :meth:`PluginRecord.build`)."""
-        return self.record.build(self.params, context)
+        :meth:`PluginRecord.build`); a degradation with its path noise, if it has one."""
+        component = self.record.build(self.params, context)
+        return component if self.path_noise is None else noisy_path(component, self.path_noise)
 
 
 @dataclass(frozen=True)
@@ -511,7 +529,10 @@ def build_experiment(data: dict[str, Any], registry: Registry) -> Experiment:
     return Experiment(
         config=config,
         dataset=resolve_plugin(registry, "dataset", config.dataset, "dataset"),
-        degradation=resolve_plugin(registry, "degradation", config.degradation, "degradation"),
+        degradation=replace(
+            resolve_plugin(registry, "degradation", config.degradation, "degradation"),
+            path_noise=config.degradation.path_noise,
+        ),
         restorer=resolve_plugin(registry, "restorer", config.restorer, "restorer"),
         sampler=sampler,
         direct_sampler=direct_sampler,

@@ -7,6 +7,7 @@ import torch
 from torch import Tensor
 
 from coldkit.errors import ParamsError
+from coldkit.path_noise import PATH_NOISE, add_path_noise, mean_path
 from coldkit.plugins.compat import random_params
 from coldkit.protocols import Degradation, DegradationParams, Prior, PriorWithParams
 
@@ -20,13 +21,19 @@ def draw_from_prior(
     ``sample_params``) there are none. A degradation with random parameters and a prior that
     does not return them is refused with :class:`ParamsError`: fresh params unrelated to x_T
     would make every Algorithm 2 step subtract the wrong ``D(x̂0, s; params)``.
+
+    On a noisy path (``[degradation.path_noise]``) a prior that models the end of the mean path
+    (its params lack the path noise: every mixture) has the path's own noise ``σ_T ε`` added to
+    each draw, ``ε`` returned with the params (:func:`coldkit.path_noise.add_path_noise`).
     """
     if isinstance(prior, PriorWithParams):
         x_T, params = prior.sample_with_params(count, generator)
+        if PATH_NOISE not in params:
+            x_T, params = add_path_noise(degradation, x_T, params, generator)
         _check_prior_params(prior, degradation, x_T, params)
         return x_T, params
     x_T = prior.sample(count, generator)
-    probe = random_params(degradation, x_T)
+    probe = random_params(mean_path(degradation), x_T)
     if probe:
         raise ParamsError(
             f"degradation {degradation.name!r} draws random parameters "
@@ -39,7 +46,7 @@ def draw_from_prior(
             "draws nothing (its documentation names the setting; for the built-in mask, "
             "centre = \"fixed\"); see docs/generation.md."
         )
-    return x_T, {}
+    return add_path_noise(degradation, x_T, {}, generator)
 
 
 def params_of_degraded_images(degradation: Degradation, x_t: Tensor) -> DegradationParams:

@@ -26,6 +26,7 @@ from torch import Tensor
 from coldkit.runs.checkpoint import load_error_reason, save_atomic
 from coldkit.config import ResolvedPlugin
 from coldkit.errors import CheckpointError, ColdkitError
+from coldkit.path_noise import mean_path
 from coldkit.plugins import PluginRecord, Registry
 from coldkit.plugins.compat import fit_takes_params
 from coldkit.protocols import (
@@ -94,7 +95,13 @@ def fit_prior(
     context: BuildContext | None = None,
 ) -> FittedPrior:
     """Build the prior plugin (with the run's ``context``) and fit it on ``D(x0, T)`` of the
-    training images (and the parameters drawn for them, if its ``fit`` takes ``params``)."""
+    training images (and the parameters drawn for them, if its ``fit`` takes ``params``).
+
+    On a noisy path the prior is fitted on the end of the mean path, ``D(x0, T)`` without the
+    path noise, which generation adds to every draw
+    (:func:`coldkit.generation.draws.draw_from_prior`).
+    """
+    degradation = mean_path(degradation)
     prior = resolved.build(context)
     if fit_takes_params(prior):
         x_T, params = degrade_fully_with_params(degradation, train_images, seed, device)

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from coldkit.config import Experiment, GenerateSection, apply_overrides, build_experiment
 from coldkit.errors import ConfigError
+from coldkit.path_noise import mean_path
 from coldkit.evaluation.fid import NOT_COMPUTED
 from coldkit.evaluation.stage import fid_extractor, held_out_reference
 from coldkit.generation.priors import cached_or_fitted_prior
@@ -102,7 +103,7 @@ def generate_for_run(run: RunContext, model: TrainedModel, out_dir: Path) -> Gen
         lambda: training().images, seed, run.device, run.notify,
         replace(
             run.build_context(run.serving_split, model.channels, model.degradation.steps),
-            degradation=model.degradation,
+            degradation=mean_path(model.degradation),  # a noisy path's prior models its mean
         ),
         shipped_prior(model.model_folder, run.experiment.prior.record.name),
     )

@@ -23,6 +23,7 @@ from coldkit.runs.checkpoint import check_trained_for, keep_copy, load_checkpoin
 from coldkit.config import TrainSection
 from coldkit.runtime.distributed import SINGLE_PROCESS, Cluster, check_batch_split
 from coldkit.errors import CheckpointError, TrainingError
+from coldkit.path_noise import mean_params, mean_path
 from coldkit.protocols import Degradation
 
 
@@ -389,12 +390,12 @@ class Trainer:
         total = torch.zeros((), device=self.device)
         for micro_batch in range(settings.accumulate):
             x0, t, params = self.draw_batch()
-            degraded = self.degradation.degrade(x0, self.jittered(t), params)
-            x_t = self.as_files_hold(degraded)
+            level = self.jittered(t)
+            x_t = self.as_files_hold(self.degradation.degrade(x0, level, params))
             # DDP all-reduces gradients on the last micro-batch only.
             last = micro_batch == settings.accumulate - 1
             with _gradient_sync(self.network, last):
-                loss = self.loss(self.network(x_t, t), x0)
+                loss = self.objective_loss(self.network(x_t, t), x0, level, params)
                 self.scaler.scale(loss / settings.accumulate).backward()
             total += loss.detach()
         if settings.grad_clip > 0:
@@ -438,6 +439,17 @@ class Trainer:
     def loss(self, prediction: Tensor, x0: Tensor) -> Tensor:
         """The run's restoration loss (``train.loss``, ``train.berhu_threshold``)."""
         return restoration_loss(prediction, x0, self.settings.loss, self.settings.berhu_threshold)
+
+    def objective_loss(
+        self, prediction: Tensor, x0: Tensor, level: Tensor, params: dict[str, Tensor]
+    ) -> Tensor:
+        """``train.objective``: the loss between the estimate and ``x0`` (``image``), or between
+        both re-degraded to the level they came from, without path noise (``soft``: Soft Score
+        Matching, Daras et al. 2022). Where re-degrading is the identity the two are equal."""
+        if self.settings.objective == "image":
+            return self.loss(prediction, x0)
+        mean, drawn = mean_path(self.degradation), mean_params(params)
+        return self.loss(mean.degrade(prediction, level, drawn), mean.degrade(x0, level, drawn))
 
     def fit(self, on_step: Callable[[StepReport], None] | None = None) -> TrainState:
         """Train until ``steps`` or ``max_minutes`` is reached, checkpointing along the way.

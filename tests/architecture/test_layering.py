@@ -14,7 +14,7 @@ MAX_FUNCTION_LINES = 60
 #: The floors of the core, bottom first (docs/architecture.md): a module imports only from its own
 #: floor or below. Top-level modules are named by file, subpackages by folder.
 FLOORS = (
-    ("coldkit", "errors", "params", "protocols", "hookspecs", "validation"),
+    ("coldkit", "errors", "params", "protocols", "hookspecs", "validation", "path_noise"),
     ("runtime",),
     ("plugins",),
     ("config",),

@@ -25,7 +25,7 @@ from coldkit.testing import (
 from coldkit_plugins.blur import Blur, BlurParams
 from coldkit_plugins.datasets import Synthetic, SyntheticParams
 from coldkit_plugins.mask import Mask, MaskParams
-from coldkit_plugins.samplers import direct, improved, naive, stochastic
+from coldkit_plugins.samplers import direct, improved, momentum, naive, stochastic
 from coldkit_plugins.unet import UNet, UNetParams
 from tests.conftest import install_fake_distribution
 
@@ -180,7 +180,7 @@ def test_restorer_ignoring_t_is_rejected_even_after_perturbing_its_zero_layers()
 SMALL = [Blur(BlurParams(steps=5, kernel_size=5, sigma=1.0)), Mask(MaskParams(steps=6))]
 
 
-@pytest.mark.parametrize("sampler", [direct, naive, improved, stochastic])
+@pytest.mark.parametrize("sampler", [direct, naive, improved, stochastic, momentum])
 def test_builtin_samplers_pass_on_every_builtin_degradation(sampler):
     passed = check_sampler(sampler)
     names = {d.name for d in builtin_degradations()}
@@ -555,10 +555,11 @@ def test_check_plugin_on_the_builtins():
     expected = {
         *(f"degradation {name}" for name in ("blur", "mask", "pixelate", "snow", "decolor", "noise")),
         "restorer unet",
-        *(f"sampler {name}" for name in ("direct", "naive", "improved", "stochastic")),
+        *(f"sampler {name}" for name in ("direct", "naive", "improved", "stochastic", "momentum")),
         "dataset synthetic",
         "prior gmm",
         "prior pca-gmm",
     }
     assert expected <= set(report.checked)
     assert "no default for path" in report.skipped["dataset image-folder"]
+    assert "noise degradation" in report.skipped["prior standard-normal"]  # needs the run's

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from coldkit import hookimpl
+from coldkit import NoParams, hookimpl
 from coldkit.params import MixtureParams, PcaMixtureParams
 from coldkit_plugins.entries import Listing
 
@@ -37,9 +37,16 @@ PCA_GMM = Listing(
     "coldkit_plugins.priors:PcaGmm",
     PcaGmmParams,
 )
+STANDARD_NORMAL = Listing(
+    "standard-normal",
+    "the hot baseline: x_T = D(0, T; ε) + mean, ε standard normal (a noise degradation's noise)",
+    "coldkit_plugins.normal_prior:StandardNormal",
+    NoParams,
+)
 
 
 @hookimpl
 def register_priors(register) -> None:
     GMM.register(register)
     PCA_GMM.register(register)
+    STANDARD_NORMAL.register(register)

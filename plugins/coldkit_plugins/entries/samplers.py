@@ -24,12 +24,17 @@ IMPROVED = Listing(
 )
 STOCHASTIC = Listing(
     "stochastic",
-    "Algorithm 2 plus small Gaussian noise at each step (generation diversity)",
+    "Algorithm 2 with the path's noise drawn anew per step, plus step_noise (diversity)",
     "coldkit_plugins.samplers:stochastic",
+)
+MOMENTUM = Listing(
+    "momentum",
+    "Soft Diffusion's Momentum Sampler: a score step on the path noise, then Algorithm 2",
+    "coldkit_plugins.samplers:momentum",
 )
 
 
 @hookimpl
 def register_samplers(register) -> None:
-    for sampler in (DIRECT, NAIVE, IMPROVED, STOCHASTIC):
+    for sampler in (DIRECT, NAIVE, IMPROVED, STOCHASTIC, MOMENTUM):
         sampler.register(register)
