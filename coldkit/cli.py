@@ -248,7 +248,10 @@ def generate(
     )
     with reported():
         registry = load_registry()
-        loaded = open_run(run_dir, registry)
+        loaded = open_run(
+            run_dir, registry,
+            notify=lambda note: console.print(note, highlight=False, markup=False),
+        )
         result = generate_from_run(
             loaded, generation_experiment(loaded, registry, options), console, out
         )
@@ -551,7 +554,7 @@ def restore(
 
     with reported():
         registry = load_registry()
-        loaded = open_run(run_dir, registry)
+        loaded = open_run(run_dir, registry, notify=notify)
         report = restore_files(
             loaded,
             images,

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from coldkit.errors import ConfigError, PluginError
 from coldkit.runtime.files import write_text_atomic
 from coldkit.plugins import Kind, PluginInfo, PluginRecord, Registry
-from coldkit.protocols import BuildContext, RestorerContext
+from coldkit.protocols import BuildContext
 
 
 #: Seeds torch accepts (64 bits); one below the top, as a run also seeds ``seed + 1``.
@@ -305,7 +305,7 @@ class ResolvedPlugin:
     record: PluginRecord
     params: BaseModel
 
-    def build(self, context: BuildContext | RestorerContext | None = None) -> Any:
+    def build(self, context: BuildContext | None = None) -> Any:
         """The component, built from its validated parameters and the run's ``context`` (see
         :meth:`PluginRecord.build`)."""
         return self.record.build(self.params, context)

@@ -36,9 +36,10 @@ from coldkit.runs.folder import (
     GENERATION_MARKDOWN,
     GENERATION_PATH,
     LOG_FILE,
-    LoadedRun,
     RunPaths,
 )
+from coldkit.runs.opened import LoadedRun
+from coldkit.runtime.acceleration import sampling_note
 from coldkit.runs.exported import is_exported, shipped_prior, working_folder
 from coldkit.runtime.files import make_output_folder, write_json_atomic, write_text_atomic
 from coldkit.runtime.log import Notify
@@ -312,7 +313,7 @@ def generate_from_run(
         )
         size, channels = loaded.context.image_size, loaded.context.channels
         model = TrainedModel(
-            run.sampling_model(loaded.restorer),
+            _sampling_model(run, loaded),
             loaded.degradation,
             lambda: training_split(experiment, size),
             lambda: evaluation_split(experiment, size, channels).images,
@@ -320,6 +321,17 @@ def generate_from_run(
             loaded.root if is_exported(loaded.root) else None,
         )
         return generate_for_run(run, model, out)
+
+
+def _sampling_model(run: RunContext, loaded: LoadedRun) -> nn.Module:
+    """The opened run's restorer as it samples: its ``[sampling]`` switches were applied when it
+    was opened; only a ``--set sampling.*`` of this generation applies them again."""
+    if run.config.sampling == loaded.experiment.config.sampling:
+        note = sampling_note(loaded.restorer)
+        if note is not None:
+            run.notify(note, show=False)
+        return loaded.restorer
+    return run.sampling_model(loaded.restorer)
 
 
 __all__ = [

@@ -18,7 +18,7 @@ from tests.faults.conftest import (  # noqa: F401
     snapshot,
     succeeded,
 )
-from tests.test_restore import write_png
+from tests.generation.test_restore import write_png
 
 MANIFEST = "coldkit_model.json"
 

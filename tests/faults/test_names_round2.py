@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 from tests.faults.conftest import config_file, finished_run, invoke, refused  # noqa: F401
-from tests.test_restore import write_png
+from tests.generation.test_restore import write_png
 
 
 def test_a_300_character_out_is_exit_2(tmp_path):
