@@ -212,7 +212,7 @@ def _markdown(report: Any, fid_fields: dict[str, Any]) -> str:
 def judge_for_run(
     samples: Tensor,
     settings: GenerateSection,
-    run_root: Path,
+    root: Path,
     training: Callable[[], ImageSet],
     real_images: Callable[[], Tensor],
     seed: int,
@@ -220,7 +220,7 @@ def judge_for_run(
     notify: Notify,
 ) -> tuple[Any, str | None]:
     """Judge samples with the user's classifier, or one trained on the labelled training split
-    (cached in ``run_root/judge/classifier.pt``). Returns the report, or None and why not."""
+    (cached in ``root/judge/classifier.pt``). Returns the report, or None and why not."""
     if settings.classifier is not None:
         path = Path(settings.classifier).expanduser()
         classifier = load_classifier(path)
@@ -234,7 +234,7 @@ def judge_for_run(
             )
             notify(f"judge: {note}")
             return None, note
-        path = RunPaths(run_root).judge_classifier
+        path = RunPaths(root).judge_classifier
         classifier, accuracy, cached = load_or_train_classifier(
             path, train.images, train.labels, seed=seed, device=device
         )
