@@ -4,8 +4,9 @@ Issue 23 measures how far a newcomer must read to follow ``coldkit generate``. T
 command in-process with :func:`sys.setprofile` and reduces the trace to the *walk*: the sequence of
 core modules (``coldkit.*``; plugins, libraries and the standard library are not counted) in which
 code runs, changing at every call into a function of another module and every return to one.
-Calls below ``--depth`` core frames count as part of the frame at that depth, so a sampler loop or
-a resize does not drown the path; consecutive repeats collapse into one visit. Reported:
+Calls below ``--depth`` core frames (3 and 4 by default) count as part of the frame at that depth,
+so a sampler loop or a resize does not drown the path; module bodies run by an import are not
+counted; consecutive repeats collapse into one visit. Reported for each depth:
 
 * ``modules``: core modules entered at any depth;
 * ``walk_modules``: core modules on the walk (at most ``--depth`` deep);
@@ -32,6 +33,8 @@ from typing import Any, Sequence
 from tests.architecture.test_layering import FLOORS
 
 CORE = "coldkit"
+#: The deepest core frame the trace keeps apart (deeper calls count as theirs).
+MAX_DEPTH = 8
 
 
 @dataclass(frozen=True)
@@ -53,47 +56,51 @@ def floor_of(module: str) -> int:
 
 
 def _is_core(frame: FrameType) -> bool:
+    """A frame of core code (not the import of a module: module bodies are not the path)."""
     name = frame.f_globals.get("__name__", "")
-    return name == CORE or name.startswith(CORE + ".")
+    in_core = name == CORE or name.startswith(CORE + ".")
+    return in_core and frame.f_code.co_name != "<module>"
 
 
-def _core_depth(frame: FrameType | None) -> int:
-    depth = 0
+def _core_stack(frame: FrameType | None) -> tuple[str, ...]:
+    """The modules of the core frames on the stack, outermost first."""
+    modules: list[str] = []
     while frame is not None:
-        depth += _is_core(frame)
+        if _is_core(frame):
+            modules.append(frame.f_globals["__name__"])
         frame = frame.f_back
-    return depth
+    return tuple(reversed(modules))
 
 
 class _Tracer:
-    """Records the module whose code runs, at most ``depth`` core frames deep."""
+    """Records the core stack (its modules, at most ``MAX_DEPTH`` deep) at every call into core
+    code and every return from it; consecutive repeats are kept once."""
 
-    def __init__(self, depth: int) -> None:
-        self.depth = depth
-        self.walk: list[str] = []
+    def __init__(self) -> None:
+        self.stacks: list[tuple[str, ...]] = []
         self.entered: set[str] = set()
 
     def __call__(self, frame: FrameType, event: str, arg: Any) -> None:
-        if event == "call" and _is_core(frame):
-            self.entered.add(frame.f_globals["__name__"])
-            self._visit(frame)
-        elif event == "return" and _is_core(frame):
-            below = frame.f_back
-            while below is not None and not _is_core(below):
-                below = below.f_back
-            if below is not None:
-                self._visit(below)
-
-    def _visit(self, frame: FrameType) -> None:
-        while frame is not None and _core_depth(frame) > self.depth:
-            frame = frame.f_back
-            while frame is not None and not _is_core(frame):
-                frame = frame.f_back
-        if frame is None:
+        if event not in ("call", "return") or not _is_core(frame):
             return
-        module = frame.f_globals["__name__"]
-        if not self.walk or self.walk[-1] != module:
-            self.walk.append(module)
+        if event == "call":
+            self.entered.add(frame.f_globals["__name__"])
+            stack = _core_stack(frame)
+        else:
+            stack = _core_stack(frame.f_back)
+        stack = stack[:MAX_DEPTH]
+        if stack and (not self.stacks or self.stacks[-1] != stack):
+            self.stacks.append(stack)
+
+    def walk(self, depth: int) -> list[str]:
+        """The modules whose code runs, calls deeper than ``depth`` core frames counted as the
+        frame at that depth; consecutive repeats collapsed."""
+        walk: list[str] = []
+        for stack in self.stacks:
+            module = stack[min(depth, len(stack)) - 1]
+            if not walk or walk[-1] != module:
+                walk.append(module)
+        return walk
 
 
 def reduce_walk(walk: Sequence[str], entered: set[str]) -> PathCount:
@@ -111,30 +118,31 @@ def reduce_walk(walk: Sequence[str], entered: set[str]) -> PathCount:
     )
 
 
-def count_path(arguments: Sequence[str], depth: int) -> PathCount:
-    """Run ``coldkit ARGUMENTS`` in this process and count its walk."""
+def count_path(arguments: Sequence[str], depths: Sequence[int]) -> dict[int, PathCount]:
+    """Run ``coldkit ARGUMENTS`` in this process and count its walk at each of ``depths``."""
     from coldkit.cli import app
 
-    tracer = _Tracer(depth)
+    tracer = _Tracer()
     sys.setprofile(tracer)
     try:
         app(list(arguments), standalone_mode=False)
     finally:
         sys.setprofile(None)
-    return reduce_walk(tracer.walk, tracer.entered)
+    return {depth: reduce_walk(tracer.walk(depth), tracer.entered) for depth in depths}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_folder")
     parser.add_argument("--out", required=True, help="where generate writes its images")
-    parser.add_argument("--depth", type=int, default=3, help="core frames deep (default 3)")
+    parser.add_argument("--depth", type=int, action="append", help="core frames deep (3 and 4)")
     parser.add_argument("--report", required=True, help="JSON file the counts are written to")
     given, options = parser.parse_known_args(argv)  # the rest: options of coldkit generate
     options = [option for option in options if option != "--"]
-    counted = count_path(["generate", given.run_folder, "--out", given.out, *options], given.depth)
+    depths = given.depth or [3, 4]
+    counted = count_path(["generate", given.run_folder, "--out", given.out, *options], depths)
     with open(given.report, "w", encoding="utf-8") as file:
-        json.dump(asdict(counted), file, indent=1)
+        json.dump({str(depth): asdict(count) for depth, count in counted.items()}, file, indent=1)
 
 
 if __name__ == "__main__":

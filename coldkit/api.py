@@ -37,7 +37,7 @@ from torch import Tensor
 from coldkit.config import Experiment, apply_overrides, build_experiment, load_experiment
 from coldkit.errors import ConfigError
 from coldkit.evaluation.fid_pair import fid_between
-from coldkit.generation.stage import GenerateOptions, generate_from_run, generation_experiment
+from coldkit.generation.stage import GenerateOptions, generate_from_run, generation_config
 from coldkit.plugins import Registry
 from coldkit.run import claimed_run, execute
 from coldkit.runs.folder import RunPaths, open_run, require_run_folder
@@ -136,7 +136,9 @@ class Run(LoadedRun):
             count=count, prior=prior, seed=seed, batch_size=batch_size, sampler=sampler,
             step_noise=step_noise, judge=judge, overrides=tuple(overrides),
         )
-        experiment = generation_experiment(self, self.registry, options)
+        # The run was opened before these options were known: its config data, so changed.
+        change = generation_config(options, self.root)
+        experiment = build_experiment(change(self.experiment.to_dict()), self.registry)
         result = generate_from_run(
             self, experiment, _console(progress), Path(out) if out is not None else None
         )

@@ -238,7 +238,7 @@ def generate(
     from coldkit.generation.stage import (
         GenerateOptions,
         generate_from_run,
-        generation_experiment,
+        generation_config,
     )
     from coldkit.runs.folder import open_run
 
@@ -249,12 +249,10 @@ def generate(
     with reported():
         registry = load_registry()
         loaded = open_run(
-            run_dir, registry,
+            run_dir, registry, config=generation_config(options, run_dir),
             notify=lambda note: console.print(note, highlight=False, markup=False),
         )
-        result = generate_from_run(
-            loaded, generation_experiment(loaded, registry, options), console, out
-        )
+        result = generate_from_run(loaded, loaded.experiment, console, out)
     for label, path in result.files.items():
         console.print(f"{label}: [bold]{path}[/]", highlight=False)
 

@@ -10,6 +10,7 @@ trained model back::
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ from coldkit.runs.checkpoint import check_trained_for, load_checkpoint
 from coldkit.runs.cost import build_restorer, check_before_writing
 from coldkit.runs.opened import LoadedRun
 from coldkit.runtime.acceleration import prepare_sampling
-from coldkit.config import Experiment, build_experiment, load_experiment
+from coldkit.config import Experiment, build_experiment, read_toml
 from coldkit.data.splits import dataset_reader, serving_split
 from coldkit.runtime.device import select_device
 from coldkit.runtime.files import write_json_atomic
@@ -229,13 +230,16 @@ def read_context(root: Path) -> BuildContext | None:
 
 
 Opened = TypeVar("Opened", bound=LoadedRun)
+#: What :func:`open_run` builds the experiment from instead of the folder's own config: other
+#: config data, or a change of the folder's (a function of a copy of its data).
+ConfigChange = dict[str, Any] | Callable[[dict[str, Any]], dict[str, Any]]
 
 
 def open_run(
     root: Path | str,
     registry: Registry | None = None,
     device: str | torch.device | None = None,
-    config: dict[str, Any] | None = None,
+    config: ConfigChange | None = None,
     *,
     notify: Callable[[str], None] | None = None,
     opened: type[Opened] = LoadedRun,  # type: ignore[assignment]
@@ -244,8 +248,9 @@ def open_run(
     or an exported model folder (``coldkit export``; ``hf://OWNER/NAME`` on the Hugging Face Hub).
 
     ``device`` defaults to the run's own ``device`` setting (``auto``: CUDA, MPS, then CPU).
-    ``config`` replaces the folder's ``config.toml`` data (e.g. with another ``[generate]``
-    section); its model must be the one the checkpoint was trained with. With ``notify`` (where
+    ``config`` replaces the folder's ``config.toml`` data, or (a function) changes a copy of it,
+    e.g. with the options of ``coldkit generate``: the experiment is built once, from what it
+    gives; its model must be the one the checkpoint was trained with. With ``notify`` (where
     the switches' notes go) the run's ``[sampling]`` switches are applied to the restorer, once:
     every command that samples passes it; ``coldkit export``, which only copies the weights,
     does not. ``opened`` is the class made (:class:`coldkit.api.Run` for the Python API).
@@ -292,14 +297,14 @@ def open_run(
 
 
 def _exported_model(
-    root: Path, registry: Registry, config: dict[str, Any] | None, device: Any
+    root: Path, registry: Registry, config: ConfigChange | None, device: Any
 ) -> tuple[Experiment, dict[str, Any], int, BuildContext]:
     """An exported folder's experiment, weights, step and context, each checked before use: the
     manifest's schema and files, its plugins, its config as a config (with the same cost checks
     a run gets before its first allocation), and the manifest against the weights."""
     manifest = exported.read_manifest(root)
     exported.check_plugins(manifest, registry)
-    experiment = build_experiment(config if config is not None else manifest.config, registry)
+    experiment = build_experiment(_configured(manifest.config, config), registry)
     check_before_writing(experiment, str(device) if device is not None else None)
     context = context_of_shape(manifest.restorer_context)  # the schema checked its three keys
     assert context is not None
@@ -309,11 +314,11 @@ def _exported_model(
 
 
 def _run_folder_model(
-    paths: RunPaths, registry: Registry, config: dict[str, Any] | None
+    paths: RunPaths, registry: Registry, config: ConfigChange | None
 ) -> tuple[Experiment, dict[str, Any]]:
     """A run folder's experiment and its last checkpoint (validated)."""
-    if config is None:
-        experiment = load_experiment(paths.config, registry)
+    if config is None or callable(config):
+        experiment = build_experiment(_configured(read_toml(paths.config), config), registry)
     else:
         experiment = build_experiment(config, registry)
     if not paths.checkpoint.is_file():
@@ -322,6 +327,13 @@ def _run_folder_model(
             f"with `coldkit run {paths.root}`."
         )
     return experiment, load_checkpoint(paths.checkpoint)
+
+
+def _configured(data: dict[str, Any], config: ConfigChange | None) -> dict[str, Any]:
+    """The config data an opened run is built from: the folder's ``data`` as ``config`` says."""
+    if config is None:
+        return data
+    return config(copy.deepcopy(data)) if callable(config) else config
 
 
 def _serving_context(

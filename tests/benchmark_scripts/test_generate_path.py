@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmarks.generate_path import floor_of, reduce_walk
+from benchmarks.generate_path import _Tracer, floor_of, reduce_walk
 
 
 def test_floors_follow_the_layering_check():
@@ -23,3 +23,20 @@ def test_a_walk_counts_moves_moves_up_and_revisits():
     assert counted.moves_up == 2
     # into a module already left: runs.folder (twice), cli
     assert counted.revisits == 3
+
+
+def test_calls_deeper_than_the_depth_count_as_the_frame_at_that_depth():
+    tracer = _Tracer()
+    tracer.stacks = [
+        ("coldkit.cli",),
+        ("coldkit.cli", "coldkit.runs.folder"),
+        ("coldkit.cli", "coldkit.runs.folder", "coldkit.config"),
+        ("coldkit.cli", "coldkit.runs.folder"),
+        ("coldkit.cli",),
+    ]
+    assert tracer.walk(1) == ["coldkit.cli"]
+    assert tracer.walk(2) == ["coldkit.cli", "coldkit.runs.folder", "coldkit.cli"]
+    assert tracer.walk(3) == [
+        "coldkit.cli", "coldkit.runs.folder", "coldkit.config", "coldkit.runs.folder",
+        "coldkit.cli",
+    ]
