@@ -35,6 +35,8 @@ from tests.architecture.test_layering import FLOORS
 CORE = "coldkit"
 #: The deepest core frame the trace keeps apart (deeper calls count as theirs).
 MAX_DEPTH = 8
+#: The module of the frames an import runs under.
+IMPORTING = "importlib._bootstrap"
 
 
 @dataclass(frozen=True)
@@ -63,9 +65,12 @@ def _is_core(frame: FrameType) -> bool:
 
 
 def _core_stack(frame: FrameType | None) -> tuple[str, ...]:
-    """The modules of the core frames on the stack, outermost first."""
+    """The modules of the core frames on the stack, outermost first; ``()`` while a module is
+    being imported (what its body runs, class bodies and decorators included, is not the path)."""
     modules: list[str] = []
     while frame is not None:
+        if frame.f_globals.get("__name__") == IMPORTING:
+            return ()
         if _is_core(frame):
             modules.append(frame.f_globals["__name__"])
         frame = frame.f_back
@@ -83,12 +88,9 @@ class _Tracer:
     def __call__(self, frame: FrameType, event: str, arg: Any) -> None:
         if event not in ("call", "return") or not _is_core(frame):
             return
-        if event == "call":
+        stack = _core_stack(frame if event == "call" else frame.f_back)[:MAX_DEPTH]
+        if stack and event == "call":
             self.entered.add(frame.f_globals["__name__"])
-            stack = _core_stack(frame)
-        else:
-            stack = _core_stack(frame.f_back)
-        stack = stack[:MAX_DEPTH]
         if stack and (not self.stacks or self.stacks[-1] != stack):
             self.stacks.append(stack)
 
