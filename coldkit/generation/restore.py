@@ -8,7 +8,7 @@ together with one before/after sheet ``restore_sheet.png``::
 
     from coldkit.runs.folder import open_run
     from coldkit.generation.restore import restore_files
-    run = open_run("runs/mnist_blur")
+    run = open_run("runs/mnist_blur", notify=print)  # notify: its [sampling] switches applied
     report = restore_files(run, ["blurry.png"], t=20)
 
 Everything is checked (options, every file) before anything is computed, and everything is
