@@ -22,7 +22,7 @@ from benchmarks.timing import interleaved_medians, synchronizer, timed
 from coldkit.config import TrainSection
 from coldkit.plugins import Registry
 from coldkit.data.splits import DatasetReader
-from coldkit.protocols import BuildContext, RestorerContext
+from coldkit.protocols import BuildContext
 from coldkit.testing import make_test_images, measure_cost_ratio
 from coldkit.training.trainer import Trainer
 
@@ -43,7 +43,7 @@ def degradation(registry: Registry, name: str, **params):
 
 def small_unet(registry: Registry, channels: int, size: int, steps: int, device: torch.device):
     record = registry.get("restorer", "unet")
-    context = RestorerContext(channels=channels, image_size=size, steps=steps)
+    context = BuildContext(image_size=size, channels=channels, steps=steps)
     return record.build({"preset": "small"}, context).to(device)
 
 

@@ -24,7 +24,6 @@ from coldkit.protocols import (
     Prior,
     PriorWithParams,
     Restorer,
-    RestorerContext,
     Sampler,
     StepCallback,
 )
@@ -34,11 +33,14 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str):  # noqa: ANN202 - PEP 562 module attribute
     """``coldkit.api`` (the Python API, docs/python.md) is imported on first use: importing
-    ``coldkit`` stays cheap."""
-    if name == "api":
-        import importlib
+    ``coldkit`` stays cheap. ``coldkit.RestorerContext`` is the deprecated shim of
+    :mod:`coldkit.plugins.compat` (plugin API 1 restorers), kept for one release."""
+    import importlib
 
+    if name == "api":
         return importlib.import_module("coldkit.api")
+    if name == "RestorerContext":  # deprecated: API 1 restorers' context, kept for one release
+        return importlib.import_module("coldkit.plugins.compat").RestorerContext
     raise AttributeError(f"module 'coldkit' has no attribute {name!r}")
 
 

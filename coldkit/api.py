@@ -26,32 +26,22 @@ See docs/python.md.
 from __future__ import annotations
 
 import copy
-import json
 import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import torch
 from rich.console import Console
-from torch import Tensor, nn
+from torch import Tensor
 
-from coldkit.runtime.acceleration import prepare_sampling
-from coldkit.config import (
-    Experiment,
-    apply_overrides,
-    build_experiment,
-    load_experiment,
-    resolve_sampler,
-)
+from coldkit.config import Experiment, apply_overrides, build_experiment, load_experiment
 from coldkit.errors import ConfigError
 from coldkit.evaluation.fid_pair import fid_between
-from coldkit.generation.stage import GenerateOptions, generate_from_run, generation_experiment
-from coldkit.generation.draws import params_of_degraded_images
+from coldkit.generation.stage import GenerateOptions, generate_from_run, generation_config
 from coldkit.plugins import Registry
-from coldkit.protocols import Degradation, DegradationParams, RestorerContext, Sampler
 from coldkit.run import claimed_run, execute
-from coldkit.runs.folder import LoadedRun, RunPaths, open_run, require_run_folder
-from coldkit.data.splits import load_split
+from coldkit.runs.folder import RunPaths, open_run, require_run_folder
+from coldkit.runs.opened import LoadedRun
 
 #: What :func:`load` and :func:`train` accept as an experiment.
 Source = Experiment | Mapping[str, Any] | str | Path
@@ -100,160 +90,22 @@ def load(
     )
 
 
-class Run:
+class Run(LoadedRun):
     """A trained run folder, opened for inference (:func:`open`, :func:`train`).
 
-    ``restorer`` (the EMA weights, in eval mode on ``device``), ``degradation``, ``experiment``,
-    ``context`` and ``step`` come from :func:`coldkit.runs.folder.open_run`; ``loaded`` is that
-    :class:`~coldkit.runs.folder.LoadedRun` itself. The run's ``[sampling]`` switches apply to
-    ``restorer``, as in ``coldkit generate`` and ``coldkit restore`` (a switch this device cannot
-    use is turned off with a warning).
+    It is the opened run itself (:class:`~coldkit.runs.opened.LoadedRun`, which
+    :func:`coldkit.runs.folder.open_run` makes): ``restorer`` (the EMA weights, in eval mode on
+    ``device``), ``degradation``, ``experiment``, ``context`` (the
+    :class:`~coldkit.protocols.BuildContext` both were built with), ``step``, ``steps``,
+    ``sampler``, ``metrics``, ``images``, ``degrade`` and ``restore``, plus :meth:`generate`.
+    The run's ``[sampling]`` switches apply to ``restorer``, as in ``coldkit generate`` and
+    ``coldkit restore`` (a switch this device cannot use is turned off with a warning).
     """
 
-    def __init__(
-        self,
-        loaded: LoadedRun,
-        registry: Registry,
-        metrics: dict[str, Any] | None = None,
-    ) -> None:
-        self.loaded = loaded
-        self.registry = registry
-        self._metrics = metrics
-        prepare_sampling(
-            loaded.restorer, loaded.experiment.config.sampling, loaded.device,
-            lambda note: warnings.warn(note, stacklevel=5),
-        )
-
-    def __repr__(self) -> str:
-        return f"Run({str(self.root)!r}, step={self.step})"
-
     @property
-    def root(self) -> Path:
-        return self.loaded.root
-
-    @property
-    def experiment(self) -> Experiment:
-        return self.loaded.experiment
-
-    @property
-    def restorer(self) -> nn.Module:
-        return self.loaded.restorer
-
-    @property
-    def degradation(self) -> Degradation:
-        return self.loaded.degradation
-
-    @property
-    def context(self) -> RestorerContext:
-        return self.loaded.context
-
-    @property
-    def device(self) -> torch.device:
-        return self.loaded.device
-
-    @property
-    def step(self) -> int:
-        """The training step of the loaded checkpoint."""
-        return self.loaded.step
-
-    @property
-    def steps(self) -> int:
-        """T, the degradation's highest level."""
-        return self.loaded.degradation.steps
-
-    @property
-    def sampler(self) -> Sampler:
-        """The run's sampler (``evaluate.sampler``, the one of the *sampled* row)."""
-        return self.loaded.experiment.sampler.build()
-
-    def get_sampler(self, name: str | None = None) -> Sampler:
-        """A sampler by name (``direct``, ``naive``, ``improved``, ...); default the run's own.
-
-        An unknown name raises :class:`ConfigError` listing the registered ones.
-        """
-        if name is None:
-            return self.sampler
-        return resolve_sampler(self.registry, name, "sampler").build()
-
-    @property
-    def metrics(self) -> dict[str, Any] | None:
-        """The run's ``metrics.json`` (Table 1 rows, timings, training info); None before the run
-        has been evaluated."""
-        if self._metrics is None:
-            path = self.loaded.paths.metrics
-            if path.is_file():
-                self._metrics = json.loads(path.read_text())
-        return self._metrics
-
-    def images(self, split: str = "test", count: int | None = None) -> Tensor:
-        """Images of the run's dataset (``train``, ``val`` or ``test`` split), resized to the
-        model's size as training and evaluation see them; the first ``count`` if given."""
-        loaded = load_split(
-            self.experiment.dataset, split, self.context.image_size, self.context.channels
-        )
-        return loaded.images if count is None else loaded.images[:count]
-
-    def _levels(self, t: int | Tensor, count: int) -> Tensor:
-        if isinstance(t, Tensor):
-            levels = t.to(device=self.device, dtype=torch.long).reshape(-1)
-            if levels.numel() == 1:
-                levels = levels.expand(count)
-            if levels.numel() != count:
-                raise ConfigError(
-                    f"t has {levels.numel()} levels for {count} images; pass one level per image "
-                    "or a single int."
-                )
-        else:
-            levels = torch.full((count,), int(t), dtype=torch.long, device=self.device)
-        if count and not (0 <= int(levels.min()) and int(levels.max()) <= self.steps):
-            raise ConfigError(
-                f"t must lie in the run's levels 0..{self.steps}, got {levels.tolist()}."
-            )
-        return levels
-
-    @torch.no_grad()
-    def degrade(
-        self, x0: Tensor, t: int | Tensor, *, seed: int | None = None
-    ) -> tuple[Tensor, DegradationParams | None]:
-        """``D(x0, t)`` of a batch ``(B, C, H, W)`` in [0, 1], with the degradation's random
-        parameters drawn from ``seed`` (default: the run's seed).
-
-        Returns the degraded images (CPU) and the parameters; pass those to :meth:`restore` so the
-        sampler reuses the same draw.
-        """
-        generator = torch.Generator().manual_seed(
-            self.experiment.config.seed if seed is None else seed
-        )
-        x0 = x0.to(self.device)
-        params = self.degradation.sample_params(x0, generator)
-        x_t = self.degradation.degrade(x0, self._levels(t, len(x0)), params)
-        return x_t.cpu(), params
-
-    @torch.no_grad()
-    def restore(
-        self,
-        x_t: Tensor,
-        t: int | Tensor,
-        *,
-        sampler: str | None = None,
-        params: DegradationParams | None = None,
-        seed: int | None = None,
-    ) -> Tensor:
-        """Estimate ``x0`` from degraded images ``x_t`` ``(B, C, H, W)`` at level ``t``.
-
-        ``t`` is one int for the batch or a ``(B,)`` tensor. ``sampler`` is a sampler name
-        (default: the run's ``evaluate.sampler``). ``params`` are the degradation's random
-        parameters (from :meth:`degrade`); they may be left out only for a deterministic
-        degradation (a degradation with random parameters raises
-        :class:`~coldkit.errors.ParamsError`: they cannot be known from ``x_t``). ``seed`` is
-        kept for compatibility and unused. Returns the sampler's output on the CPU, unclamped.
-        """
-        sample = self.get_sampler(sampler)
-        x_t = x_t.to(self.device)
-        levels = self._levels(t, len(x_t))
-        if params is None:
-            params = params_of_degraded_images(self.degradation, x_t)
-        return sample(self.restorer, self.degradation, x_t, levels, params).float().cpu()
+    def loaded(self) -> LoadedRun:
+        """The opened run: this object (kept for code written when it was a separate one)."""
+        return self
 
     def generate(
         self,
@@ -284,9 +136,11 @@ class Run:
             count=count, prior=prior, seed=seed, batch_size=batch_size, sampler=sampler,
             step_noise=step_noise, judge=judge, overrides=tuple(overrides),
         )
-        experiment = generation_experiment(self.loaded, self.registry, options)
+        # The run was opened before these options were known: its config data, so changed.
+        change = generation_config(options, self.root)
+        experiment = build_experiment(change(self.experiment.to_dict()), self.registry)
         result = generate_from_run(
-            self.loaded, experiment, _console(progress), Path(out) if out is not None else None
+            self, experiment, _console(progress), Path(out) if out is not None else None
         )
         return result.samples
 
@@ -305,7 +159,10 @@ def open(  # noqa: A001 - ck.open(run_folder) reads naturally; the builtin is no
     folder that is not a run folder and :class:`CheckpointError` for one without a checkpoint.
     """
     registry = _registry(registry)
-    return Run(open_run(Path(root), registry, device=device), registry)
+    return open_run(
+        Path(root), registry, device=device, opened=Run,
+        notify=lambda note: warnings.warn(note, stacklevel=5),
+    )
 
 
 def train(

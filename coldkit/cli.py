@@ -53,14 +53,14 @@ def _stderr(message: str) -> None:
     error_console.print(message, highlight=False, markup=False, soft_wrap=True)
 
 
-def _note(message: str) -> None:
+def _notify(message: str) -> None:
     _stderr(f"note: {message}")
 
 
 def _discover() -> Registry:
     """The registry, tracing lookups to stderr with --trace-plugins (or COLDKIT_TRACE_PLUGINS)."""
     registry = Registry.discover(trace=_stderr if _trace_plugins else None)
-    registry.notify = _note
+    registry.notify = _notify
     return registry
 
 
@@ -73,7 +73,7 @@ def load_registry() -> Registry:
             highlight=False, soft_wrap=True,
         )
     if registry.disabled:
-        _note(
+        _notify(
             f"plugins disabled by {DISABLE_ENV}: "
             + ", ".join(info.describe() for info in registry.disabled)
         )
@@ -186,7 +186,7 @@ def sweep(
     """Run an experiment over a grid of settings, one run folder per point; resumable."""
     from coldkit.sweep import check_grid_size, parse_axis, plan_sweep, run_sweep
 
-    def say(message: str) -> None:
+    def notify(message: str) -> None:
         console.print(message, highlight=False, markup=False, soft_wrap=True)
 
     interrupted = (
@@ -196,10 +196,10 @@ def sweep(
     with reported(interrupted):
         axes = [parse_axis(text) for text in over]
         size = check_grid_size(axes, max_points)
-        say(f"sweep: {size} points ({size} training runs) to check, then run")
+        notify(f"sweep: {size} points ({size} training runs) to check, then run")
         registry = load_registry()
         planned = plan_sweep(config, axes, registry, overrides or [], out, parallel)
-        run_sweep(planned, registry, console, say)
+        run_sweep(planned, registry, console, notify)
 
 
 @app.command()
@@ -238,7 +238,7 @@ def generate(
     from coldkit.generation.stage import (
         GenerateOptions,
         generate_from_run,
-        generation_experiment,
+        generation_config,
     )
     from coldkit.runs.folder import open_run
 
@@ -248,10 +248,11 @@ def generate(
     )
     with reported():
         registry = load_registry()
-        loaded = open_run(run_dir, registry)
-        result = generate_from_run(
-            loaded, generation_experiment(loaded, registry, options), console, out
+        loaded = open_run(
+            run_dir, registry, config=generation_config(options, run_dir),
+            notify=lambda note: console.print(note, highlight=False, markup=False),
         )
+        result = generate_from_run(loaded, loaded.experiment, console, out)
     for label, path in result.files.items():
         console.print(f"{label}: [bold]{path}[/]", highlight=False)
 
@@ -495,13 +496,13 @@ def compare(
     report_on_stdout = kind is not None and out is None
     messages = error_console if report_on_stdout else console
 
-    def say(message: str) -> None:
+    def notify(message: str) -> None:
         messages.print(message, highlight=False, markup=False, soft_wrap=True)
 
     if not report_on_stdout:
         console.print(rich_table(summaries))
         for note in comparison_notes(summaries):
-            say(f"note: {note}")
+            notify(f"note: {note}")
     drawn = None
     with reported():
         if target is not None:
@@ -509,14 +510,14 @@ def compare(
                 summaries, target, registry=load_registry(), images=images
             )
         if out is not None and kind is not None:
-            say(f"wrote {write_report(summaries, kind, out, drawn)}")
+            notify(f"wrote {write_report(summaries, kind, out, drawn)}")
     if report_on_stdout and kind is not None:
         typer.echo(render_report(summaries, kind, drawn), nl=False)
     if drawn is not None:
         for note in drawn.notes:
-            say(f"figure: {note}")
+            notify(f"figure: {note}")
         if drawn.path is not None:
-            say(f"wrote {drawn.path}: {drawn.images} held-out images; columns "
+            notify(f"wrote {drawn.path}: {drawn.images} held-out images; columns "
                 f"{', '.join(drawn.labels)}")
 
 
@@ -551,7 +552,7 @@ def restore(
 
     with reported():
         registry = load_registry()
-        loaded = open_run(run_dir, registry)
+        loaded = open_run(run_dir, registry, notify=notify)
         report = restore_files(
             loaded,
             images,

@@ -21,7 +21,7 @@ from coldkit.runtime.files import write_text_atomic
 from coldkit.path_noise import PathNoiseParams, noisy_path
 from coldkit.plugins import Kind, PluginInfo, PluginRecord, Registry
 from coldkit.params import dataset_references
-from coldkit.protocols import BuildContext, RestorerContext
+from coldkit.protocols import BuildContext
 
 
 #: Seeds torch accepts (64 bits); one below the top, as a run also seeds ``seed + 1``.
@@ -323,7 +323,7 @@ class ResolvedPlugin:
     #: A degradation's path noise (``[degradation.path_noise]``), wrapped around what is built.
     path_noise: PathNoiseParams | None = None
 
-    def build(self, context: BuildContext | RestorerContext | None = None) -> Any:
+    def build(self, context: BuildContext | None = None) -> Any:
         """The component, built from its validated parameters and the run's ``context`` (see
         :meth:`PluginRecord.build`); a degradation with its path noise, if it has one."""
         component = self.record.build(self.params, context)

@@ -39,12 +39,12 @@ from coldkit.runs.folder import (
     GENERATION_JSON,
     GENERATION_MARKDOWN,
     PRIORS_FOLDER,
-    LoadedRun,
     RunPaths,
     open_run,
     read_metadata,
     trained_for,
 )
+from coldkit.runs.opened import LoadedRun
 from coldkit.runtime.files import check_writable_name, is_regular_file, write_error
 from coldkit.runtime.log import Notify, quiet
 
@@ -192,7 +192,7 @@ def _save_weights(loaded: LoadedRun, path: Path) -> str:
 
 
 def _manifest(loaded: LoadedRun, config: dict[str, Any], tensors: dict[str, str]) -> dict:
-    metadata = read_metadata(loaded.paths)
+    metadata = read_metadata(RunPaths(loaded.root))
     return {
         "format": exported.MODEL_FORMAT,
         "format_version": exported.MODEL_FORMAT_VERSION,
@@ -202,11 +202,7 @@ def _manifest(loaded: LoadedRun, config: dict[str, Any], tensors: dict[str, str]
         # The run folder's name only: a shared folder carries no path of the exporter's machine.
         "exported_from": loaded.root.resolve().name,
         "step": loaded.step,
-        "restorer_context": {
-            "channels": loaded.context.channels,
-            "image_size": loaded.context.image_size,
-            "steps": loaded.context.steps,
-        },
+        "restorer_context": loaded.context.model_shape(),
         "plugins": plugins_used(registry_records(loaded.experiment)),
         "data_plugins": list(plugins_used(data_records(loaded.experiment, metadata)).values()),
         "files": tensors,

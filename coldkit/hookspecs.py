@@ -26,8 +26,8 @@ required (``params`` but for samplers); the component's own ``Params`` should be
 How each kind of component is built from its validated parameters:
 
 * degradation: ``component(params)`` returns a :class:`coldkit.protocols.Degradation`.
-* restorer: ``component(params, context)`` returns a ``torch.nn.Module`` restorer, where
-  ``context`` is a :class:`coldkit.protocols.RestorerContext` (channels, image size, T).
+* restorer: ``component(params, *, context)`` returns a ``torch.nn.Module`` restorer, where
+  ``context`` is the :class:`coldkit.protocols.BuildContext` (channels, image size, T, ...).
 * sampler: the component is a function following :class:`coldkit.protocols.Sampler` (plugin API
   4: keywords ``generator`` and ``callback``, and ``noise`` with ``takes_noise = True`` for a
   sampler that adds noise per step; samplers of plugin modules declaring API 1–3 are adapted).
@@ -41,8 +41,9 @@ the split served, and ``load_dataset`` to read another registered dataset), for 
 
     def __init__(self, params: MorphParams, *, context: BuildContext) -> None: ...
 
-A restorer so declared gets ``context=`` instead of the positional ``RestorerContext``; a sampler
-so declared is bound to it (``functools.partial``). Factories without it are built as above.
+A restorer factory without it (plugin API 1) is called ``component(params, context)`` with the
+deprecated :class:`coldkit.plugins.compat.RestorerContext` (kept for one release); a sampler so
+declared is bound to it (``functools.partial``). Other factories without it get ``params`` only.
 
 A plugin module that needs a newer API than the installed coldkit declares it, and is then
 reported and skipped instead of failing at run time::

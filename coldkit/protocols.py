@@ -173,15 +173,6 @@ class Prior(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class RestorerContext:
-    """What a restorer factory needs to know about the experiment it serves."""
-
-    channels: int
-    image_size: int
-    steps: int
-
-
 class DatasetAccess(Protocol):
     """Loads a *registered* dataset for a plugin: what :attr:`BuildContext.data` is.
 
@@ -265,11 +256,13 @@ class BuildContext:
         """The same context serving another split."""
         return replace(self, split=split)
 
-    def restorer_context(self) -> RestorerContext:
-        """The :class:`RestorerContext` an old-style restorer factory takes."""
+    def model_shape(self) -> dict[str, int]:
+        """The model's input shape a restorer is built for: ``channels``, ``image_size`` and
+        ``steps`` (T), as ``run.json`` records it (under ``restorer_context``) and a checkpoint is
+        checked against; a RuntimeError if one is unknown."""
         if self.channels is None or self.image_size is None or self.steps is None:
             raise RuntimeError("a restorer is built with channels, image_size and steps known")
-        return RestorerContext(self.channels, self.image_size, self.steps)
+        return {"channels": self.channels, "image_size": self.image_size, "steps": self.steps}
 
 
 @runtime_checkable

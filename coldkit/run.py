@@ -258,17 +258,17 @@ def _stages(run: RunContext) -> dict[str, Any]:
     evaluation_stage.check_fid(run)
     training = training_stage.prepare(run)
     training_stage.train(run, training)
-    test_set = evaluation_stage.held_out(run, training.context.channels)
+    held_out = evaluation_stage.held_out(run, training.context.channels)
     model = run.sampling_model(training.trainer.model_for_inference)
     # Evaluation and generation serve the held-out split (a degradation that reads data reads it).
     serving = run.degradation(run.serving_split, training.context.channels)
-    evaluation = evaluation_stage.evaluate_run(run, model, serving, test_set)
+    evaluation = evaluation_stage.evaluate_run(run, model, serving, held_out)
     if evaluation is None:  # not rank 0: rank 0 scores and writes
         return {}
-    info = training_info(training, test_set.source)
+    info = training_info(training, held_out.source)
     metrics = metrics_dict(evaluation, experiment.sampler.name, info)
     if experiment.prior is not None:
-        metrics["generation"] = _generate(run, model, serving, training, test_set)
+        metrics["generation"] = _generate(run, model, serving, training, held_out)
     write_results(run, training, evaluation, metrics)
     return metrics
 
@@ -283,11 +283,11 @@ def _note_disabled_plugins(run: RunContext) -> None:
 
 
 def _generate(
-    run: RunContext, model: Any, degradation: Degradation, training: Training, test_set: ImageSet
+    run: RunContext, model: Any, degradation: Degradation, training: Training, held_out: ImageSet
 ) -> dict[str, Any]:
     """The ``[generate]`` stage into the run folder itself; returns generation.json's summary."""
     trained = TrainedModel(
-        model, degradation, training.data.image_set, lambda: test_set.images,
+        model, degradation, training.data.image_set, lambda: held_out.images,
         training.context.channels,
     )
     return generate_for_run(run, trained, run.paths.root).summary

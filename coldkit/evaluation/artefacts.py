@@ -7,7 +7,6 @@ the TensorBoard results, and the Table 1 rows printed on the console.
 from __future__ import annotations
 
 import platform
-from dataclasses import asdict
 from datetime import datetime, timezone
 from typing import Any
 
@@ -75,7 +74,7 @@ def run_metadata(run: RunContext, training: Training, evaluation_source: str) ->
         "training_source": training.data.source,
         "evaluation_source": evaluation_source,
         "parameters": training.parameters,
-        "restorer_context": asdict(training.context),
+        "restorer_context": training.context.model_shape(),
         "plugins": plugins,
         # Datasets the plugins read through their build context (e.g. morph's target).
         "plugin_data": list(run.data.sources) if run.data is not None else [],

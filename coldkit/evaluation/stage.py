@@ -18,19 +18,19 @@ from coldkit.data.splits import evaluation_split
 def held_out(run: RunContext, channels: int) -> ImageSet:
     """The whole evaluation split (``evaluate.split`` of ``evaluate.dataset`` or the training
     dataset); Table 1 scores its first ``evaluate.num_images``."""
-    test_set = evaluation_split(run.experiment, run.config.dataset.image_size, channels)
-    count = min(len(test_set.images), run.config.evaluate.num_images)
-    run.notify(f"evaluating on {count} images — {test_set.source}")
-    return test_set
+    split = evaluation_split(run.experiment, run.config.dataset.image_size, channels)
+    count = min(len(split.images), run.config.evaluate.num_images)
+    run.notify(f"evaluating on {count} images — {split.source}")
+    return split
 
 
 def evaluate_run(
-    run: RunContext, model: nn.Module, degradation: Degradation, test_set: ImageSet
+    run: RunContext, model: nn.Module, degradation: Degradation, split: ImageSet
 ) -> Evaluation | None:
-    """Degrade the first ``evaluate.num_images`` of ``test_set`` to T and restore them directly
+    """Degrade the first ``evaluate.num_images`` of ``split`` to T and restore them directly
     and with the run's sampler; rank 0 gets the :class:`Evaluation`, the other ranks None."""
     settings = run.config.evaluate
-    images = test_set.images[: settings.num_images]
+    images = split.images[: settings.num_images]
     with batch_progress(run.console, "evaluating") as progress:
         task = progress.add_task("evaluate", total=_images_of_rank(run, len(images)))
 

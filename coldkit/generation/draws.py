@@ -1,5 +1,6 @@
 """Where generation starts: x_T drawn from a fitted prior with the degradation parameters they were
-degraded with, and the parameters of images that arrive degraded (``coldkit restore``)."""
+degraded with (the parameters of images that arrive degraded, for ``coldkit restore``, are
+:func:`coldkit.runs.opened.params_of_degraded_images`)."""
 
 from __future__ import annotations
 
@@ -47,28 +48,6 @@ def draw_from_prior(
             "centre = \"fixed\"); see docs/generation.md."
         )
     return add_path_noise(degradation, x_T, {}, generator)
-
-
-def params_of_degraded_images(degradation: Degradation, x_t: Tensor) -> DegradationParams:
-    """The degradation parameters of images that arrive degraded (``coldkit restore``,
-    :meth:`coldkit.api.Run.restore` without ``params``): none for a deterministic degradation.
-
-    For a degradation with random parameters the draw that degraded a file cannot be read back
-    from it, and a fresh draw would restore against the wrong mask, snow or target image: that is
-    refused with :class:`ParamsError`.
-    """
-    probe = random_params(degradation, x_t)
-    if probe:
-        raise ParamsError(
-            f"degradation {degradation.name!r} draws random parameters "
-            f"({', '.join(sorted(probe))}) for every image, and they cannot be known from a "
-            "degraded image: restoring with a fresh draw would undo a degradation the image never "
-            "had. Restore the tensors with the params Run.degrade returned "
-            "(Run.restore(x_t, t, params=params)), or train with a setting of the degradation "
-            "that draws nothing (its documentation names it; for the built-in mask, centre = "
-            "\"fixed\"): then random_params is empty and any image can be restored."
-        )
-    return {}
 
 
 def _check_prior_params(

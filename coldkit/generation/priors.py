@@ -215,7 +215,7 @@ def _malformed_prior(payload: Any) -> str | None:
 
 
 def cached_or_fitted_prior(
-    run_root: Path,
+    root: Path,
     resolved: ResolvedPlugin,
     degradation: Degradation,
     train_images: Callable[[], Tensor],
@@ -228,12 +228,12 @@ def cached_or_fitted_prior(
     """The run's saved prior if it was fitted with the same parameters, else fit and save it.
 
     ``shipped`` is the prior an exported model folder ships (listed in its manifest), used when
-    ``run_root`` (the folder caches go to) has none of its own.
+    ``root`` (the folder caches go to) has none of its own.
 
     ``train_images`` is called only when the prior has to be fitted; ``context`` is the build
     context of the prior (the split it serves: the evaluation split).
     """
-    path = saved = RunPaths(run_root).prior(resolved.record.name)
+    path = saved = RunPaths(root).prior(resolved.record.name)
     if not path.is_file() and shipped is not None:  # an exported model's own (listed) prior
         path = shipped
     wanted = resolved.params.model_dump(mode="json")

@@ -8,7 +8,7 @@ together with one before/after sheet ``restore_sheet.png``::
 
     from coldkit.runs.folder import open_run
     from coldkit.generation.restore import restore_files
-    run = open_run("runs/mnist_blur")
+    run = open_run("runs/mnist_blur", notify=print)  # notify: its [sampling] switches applied
     report = restore_files(run, ["blurry.png"], t=20)
 
 Everything is checked (options, every file) before anything is computed, and everything is
@@ -26,17 +26,17 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
-from coldkit.runtime.acceleration import prepare_sampling
 from coldkit.config import resolve_sampler
 from coldkit.data.files import resize_images
 from coldkit.data.quantize import holds_levels
 from coldkit.errors import ConfigError, DataError
-from coldkit.generation.draws import params_of_degraded_images
+from coldkit.runs.opened import params_of_degraded_images
 from coldkit.data.imaging import save_grid, save_png, to_uint8_rgb
 from coldkit.plugins import Registry
 from coldkit.protocols import Degradation, DegradationParams, Restorer, Sampler
 from coldkit.runs.exported import working_folder
-from coldkit.runs.folder import LoadedRun, RunPaths
+from coldkit.runs.folder import RunPaths
+from coldkit.runs.opened import LoadedRun
 from coldkit.runtime.files import check_writable_name, make_output_folder
 from coldkit.runtime.log import Notify, quiet
 
@@ -294,7 +294,6 @@ def restore_files(
     if t is None and not estimate:
         notify("no --t given: estimating each image's level (as with --estimate-t)")
 
-    prepare_sampling(run.restorer, config.sampling, run.device, notify)
     generator = torch.Generator().manual_seed(config.seed if seed is None else seed)
     results, levels, errors = _restore_batches(run, sample, inputs, t, batch_size, generator)
     items = _restored_items(files, outputs, levels, errors, notify)

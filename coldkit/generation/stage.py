@@ -2,11 +2,12 @@
 
 Shared by ``coldkit run`` (a ``[generate]`` section), ``coldkit generate RUN_FOLDER`` and
 :meth:`coldkit.api.Run.generate`; the last two start from a run folder opened once
-(:func:`generation_experiment` gives its experiment with the ``[generate]`` options applied).
+(:func:`generation_config` is the change of its config that the ``[generate]`` options make).
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -14,7 +15,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-from coldkit.config import Experiment, GenerateSection, apply_overrides, build_experiment
+from coldkit.config import Experiment, GenerateSection, apply_overrides
 from coldkit.errors import ConfigError
 from coldkit.path_noise import mean_path
 from coldkit.evaluation.fid import NOT_COMPUTED
@@ -28,7 +29,6 @@ from coldkit.generation.sampling import (
 )
 from coldkit.data.imaging import save_grid
 from coldkit.evaluation.judge import judge_generation, load_classifier, load_or_train_classifier
-from coldkit.plugins import Registry
 from coldkit.runtime.progress import batch_progress
 from coldkit.protocols import Degradation, ImageSet
 from coldkit.runs.context import RunContext
@@ -37,9 +37,10 @@ from coldkit.runs.folder import (
     GENERATION_MARKDOWN,
     GENERATION_PATH,
     LOG_FILE,
-    LoadedRun,
     RunPaths,
 )
+from coldkit.runs.opened import LoadedRun
+from coldkit.runtime.acceleration import sampling_note
 from coldkit.runs.exported import is_exported, shipped_prior, working_folder
 from coldkit.runtime.files import make_output_folder, write_json_atomic, write_text_atomic
 from coldkit.runtime.log import Notify
@@ -212,7 +213,7 @@ def _markdown(report: Any, fid_fields: dict[str, Any]) -> str:
 def judge_for_run(
     samples: Tensor,
     settings: GenerateSection,
-    run_root: Path,
+    root: Path,
     training: Callable[[], ImageSet],
     real_images: Callable[[], Tensor],
     seed: int,
@@ -220,7 +221,7 @@ def judge_for_run(
     notify: Notify,
 ) -> tuple[Any, str | None]:
     """Judge samples with the user's classifier, or one trained on the labelled training split
-    (cached in ``run_root/judge/classifier.pt``). Returns the report, or None and why not."""
+    (cached in ``root/judge/classifier.pt``). Returns the report, or None and why not."""
     if settings.classifier is not None:
         path = Path(settings.classifier).expanduser()
         classifier = load_classifier(path)
@@ -234,7 +235,7 @@ def judge_for_run(
             )
             notify(f"judge: {note}")
             return None, note
-        path = RunPaths(run_root).judge_classifier
+        path = RunPaths(root).judge_classifier
         classifier, accuracy, cached = load_or_train_classifier(
             path, train.images, train.labels, seed=seed, device=device
         )
@@ -262,41 +263,48 @@ def judge_for_run(
 
 
 # ------------------------------------------------------------------ from an opened run folder
-def generation_experiment(
-    loaded: LoadedRun, registry: Registry, options: GenerateOptions
-) -> Experiment:
-    """The run's experiment with its ``[generate]`` section (or defaults) changed by ``options``.
+def generation_config(
+    options: GenerateOptions, root: Path | str
+) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The change ``options`` make to the config data of the run at ``root``: its ``[generate]``
+    section (or defaults) changed; what :func:`coldkit.runs.folder.open_run` builds the run's
+    one experiment from (``open_run(root, config=generation_config(options, root))``).
 
     ``--set`` may change the generation, sampling and evaluation settings, not the model: the
-    checkpoint fixes the dataset's image size, the degradation and the restorer.
+    checkpoint fixes the dataset, the degradation and the restorer.
     """
-    data = loaded.experiment.to_dict()
-    section = dict(data.get("generate") or {"num_samples": 64})
-    if options.prior is not None and dict(section.get("prior") or {}).get("name") != options.prior:
-        section["prior"] = {"name": options.prior}  # another prior: its own default parameters
-    chosen = {
-        "num_samples": options.count, "seed": options.seed, "batch_size": options.batch_size,
-        "sampler": options.sampler, "step_noise": options.step_noise, "judge": options.judge,
-    }
-    section.update({key: value for key, value in chosen.items() if value is not None})
-    data["generate"] = section
-    experiment = build_experiment(apply_overrides(data, list(options.overrides)), registry)
-    fixed = loaded.experiment.to_dict()
-    changed = [key for key in MODEL_SECTIONS if experiment.to_dict()[key] != fixed[key]]
-    if changed:
-        raise ConfigError(
-            f"--set changes [{'], ['.join(changed)}], which the checkpoint of {loaded.root} fixes. "
-            "Generation may change [generate], [sampling] and [evaluate] only; train a new run "
-            "for another model."
-        )
-    return experiment
+
+    def change(data: dict[str, Any]) -> dict[str, Any]:
+        fixed = {key: copy.deepcopy(data.get(key)) for key in MODEL_SECTIONS}
+        section = dict(data.get("generate") or {"num_samples": 64})
+        prior = dict(section.get("prior") or {}).get("name")
+        if options.prior is not None and prior != options.prior:
+            section["prior"] = {"name": options.prior}  # another prior: its own default parameters
+        chosen = {
+            "num_samples": options.count, "seed": options.seed, "batch_size": options.batch_size,
+            "sampler": options.sampler, "step_noise": options.step_noise, "judge": options.judge,
+        }
+        section.update({key: value for key, value in chosen.items() if value is not None})
+        data["generate"] = section
+        data = apply_overrides(data, list(options.overrides))
+        changed = [key for key in MODEL_SECTIONS if data.get(key) != fixed[key]]
+        if changed:
+            raise ConfigError(
+                f"--set changes [{'], ['.join(changed)}], which the checkpoint of {root} fixes. "
+                "Generation may change [generate], [sampling] and [evaluate] only; train a new "
+                "run for another model."
+            )
+        return data
+
+    return change
 
 
 def generate_from_run(
     loaded: LoadedRun, experiment: Experiment, console: Any, out: Path | None = None
 ) -> GenerationResult:
-    """Generate with an opened run (its restorer already on its device) and ``experiment`` (from
-    :func:`generation_experiment`) into ``out`` (default ``RUN/generated/PRIOR-seedS-nN``)."""
+    """Generate with an opened run (its restorer already on its device) and ``experiment`` (the
+    run's own, opened with :func:`generation_config`) into ``out`` (default
+    ``RUN/generated/PRIOR-seedS-nN``)."""
     settings = experiment.config.generate
     assert settings is not None and experiment.prior is not None
     seed = settings.seed if settings.seed is not None else experiment.config.seed
@@ -313,7 +321,7 @@ def generate_from_run(
         )
         size, channels = loaded.context.image_size, loaded.context.channels
         model = TrainedModel(
-            run.sampling_model(loaded.restorer),
+            _sampling_model(run, loaded),
             loaded.degradation,
             lambda: training_split(experiment, size),
             lambda: evaluation_split(experiment, size, channels).images,
@@ -323,12 +331,23 @@ def generate_from_run(
         return generate_for_run(run, model, out)
 
 
+def _sampling_model(run: RunContext, loaded: LoadedRun) -> nn.Module:
+    """The opened run's restorer as it samples: its ``[sampling]`` switches were applied when it
+    was opened; only a ``--set sampling.*`` of this generation applies them again."""
+    if run.config.sampling == loaded.experiment.config.sampling:
+        note = sampling_note(loaded.restorer)
+        if note is not None:
+            run.notify(note, show=False)
+        return loaded.restorer
+    return run.sampling_model(loaded.restorer)
+
+
 __all__ = [
     "GenerateOptions",
     "GenerationResult",
     "TrainedModel",
     "generate_for_run",
     "generate_from_run",
-    "generation_experiment",
+    "generation_config",
     "judge_for_run",
 ]

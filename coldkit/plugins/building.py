@@ -16,8 +16,13 @@ from typing import Any, Callable, Literal
 from pydantic import BaseModel
 
 from coldkit.errors import PluginError
-from coldkit.plugins.compat import SAMPLER_PROTOCOL_API, adapt_sampler, takes_build_context
-from coldkit.protocols import BuildContext, RestorerContext
+from coldkit.plugins.compat import (
+    SAMPLER_PROTOCOL_API,
+    adapt_sampler,
+    restorer_context,
+    takes_build_context,
+)
+from coldkit.protocols import BuildContext
 
 Kind = Literal["degradation", "restorer", "sampler", "dataset", "prior"]
 KINDS: tuple[Kind, ...] = ("degradation", "restorer", "sampler", "dataset", "prior")
@@ -27,7 +32,7 @@ KINDS: tuple[Kind, ...] = ("degradation", "restorer", "sampler", "dataset", "pri
 class BuildRule:
     """How one kind is built: whether its factory is called with parameters (a sampler is the
     registered function itself), and whether an old-style (API 1) factory gets the positional
-    :class:`RestorerContext`."""
+    :class:`~coldkit.plugins.compat.RestorerContext` (deprecated)."""
 
     called: bool = True
     old_context: bool = False
@@ -80,7 +85,7 @@ def _call(
     if rule.old_context and not wants_context:
         if context is None:
             raise TypeError(f"{kind} {label} is built with a BuildContext")
-        arguments = (params, _restorer_context(context))
+        arguments = (params, restorer_context(context))
     try:
         if wants_context:
             return component(params, context=context or BuildContext())
@@ -89,13 +94,6 @@ def _call(
         raise PluginError(
             _not_a_component(kind, label, f"building it as factory(params) raised {exc!r}")
         ) from exc
-
-
-def _restorer_context(context: BuildContext) -> RestorerContext:
-    """The :class:`RestorerContext` an old-style (plugin API 1) restorer factory takes."""
-    if context.channels is None or context.image_size is None or context.steps is None:
-        raise RuntimeError("a restorer is built with channels, image_size and steps known")
-    return RestorerContext(context.channels, context.image_size, context.steps)
 
 
 def _not_a_component(kind: Kind, label: str, why: str) -> str:

@@ -7,19 +7,50 @@ registration by path; API 4 the sampler protocol's keywords (``generator``, ``ca
 ``COLDKIT_PLUGIN_API``; this module is where that declaration and, for the older APIs, a plugin's
 signature are read (``tests/architecture/test_layering.py`` keeps ``inspect.signature`` out of every other
 module). The adapters for API 1–3 samplers and priors are kept for one release.
+
+:class:`RestorerContext` lives here too, deprecated: an API 1 restorer factory is still built as
+``factory(params, RestorerContext)``, and ``coldkit.RestorerContext`` still imports, for one
+release; everywhere else (coldkit's own code, ``run.json``'s reading, ``coldkit.testing``) the
+context is the :class:`~coldkit.protocols.BuildContext`.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from coldkit import hookspecs
-from coldkit.protocols import PriorWithParams, StepCallback
+from coldkit.protocols import BuildContext, PriorWithParams, StepCallback
 
 #: The API a sampler must declare to be called by the API 4 protocol without an adapter.
 SAMPLER_PROTOCOL_API = 4
+
+
+@dataclass(frozen=True)
+class RestorerContext:
+    """Deprecated (plugin API 1, kept for one release): what an old-style restorer factory
+    ``factory(params, context)`` is given. Declare ``*, context`` instead and get the
+    :class:`~coldkit.protocols.BuildContext`, which has the same ``channels``, ``image_size`` and
+    ``steps``."""
+
+    channels: int
+    image_size: int
+    steps: int
+
+
+def restorer_context(context: BuildContext) -> RestorerContext:
+    """The :class:`RestorerContext` an old-style (plugin API 1) restorer factory takes."""
+    return RestorerContext(**context.model_shape())
+
+
+def as_build_context(context: BuildContext | RestorerContext | None) -> BuildContext | None:
+    """A context as coldkit uses it: a deprecated :class:`RestorerContext` given by an older
+    caller (``check_restorer(context=...)``) becomes the :class:`BuildContext` it describes."""
+    if isinstance(context, RestorerContext):
+        return BuildContext(context.image_size, context.channels, context.steps)
+    return context
 
 
 def declared_api(plugin: object) -> Any:

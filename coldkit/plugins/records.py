@@ -13,7 +13,8 @@ from pydantic import BaseModel
 
 from coldkit.errors import PluginError
 from coldkit.plugins.building import Kind, build_component
-from coldkit.protocols import BuildContext, RestorerContext
+from coldkit.plugins.compat import RestorerContext, as_build_context
+from coldkit.protocols import BuildContext
 
 #: The distribution whose entry points are loaded first, so built-in names win over third parties.
 BUILTIN_DISTRIBUTION = "coldkit"
@@ -102,10 +103,11 @@ class PluginRecord:
         the defaults. ``context`` is what the run knows (:class:`~coldkit.protocols.BuildContext`);
         a component gets it when its factory has a keyword-only ``context`` parameter (plugin API
         2). Old-style factories are built as before: ``component(params)``, a restorer
-        ``component(params, RestorerContext)``, a sampler is the registered function itself.
+        ``component(params, RestorerContext)``, a sampler is the registered function itself. A
+        deprecated :class:`~coldkit.plugins.compat.RestorerContext` is still taken as ``context``
+        (for one release) and read as the :class:`BuildContext` it describes.
         """
-        if isinstance(context, RestorerContext):
-            context = BuildContext(context.image_size, context.channels, context.steps)
+        context = as_build_context(context)
         if not isinstance(params, BaseModel):
             params = self.params_model.model_validate(dict(params or {}))
         label = f"{self.name!r} of {self.served_by}" + (

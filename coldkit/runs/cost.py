@@ -25,7 +25,7 @@ except ImportError:  # pragma: no cover - Windows
 
 from coldkit.config import Experiment
 from coldkit.errors import ConfigError
-from coldkit.protocols import BuildContext, RestorerContext
+from coldkit.protocols import BuildContext
 from coldkit.runtime.device import select_device
 
 #: The two small T the degradation is built for to measure how its tables grow with T.
@@ -51,9 +51,7 @@ class RunCost:
     batch: float
 
 
-def build_restorer(
-    experiment: Experiment, context: RestorerContext | BuildContext
-) -> nn.Module:
+def build_restorer(experiment: Experiment, context: BuildContext) -> nn.Module:
     """The experiment's restorer network (untrained), or a config error naming the fix."""
     try:
         return experiment.restorer.build(context)
@@ -74,7 +72,9 @@ def check_before_writing(experiment: Experiment, device: str | None = None) -> R
     image_size = experiment.config.dataset.image_size
     steps = int(getattr(experiment.degradation.params, "steps", 0) or 0)
     with torch.device("meta"):  # shapes only: checks the image size, allocates nothing
-        restorer = build_restorer(experiment, RestorerContext(channels, image_size, max(1, steps)))
+        restorer = build_restorer(
+            experiment, BuildContext(image_size=image_size, channels=channels, steps=max(1, steps))
+        )
     cost = estimate_cost(experiment, restorer, channels)
     if cost is not None:
         _check_memory(cost, device, steps)

@@ -10,24 +10,26 @@ trained model back::
 
 from __future__ import annotations
 
+import copy
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import torch
-from torch import nn
 
 from coldkit.runs import exported
 from coldkit.runs.checkpoint import check_trained_for, load_checkpoint
 from coldkit.runs.cost import build_restorer, check_before_writing
-from coldkit.config import Experiment, build_experiment, load_experiment
+from coldkit.runs.opened import LoadedRun
+from coldkit.runtime.acceleration import prepare_sampling
+from coldkit.config import Experiment, build_experiment, read_toml
 from coldkit.data.splits import dataset_reader, serving_split
 from coldkit.runtime.device import select_device
 from coldkit.runtime.files import write_json_atomic
 from coldkit.errors import CheckpointError, ConfigError
 from coldkit.plugins import Registry
-from coldkit.protocols import BuildContext, Degradation, RestorerContext
+from coldkit.protocols import BuildContext, Degradation
 
 CONFIG_FILE = "config.toml"
 METADATA_FILE = "run.json"
@@ -154,36 +156,20 @@ class RunPaths:
         return self.root / GENERATED_FOLDER / name
 
 
-@dataclass
-class LoadedRun:
-    """A run folder opened for inference: the restorer is in eval mode on ``device``."""
-
-    root: Path
-    experiment: Experiment
-    restorer: nn.Module
-    degradation: Degradation
-    context: RestorerContext
-    device: torch.device
-    step: int
-
-    @property
-    def paths(self) -> RunPaths:
-        return RunPaths(self.root)
-
-
 def build_degradation(experiment: Experiment, context: BuildContext | None = None) -> Degradation:
     """The experiment's degradation, built from its validated parameters and ``context``."""
     return experiment.degradation.build(context)
 
 
-def trained_for(experiment: Experiment, context: RestorerContext) -> dict[str, Any]:
+def trained_for(experiment: Experiment, context: BuildContext) -> dict[str, Any]:
     """What a checkpoint's weights were trained for, recorded in it and checked on loading: the
     degradation (with T) and restorer settings and the model's input shape."""
     data = experiment.to_dict()
+    shape = context.model_shape()
     return {
-        "T": context.steps,
-        "channels": context.channels,
-        "image_size": context.image_size,
+        "T": shape["steps"],
+        "channels": shape["channels"],
+        "image_size": shape["image_size"],
         "degradation": data["degradation"],
         "restorer": data["restorer"],
     }
@@ -214,37 +200,60 @@ def write_metadata(paths: RunPaths, metadata: dict[str, Any]) -> None:
     write_json_atomic(paths.metadata, metadata)
 
 
-def record_context(paths: RunPaths, context: RestorerContext) -> None:
+#: The key of ``run.json`` (and of an export's manifest) that records the model's input shape:
+#: the name older versions wrote, kept so every run folder opens.
+MODEL_SHAPE_KEY = "restorer_context"
+
+
+def record_context(paths: RunPaths, context: BuildContext) -> None:
     """Record the model's input shape in run.json before training, so a checkpoint written by an
     interrupted run can already be opened by ``coldkit generate`` and ``coldkit restore``."""
     metadata = read_metadata(paths)
-    metadata["restorer_context"] = asdict(context)
+    metadata[MODEL_SHAPE_KEY] = context.model_shape()
     write_metadata(paths, metadata)
 
 
-def read_context(root: Path) -> RestorerContext | None:
-    """The restorer context recorded in ``run.json`` (None for a run that has not started)."""
-    recorded = read_metadata(RunPaths(root)).get("restorer_context")
-    if not isinstance(recorded, dict):
+def context_of_shape(recorded: Any) -> BuildContext | None:
+    """The build context a recorded model shape (``{channels, image_size, steps}``) describes;
+    None for anything else (a hand-edited run.json)."""
+    if not isinstance(recorded, dict) or set(recorded) != {"channels", "image_size", "steps"}:
         return None
-    try:
-        return RestorerContext(**recorded)
-    except TypeError:  # a hand-edited run.json
-        return None
+    return BuildContext(
+        image_size=recorded["image_size"], channels=recorded["channels"], steps=recorded["steps"]
+    )
+
+
+def read_context(root: Path) -> BuildContext | None:
+    """The model's input shape recorded in ``run.json``, as a build context (None for a run that
+    has not started): the one recorded place an opened run's image size comes from."""
+    return context_of_shape(read_metadata(RunPaths(root)).get(MODEL_SHAPE_KEY))
+
+
+Opened = TypeVar("Opened", bound=LoadedRun)
+#: What :func:`open_run` builds the experiment from instead of the folder's own config: other
+#: config data, or a change of the folder's (a function of a copy of its data).
+ConfigChange = dict[str, Any] | Callable[[dict[str, Any]], dict[str, Any]]
 
 
 def open_run(
     root: Path | str,
     registry: Registry | None = None,
     device: str | torch.device | None = None,
-    config: dict[str, Any] | None = None,
-) -> LoadedRun:
+    config: ConfigChange | None = None,
+    *,
+    notify: Callable[[str], None] | None = None,
+    opened: type[Opened] = LoadedRun,  # type: ignore[assignment]
+) -> Opened:
     """Load a run folder's config and the EMA weights (or raw weights) of its last checkpoint,
     or an exported model folder (``coldkit export``; ``hf://OWNER/NAME`` on the Hugging Face Hub).
 
     ``device`` defaults to the run's own ``device`` setting (``auto``: CUDA, MPS, then CPU).
-    ``config`` replaces the folder's ``config.toml`` data (e.g. with another ``[generate]``
-    section); its model must be the one the checkpoint was trained with.
+    ``config`` replaces the folder's ``config.toml`` data, or (a function) changes a copy of it,
+    e.g. with the options of ``coldkit generate``: the experiment is built once, from what it
+    gives; its model must be the one the checkpoint was trained with. With ``notify`` (where
+    the switches' notes go) the run's ``[sampling]`` switches are applied to the restorer, once:
+    every command that samples passes it; ``coldkit export``, which only copies the weights,
+    does not. ``opened`` is the class made (:class:`coldkit.api.Run` for the Python API).
     """
     root = exported.locate(root)
     registry = registry if registry is not None else Registry.discover()
@@ -255,7 +264,7 @@ def open_run(
         root = require_run_folder(root)
         paths = RunPaths(root)
         experiment, state = _run_folder_model(paths, registry, config)
-        context: RestorerContext | None = read_context(root)
+        context: BuildContext | None = read_context(root)
         source = paths.checkpoint
         if context is not None:
             check_trained_for(paths.checkpoint, state, trained_for(experiment, context))
@@ -267,7 +276,8 @@ def open_run(
             f"Run `coldkit run {root}` once with this version of coldkit to record it."
         )
     chosen = select_device(str(device) if device is not None else experiment.config.device)
-    degradation = build_degradation(experiment, _serving_context(experiment, context, chosen))
+    context = _serving_context(experiment, context, chosen)
+    degradation = build_degradation(experiment, context)
     restorer = build_restorer(experiment, context)
     try:
         restorer.load_state_dict(weights)
@@ -278,31 +288,37 @@ def open_run(
             f"({first_line.rstrip(':')}). Restore the config the model was trained with."
         ) from None
     restorer = restorer.to(chosen).eval().requires_grad_(False)
-    return LoadedRun(root, experiment, restorer, degradation, context, chosen, step)
+    if notify is not None:
+        prepare_sampling(restorer, experiment.config.sampling, chosen, notify)
+    return opened(
+        root, experiment, restorer, degradation, context, chosen, step, registry,
+        RunPaths(root).metrics,
+    )
 
 
 def _exported_model(
-    root: Path, registry: Registry, config: dict[str, Any] | None, device: Any
-) -> tuple[Experiment, dict[str, Any], int, RestorerContext]:
+    root: Path, registry: Registry, config: ConfigChange | None, device: Any
+) -> tuple[Experiment, dict[str, Any], int, BuildContext]:
     """An exported folder's experiment, weights, step and context, each checked before use: the
     manifest's schema and files, its plugins, its config as a config (with the same cost checks
     a run gets before its first allocation), and the manifest against the weights."""
     manifest = exported.read_manifest(root)
     exported.check_plugins(manifest, registry)
-    experiment = build_experiment(config if config is not None else manifest.config, registry)
+    experiment = build_experiment(_configured(manifest.config, config), registry)
     check_before_writing(experiment, str(device) if device is not None else None)
-    context = RestorerContext(**manifest.restorer_context)
+    context = context_of_shape(manifest.restorer_context)  # the schema checked its three keys
+    assert context is not None
     expected = trained_for(experiment, context)
     exported.check_model(manifest, expected, experiment.config.dataset.image_size)
     return experiment, exported.load_weights(manifest), manifest.step, context
 
 
 def _run_folder_model(
-    paths: RunPaths, registry: Registry, config: dict[str, Any] | None
+    paths: RunPaths, registry: Registry, config: ConfigChange | None
 ) -> tuple[Experiment, dict[str, Any]]:
     """A run folder's experiment and its last checkpoint (validated)."""
-    if config is None:
-        experiment = load_experiment(paths.config, registry)
+    if config is None or callable(config):
+        experiment = build_experiment(_configured(read_toml(paths.config), config), registry)
     else:
         experiment = build_experiment(config, registry)
     if not paths.checkpoint.is_file():
@@ -313,19 +329,27 @@ def _run_folder_model(
     return experiment, load_checkpoint(paths.checkpoint)
 
 
+def _configured(data: dict[str, Any], config: ConfigChange | None) -> dict[str, Any]:
+    """The config data an opened run is built from: the folder's ``data`` as ``config`` says."""
+    if config is None:
+        return data
+    return config(copy.deepcopy(data)) if callable(config) else config
+
+
 def _serving_context(
-    experiment: Experiment, context: RestorerContext, device: torch.device
+    experiment: Experiment, shape: BuildContext, device: torch.device
 ) -> BuildContext:
     """The build context of an opened run: it serves the evaluation split (morph's targets come
     from the target dataset's test split), reading datasets through the run's registry."""
     return BuildContext(
-        context.image_size, context.channels, context.steps, device, experiment.config.seed,
-        serving_split(experiment), dataset_reader(experiment, context.image_size),
+        shape.image_size, shape.channels, shape.steps, device, experiment.config.seed,
+        serving_split(experiment), dataset_reader(experiment, shape.image_size),
     )
 
 
 __all__ = [
-    "LoadedRun",
+    "MODEL_SHAPE_KEY",
+    "context_of_shape",
     "RunPaths",
     "record_context",
     "read_metadata",

@@ -17,7 +17,8 @@ import torch
 from torch import Tensor
 
 from coldkit.errors import ParamsError
-from coldkit.generation.draws import draw_from_prior, params_of_degraded_images
+from coldkit.generation.draws import draw_from_prior
+from coldkit.runs.opened import params_of_degraded_images
 from coldkit.generation.sampling import generate_samples
 from coldkit.plugins import Registry
 from coldkit.protocols import Degradation, DegradationParams, Sampler

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 from pydantic import BaseModel, ValidationError
 
 from coldkit.errors import ColdkitError, ConfigError, PluginError
-from coldkit.protocols import BuildContext, Degradation, RestorerContext
+from coldkit.plugins.compat import RestorerContext, as_build_context
+from coldkit.protocols import BuildContext, Degradation
 from coldkit.testing._common import build_context
 from coldkit.testing.dataset import check_dataset
 from coldkit.testing.degradation import check_degradation
@@ -49,7 +50,7 @@ def check_plugin(
     params: dict[str, dict] | None = None,
     sampler_kwargs: dict[str, dict] | None = None,
     skip: Sequence[str] = (),
-    context: RestorerContext | None = None,
+    context: BuildContext | RestorerContext | None = None,
     check_speed: bool = True,
     cost_factor: float = 3.0,
 ) -> PluginReport:
@@ -92,7 +93,7 @@ def check_plugin(
         report=PluginReport(distribution=dist.metadata["Name"], version=dist.version),
         params=params or {},
         sampler_kwargs=sampler_kwargs or {},
-        context=DEFAULT_RESTORER_CONTEXT if context is None else context,
+        context=DEFAULT_RESTORER_CONTEXT if context is None else as_build_context(context),
         check_speed=check_speed,
         cost_factor=cost_factor,
     )
@@ -113,7 +114,7 @@ class _Run:
     report: PluginReport
     params: Mapping[str, dict]
     sampler_kwargs: Mapping[str, dict]
-    context: RestorerContext
+    context: BuildContext
     check_speed: bool
     cost_factor: float
     build_context: BuildContext = field(default_factory=BuildContext)
@@ -121,7 +122,7 @@ class _Run:
     degradations: list[Degradation] = field(default_factory=list)  # what samplers run on
 
 
-def _build_context(context: RestorerContext) -> BuildContext:
+def _build_context(context: BuildContext) -> BuildContext:
     """What check_plugin tells a component that asks: the restorer context's shape, split train,
     and registered datasets read through a discovery (see :func:`build_context`)."""
     return build_context(

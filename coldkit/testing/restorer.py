@@ -7,7 +7,8 @@ import copy
 import torch
 from torch import Tensor, nn
 
-from coldkit.protocols import BuildContext, RestorerContext
+from coldkit.plugins.compat import RestorerContext, as_build_context
+from coldkit.protocols import BuildContext
 from coldkit.testing._common import (
     _generator,
     _max_difference,
@@ -17,12 +18,12 @@ from coldkit.testing._common import (
 )
 
 #: The context :func:`check_restorer` and :func:`check_plugin` build restorers for by default.
-DEFAULT_RESTORER_CONTEXT = RestorerContext(channels=3, image_size=16, steps=10)
+DEFAULT_RESTORER_CONTEXT = BuildContext(image_size=16, channels=3, steps=10)
 
 
 def check_restorer(
     factory_or_module: object,
-    context: RestorerContext | BuildContext | None = None,
+    context: BuildContext | RestorerContext | None = None,
     *,
     seed: int = 0,
     batch: int = 4,
@@ -31,13 +32,13 @@ def check_restorer(
     """Run the restorer contract on a restorer ``R(x_t, t) ≈ x0``.
 
     ``factory_or_module`` is a ``torch.nn.Module`` (it is copied, never changed) or a function
-    that builds one from a :class:`coldkit.protocols.RestorerContext`, e.g.
-    ``lambda context: MyNet(MyNet.Params(), context)``. ``context`` defaults to
-    :data:`DEFAULT_RESTORER_CONTEXT` (3 channels, 16x16 images, T = 10); a
+    that builds one from a :class:`coldkit.protocols.BuildContext`, e.g.
+    ``lambda context: MyNet(MyNet.Params(), context=context)``. ``context`` defaults to
+    :data:`DEFAULT_RESTORER_CONTEXT` (3 channels, 16x16 images, T = 10); any
     :class:`~coldkit.protocols.BuildContext` with channels, image size and T set
-    (:func:`coldkit.testing.build_context`) is handed to the factory as it is, for a restorer that
-    takes ``context=`` (``lambda context: MyNet(MyNet.Params(), context=context)``). The inputs
-    are ``batch`` images of that shape with levels spread over ``0 .. T``.
+    (:func:`coldkit.testing.build_context`) is handed to the factory as it is. The inputs are
+    ``batch`` images of that shape with levels spread over ``0 .. T``. A deprecated
+    :class:`~coldkit.plugins.compat.RestorerContext` is still taken, for one release.
 
     Checks, in order:
 
@@ -54,7 +55,7 @@ def check_restorer(
       not depend on ``t``, every all-zero parameter (of the checked copy) is set to small seeded values
       and the check is repeated; only a network that still ignores ``t`` then fails.
     """
-    context = DEFAULT_RESTORER_CONTEXT if context is None else context
+    context = DEFAULT_RESTORER_CONTEXT if context is None else as_build_context(context)
     if None in (context.channels, context.image_size, context.steps):
         raise ValueError("check_restorer needs a context with channels, image_size and steps set")
     module = _build(factory_or_module, context)
@@ -82,7 +83,7 @@ def check_restorer(
     return passed
 
 
-def _build(factory_or_module: object, context: RestorerContext) -> object:
+def _build(factory_or_module: object, context: BuildContext) -> object:
     """A copy of the module, or what the factory builds for ``context``."""
     if isinstance(factory_or_module, nn.Module):
         return copy.deepcopy(factory_or_module)
@@ -104,7 +105,7 @@ def _check_interface(module: object, label: str) -> None:
 
 
 def _check_output(
-    module: nn.Module, label: str, context: RestorerContext, x: Tensor, t: Tensor
+    module: nn.Module, label: str, context: BuildContext, x: Tensor, t: Tensor
 ) -> Tensor:
     """``R(x_t, t)`` is a tensor with the shape and dtype of ``x_t``, all finite; returns it."""
     out = module(x, t)
@@ -151,7 +152,7 @@ def _check_mixed_levels(
 
 
 def _check_gradients(
-    module: nn.Module, label: str, context: RestorerContext, x: Tensor, t: Tensor, seed: int
+    module: nn.Module, label: str, context: BuildContext, x: Tensor, t: Tensor, seed: int
 ) -> None:
     """After ``loss.backward()`` every trainable parameter has a finite gradient, not all zero."""
     batch = x.shape[0]
@@ -180,7 +181,7 @@ def _check_gradients(
 
 
 def _check_time_conditioning(
-    module: nn.Module, label: str, context: RestorerContext, x: Tensor, seed: int
+    module: nn.Module, label: str, context: BuildContext, x: Tensor, seed: int
 ) -> None:
     """The same ``x`` at ``t = 1`` and ``t = T`` gives different outputs, if need be after giving
     the all-zero parameters small seeded values."""

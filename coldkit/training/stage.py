@@ -17,7 +17,7 @@ from rich.progress import (
 )
 
 from coldkit.runs import tensorboard as tensorboard_log
-from coldkit.protocols import Degradation, RestorerContext
+from coldkit.protocols import BuildContext, Degradation
 from coldkit.runs.context import RunContext
 from coldkit.runs.folder import build_restorer, record_context, trained_for
 from coldkit.data.splits import load_split
@@ -28,12 +28,13 @@ from coldkit.training.trainer import StepReport, Trainer
 @dataclass
 class Training:
     """What the training stage built: the trainer (restorer, EMA, optimizer), the degradation,
-    the training data and the model's input shape."""
+    the training data and the build context the restorer was built with (the model's input
+    shape: ``image_size``, ``channels``, ``steps``)."""
 
     trainer: Trainer
     degradation: Degradation
     data: TrainingData
-    context: RestorerContext
+    context: BuildContext
     parameters: int
 
 
@@ -50,10 +51,8 @@ def prepare(run: RunContext) -> Training:
     notify(f"data: {len(data.batches)} training images — {data.source}")
     notify(f"training data held {data.path_note}")
     degradation = run.degradation("train", data.channels)
-    context = RestorerContext(data.channels, image_size, degradation.steps)
-    restorer = build_restorer(
-        run.experiment, run.build_context("train", data.channels, degradation.steps)
-    )
+    context = run.build_context("train", data.channels, degradation.steps)
+    restorer = build_restorer(run.experiment, context)
     parameters = sum(p.numel() for p in restorer.parameters())
     trainer = Trainer(
         restorer, degradation, data.batches, config.train, config.seed, run.device,

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel
 from torch import Tensor, nn
 
-from coldkit import RestorerContext
+from coldkit import BuildContext
 from coldkit_plugins.entries.unet import UNetParams, UNET
 
 
@@ -110,9 +110,11 @@ class UNet(nn.Module):
     description: ClassVar[str] = UNET.description
     Params: ClassVar[type[BaseModel]] = UNetParams
 
-    def __init__(self, params: UNetParams, context: RestorerContext) -> None:
+    def __init__(self, params: UNetParams, *, context: BuildContext) -> None:
         super().__init__()
-        self.params, self.context = params, context
+        if context.image_size is None or context.channels is None:
+            raise RuntimeError("a U-Net is built with the image size and channels known")
+        self.params = params
         factor = params.pixel_unshuffle
         levels = len(params.multipliers)
         if context.image_size % (factor * 2 ** (levels - 1)):

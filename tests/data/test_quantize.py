@@ -24,7 +24,7 @@ from coldkit.data.quantize import (
 from coldkit.evaluation.metrics import evaluate
 from coldkit.generation.restore import edge_error, lossy_level
 from coldkit.plugins import Registry
-from coldkit.protocols import RestorerContext
+from coldkit.protocols import BuildContext
 from coldkit.training.trainer import Trainer
 from tests.generation.test_restore import run_dir  # noqa: F401 - the module's tiny trained run
 
@@ -75,7 +75,7 @@ def _trainer(tmp_path: Path, share: float, seed: int = 0) -> Trainer:
     torch.manual_seed(seed)
     unet = registry.get("restorer", "unet").build(
         {"width": 8, "multipliers": [1, 2], "attention_levels": []},
-        RestorerContext(channels=1, image_size=8, steps=4),
+        BuildContext(image_size=8, channels=1, steps=4),
     )
     settings = TrainSection(
         steps=3, batch_size=8, lr=1e-3, quantize_inputs=8, quantize_share=share, ema_decay=0.0
@@ -163,7 +163,7 @@ def _jitter_trainer(tmp_path: Path, jitter: int, share: float = 1.0) -> Trainer:
     torch.manual_seed(0)
     unet = registry.get("restorer", "unet").build(
         {"width": 8, "multipliers": [1, 2], "attention_levels": []},
-        RestorerContext(channels=1, image_size=8, steps=4),
+        BuildContext(image_size=8, channels=1, steps=4),
     )
     settings = TrainSection(steps=2, batch_size=64, lr=1e-3, ema_decay=0.0, level_jitter=jitter,
                             level_jitter_share=share)

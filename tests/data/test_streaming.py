@@ -16,7 +16,7 @@ from coldkit.config import TrainSection, write_toml
 from coldkit.data import write_idx
 from coldkit.runtime.distributed import Cluster
 from coldkit.errors import DataError
-from coldkit.protocols import RestorerContext
+from coldkit.protocols import BuildContext
 from coldkit.data.streaming import (
     ArrayStream,
     EpochBatches,
@@ -144,7 +144,8 @@ def _streaming_trainer(path: Path, steps: int, workers: int) -> Trainer:
     images = np.random.default_rng(2).integers(0, 256, (48, 1, 16, 16), dtype=np.uint8)
     stream = ArrayStream(images, 16, "random")
     restorer = UNet(
-        UNetParams(width=8, multipliers=[1, 2], attention_levels=[1]), RestorerContext(1, 16, 3)
+        UNetParams(width=8, multipliers=[1, 2], attention_levels=[1]),
+        context=BuildContext(image_size=16, channels=1, steps=3)
     )
     settings = TrainSection(steps=steps, batch_size=8, lr=1e-3, checkpoint_every=100)
     return Trainer(

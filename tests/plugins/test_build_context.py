@@ -16,7 +16,8 @@ from rich.console import Console
 from coldkit import BuildContext, PLUGIN_API_VERSION, RestorerContext, hookimpl
 from coldkit.config import build_experiment
 from coldkit.errors import ConfigError, DataError, ParamsError, PluginError
-from coldkit.generation.draws import draw_from_prior, params_of_degraded_images
+from coldkit.generation.draws import draw_from_prior
+from coldkit.runs.opened import params_of_degraded_images
 from coldkit.generation.priors import degrade_fully, degrade_fully_with_params
 from coldkit.plugins import Registry, takes_build_context
 from coldkit.run import claimed_run, execute

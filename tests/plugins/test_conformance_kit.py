@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from coldkit import ImageSet, RestorerContext
+from coldkit import BuildContext, ImageSet
 from coldkit.testing import (
     DEFAULT_RESTORER_CONTEXT,
     PluginReport,
@@ -38,7 +38,7 @@ class Good(nn.Module):
 
     name: ClassVar[str] = "good"
 
-    def __init__(self, context: RestorerContext = DEFAULT_RESTORER_CONTEXT) -> None:
+    def __init__(self, context: BuildContext = DEFAULT_RESTORER_CONTEXT) -> None:
         super().__init__()
         self.steps = context.steps
         self.conv = nn.Conv2d(context.channels, context.channels, 3, padding=1)
@@ -54,9 +54,12 @@ class Good(nn.Module):
 @pytest.mark.parametrize(
     "build",
     [
-        lambda context: UNet(UNetParams(), context),  # preset small: residual, zero-initialised head
-        lambda context: UNet(UNetParams(preset="paper", **TINY_UNET, blocks_per_level=1), context),
-        lambda context: UNet(UNetParams(**TINY_UNET), context),
+        # preset small: residual, zero-initialised head
+        lambda context: UNet(UNetParams(), context=context),
+        lambda context: UNet(
+            UNetParams(preset="paper", **TINY_UNET, blocks_per_level=1), context=context
+        ),
+        lambda context: UNet(UNetParams(**TINY_UNET), context=context),
         Good,
     ],
     ids=["unet-small", "unet-paper-tiny", "unet-tiny", "good"],
@@ -67,12 +70,12 @@ def test_builtin_and_good_restorers_pass(build):
 
 
 def test_restorer_with_a_zero_initialised_head_passes_although_it_starts_as_the_identity():
-    unet = UNet(UNetParams(**TINY_UNET), RestorerContext(channels=1, image_size=16, steps=4))
+    unet = UNet(UNetParams(**TINY_UNET), context=BuildContext(image_size=16, channels=1, steps=4))
     x, t = torch.rand(2, 1, 16, 16), torch.tensor([1, 4])
     with torch.no_grad():
         assert torch.equal(unet(x, t), x)  # ignores t until trained: why the check perturbs
     before = {name: p.clone() for name, p in unet.state_dict().items()}
-    check_restorer(unet, RestorerContext(channels=1, image_size=16, steps=4))
+    check_restorer(unet, BuildContext(image_size=16, channels=1, steps=4))
     assert all(torch.equal(before[name], p) for name, p in unet.state_dict().items())  # a copy
 
 
@@ -83,7 +86,7 @@ def test_restorer_context_is_passed_to_the_factory():
         seen.append(context)
         return Good(context)
 
-    context = RestorerContext(channels=1, image_size=8, steps=3)
+    context = BuildContext(image_size=8, channels=1, steps=3)
     check_restorer(factory, context)
     assert seen == [context]
 

@@ -19,7 +19,7 @@ from coldkit.runs.checkpoint import load_checkpoint
 from coldkit.config import SamplingSection, TrainSection, build_experiment
 from coldkit.errors import ConfigError
 from coldkit.plugins import Registry
-from coldkit.protocols import RestorerContext
+from coldkit.protocols import BuildContext
 from coldkit.training.trainer import ExponentialMovingAverage, Trainer
 from coldkit_plugins.blur import Blur, BlurParams
 from coldkit_plugins.samplers import improved
@@ -33,7 +33,10 @@ BF16 = Switches("cpu", autocast="bf16")
 
 def tiny_unet(seed: int = 0) -> UNet:
     torch.manual_seed(seed)
-    return UNet(UNetParams(width=8, multipliers=[1, 2], attention_levels=[1]), RestorerContext(1, 16, 4))
+    return UNet(
+        UNetParams(width=8, multipliers=[1, 2], attention_levels=[1]),
+        context=BuildContext(image_size=16, channels=1, steps=4),
+    )
 
 
 class Toy(nn.Module):

@@ -18,7 +18,7 @@ from coldkit.cli import app
 from coldkit.config import AugmentSection, TrainSection, write_toml
 from coldkit.runtime.distributed import Cluster, check_batch_split
 from coldkit.errors import ConfigError
-from coldkit.protocols import RestorerContext
+from coldkit.protocols import BuildContext
 from coldkit_plugins.blur import Blur, BlurParams
 from coldkit_plugins.datasets import make_synthetic_images
 from coldkit_plugins.unet import UNet, UNetParams
@@ -36,7 +36,8 @@ def _trainer(checkpoint: Path, cluster: Cluster = Cluster()) -> Trainer:
     torch.manual_seed(0)
     degradation = Blur(BlurParams(steps=4, kernel_size=5, sigma=1.0))
     restorer = UNet(
-        UNetParams(width=8, multipliers=[1, 2], attention_levels=[1]), RestorerContext(1, 16, 4)
+        UNetParams(width=8, multipliers=[1, 2], attention_levels=[1]),
+        context=BuildContext(image_size=16, channels=1, steps=4)
     )
     images = make_synthetic_images(64, 16, 1, seed=0)
     return Trainer(

@@ -14,7 +14,7 @@ from coldkit.runs.checkpoint import load_checkpoint, save_atomic
 from coldkit.config import TrainSection
 from coldkit.errors import CheckpointError
 from coldkit.evaluation.metrics import psnr, rmse, ssim
-from coldkit.protocols import RestorerContext
+from coldkit.protocols import BuildContext
 from coldkit.training.trainer import (
     ExponentialMovingAverage,
     Trainer,
@@ -62,7 +62,10 @@ def test_ssim_matches_the_formula_on_valid_windows():
 def make_trainer(tmp_path: Path, seed: int = 0, **settings) -> Trainer:
     torch.manual_seed(seed)  # as `coldkit run` does before building the model
     blur = Blur(BlurParams(steps=4, kernel_size=5, sigma=1.0))
-    unet = UNet(UNetParams(width=8, multipliers=[1, 2], attention_levels=[1]), RestorerContext(1, 16, 4))
+    unet = UNet(
+        UNetParams(width=8, multipliers=[1, 2], attention_levels=[1]),
+        context=BuildContext(image_size=16, channels=1, steps=4),
+    )
     images = torch.rand(32, 1, 16, 16, generator=torch.Generator().manual_seed(1))
     defaults = dict(steps=5, batch_size=4, lr=1e-3, checkpoint_every=2)
     return Trainer(
@@ -169,7 +172,9 @@ def test_checkpoints_are_atomic_and_checked(tmp_path: Path):
 
 @pytest.mark.parametrize("preset", ["small", "paper"])
 def test_unet_presets_shapes(preset):
-    unet = UNet(UNetParams(preset=preset), RestorerContext(1, 32, 20))
+    unet = UNet(
+        UNetParams(preset=preset), context=BuildContext(image_size=32, channels=1, steps=20)
+    )
     x = torch.rand(2, 1, 32, 32)
     assert unet(x, torch.tensor([1, 20])).shape == x.shape
     parameters = sum(p.numel() for p in unet.parameters())
@@ -177,11 +182,11 @@ def test_unet_presets_shapes(preset):
 
 
 def test_residual_unet_starts_as_identity_and_checks_sizes():
-    unet = UNet(UNetParams(), RestorerContext(3, 16, 5))
+    unet = UNet(UNetParams(), context=BuildContext(image_size=16, channels=3, steps=5))
     x = torch.rand(2, 3, 16, 16)
     assert torch.allclose(unet(x, torch.tensor([1, 5])), x)
     with pytest.raises(ValueError, match="divisible"):
-        UNet(UNetParams(), RestorerContext(1, 30, 5))
+        UNet(UNetParams(), context=BuildContext(image_size=30, channels=1, steps=5))
     with pytest.raises(ValueError, match="attention_levels"):
         UNetParams(attention_levels=[5])
 

@@ -9,12 +9,12 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from coldkit.runtime.acceleration import prepare_sampling
 from coldkit.evaluation.compare.reading import RunSummary
 from coldkit.errors import ColdkitError, DataError
 from coldkit.data.imaging import save_grid
 from coldkit.plugins import Registry
-from coldkit.runs.folder import LoadedRun, open_run
+from coldkit.runs.folder import open_run
+from coldkit.runs.opened import LoadedRun
 from coldkit.data.splits import evaluation_split
 
 
@@ -76,7 +76,10 @@ def write_comparison_figure(
     reference: _Reference | None = None
     for summary in summaries:
         try:
-            loaded = open_run(summary.root, registry, device=device)
+            loaded = open_run(
+                summary.root, registry, device=device,
+                notify=lambda note, name=summary.name: notes.append(f"{name}: {note}"),
+            )
         except ColdkitError as error:
             notes.append(f"{summary.name} is not in the figure: {error}")
             continue
@@ -120,13 +123,8 @@ def _reference(summary: RunSummary, loaded: LoadedRun, images: int | None) -> _R
 def _draw_run(
     summary: RunSummary, loaded: LoadedRun, originals: Tensor, notes: list[str]
 ) -> list[Tensor]:
-    """The run's two columns, degraded and sampled, with its ``[sampling]`` switches applied;
-    the switches' notes and an unfinished run's step go to ``notes``."""
-
-    def notify(note: str) -> None:
-        notes.append(f"{summary.name}: {note}")
-
-    prepare_sampling(loaded.restorer, loaded.experiment.config.sampling, loaded.device, notify)
+    """The run's two columns, degraded and sampled (its ``[sampling]`` switches applied when it
+    was opened); an unfinished run's step goes to ``notes``."""
     degraded, sampled = _degrade_and_sample(loaded, originals)
     if not summary.finished:
         notes.append(
