@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
 
 from pydantic import ValidationError
+from torch import Tensor
 
 from coldkit.config import Experiment, ResolvedPlugin, format_validation_error
 from coldkit.data.files import resize_images
@@ -34,7 +35,14 @@ def load_split(
             "([evaluate.dataset] if there is one, else [dataset]; image-folder takes it), or "
             "pick a dataset with matching images."
         )
-    return replace(image_set, images=images)
+    return replace(image_set, images=images, params=_resized(image_set.params, image_size))
+
+
+def _resized(params: dict[str, Tensor] | None, image_size: int) -> dict[str, Tensor] | None:
+    """Served per-image parameters resized as their images are (a paired dataset's twins)."""
+    if params is None:
+        return None
+    return {key: resize_images(value, image_size) for key, value in params.items()}
 
 
 def evaluation_split(experiment: Experiment, image_size: int, channels: int) -> ImageSet:

@@ -77,6 +77,39 @@ def _resolve_images(images: Tensor | None) -> Tensor:
     return make_test_images() if images is None else images
 
 
+class WithParams:
+    """``degradation`` whose ``sample_params`` returns given ``params`` instead of a draw: how the
+    checks exercise a degradation whose parameters come from the data (``data_params``, e.g.
+    ``paired``'s ``y``) or that the data serves beside its own draws.
+
+    For a batch like ``x0`` it returns the params' rows ``0 .. len(x0) - 1`` (repeated when the
+    batch is larger), resized to ``x0``'s size and channel count, on ``x0``'s device and dtype.
+    """
+
+    def __init__(self, degradation: Degradation, params: dict[str, Tensor]) -> None:
+        self.degradation, self.params = degradation, params
+        self.name = degradation.name
+        self.description = degradation.description
+        self.steps = degradation.steps
+        self.random_params = tuple(params)
+
+    def sample_params(self, x0: Tensor, generator: torch.Generator | None = None):
+        index = torch.arange(len(x0)) % len(next(iter(self.params.values())))
+        return {key: _like(value[index], x0) for key, value in self.params.items()}
+
+    def degrade(self, x0: Tensor, t: Tensor, params=None) -> Tensor:  # type: ignore[no-untyped-def]
+        return self.degradation.degrade(x0, t, params)
+
+
+def _like(value: Tensor, x0: Tensor) -> Tensor:
+    """``value`` (a batch of images) at ``x0``'s size, channels, device and dtype."""
+    if value.shape[-2:] != x0.shape[-2:]:
+        value = F.interpolate(value.double(), size=tuple(x0.shape[-2:]), mode="bilinear")
+    if value.shape[1] != x0.shape[1]:
+        value = value.mean(1, keepdim=True).expand(-1, x0.shape[1], -1, -1)
+    return value.to(device=x0.device, dtype=x0.dtype).contiguous()
+
+
 def _named(component: object, kind: str) -> str:
     name = getattr(component, "name", None)
     if not isinstance(name, str):
