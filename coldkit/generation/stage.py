@@ -41,6 +41,7 @@ from coldkit.runs.folder import (
 )
 from coldkit.runtime.files import write_json_atomic, write_text_atomic
 from coldkit.runtime.log import Notify
+from coldkit.data.served import data_params
 from coldkit.data.splits import evaluation_split, training_split
 
 #: The sections that make the model: a generation may not change them (the checkpoint is fixed).
@@ -287,11 +288,26 @@ def generation_experiment(
     return experiment
 
 
+def check_generation_offered(experiment: Experiment) -> None:
+    """Refuse generation, before anything trains, for a degradation whose parameters come from
+    the data (``paired``): there is no prior over its degraded images to start from."""
+    degradation = experiment.degradation
+    if experiment.prior is None or not data_params(degradation.record.component):
+        return
+    raise ConfigError(
+        f"Generation is not offered for degradation {degradation.record.name!r}: it learns from "
+        f"pairs, and its degraded images ({', '.join(data_params(degradation.record.component))}) "
+        "come from the data, so there is no prior to draw them from. Remove the [generate] "
+        "section; to restore degraded files use `coldkit restore RUN FILE...` (docs/paired.md)."
+    )
+
+
 def generate_from_run(
     loaded: LoadedRun, experiment: Experiment, console: Any, out: Path | None = None
 ) -> GenerationResult:
     """Generate with an opened run (its restorer already on its device) and ``experiment`` (from
     :func:`generation_experiment`) into ``out`` (default ``RUN/generated/PRIOR-seedS-nN``)."""
+    check_generation_offered(experiment)
     settings = experiment.config.generate
     assert settings is not None and experiment.prior is not None
     seed = settings.seed if settings.seed is not None else experiment.config.seed
@@ -318,6 +334,7 @@ def generate_from_run(
 
 
 __all__ = [
+    "check_generation_offered",
     "GenerateOptions",
     "GenerationResult",
     "TrainedModel",

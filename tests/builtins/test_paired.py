@@ -228,3 +228,20 @@ def test_restore_refuses_a_level_other_than_t(paired_run: tuple[Path, Path], tmp
     with pytest.raises(Exception, match="Leave out --t"):
         restore_files(open_run(run_dir), [pairs / "degraded" / "001.png"], estimate=True,
                       out=tmp_path)
+
+
+def test_generation_is_refused_plainly_before_training(tmp_path: Path):
+    pairs = make_pairs(tmp_path / "pairs", count=8)
+    config = _paired_experiment(pairs)
+    config["generate"] = {"num_samples": 4}
+    write_toml(tmp_path / "paired.toml", config)
+    result = runner.invoke(app, ["run", str(tmp_path / "paired.toml"), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2, result.output
+    assert "Generation is not offered for degradation 'paired'" in " ".join(result.output.split())
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_coldkit_generate_on_a_paired_run_is_refused(paired_run: tuple[Path, Path]):
+    result = runner.invoke(app, ["generate", str(paired_run[0]), "--num-samples", "4"])
+    assert result.exit_code == 2, result.output
+    assert "Generation is not offered" in " ".join(result.output.split())
