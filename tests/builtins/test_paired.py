@@ -245,3 +245,21 @@ def test_coldkit_generate_on_a_paired_run_is_refused(paired_run: tuple[Path, Pat
     result = runner.invoke(app, ["generate", str(paired_run[0]), "--num-samples", "4"])
     assert result.exit_code == 2, result.output
     assert "Generation is not offered" in " ".join(result.output.split())
+
+
+def test_training_batches_carry_each_images_own_twin_augmented_alike(tmp_path: Path):
+    from coldkit.config import TrainSection
+    from coldkit.data.batches import InMemoryBatches
+    from coldkit.protocols import RestorerContext
+    from coldkit.training.trainer import Trainer
+    from coldkit_plugins.entries.unet import UNetParams
+    from coldkit_plugins.unet import UNet
+
+    images = torch.rand(16, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    twins = 1.0 - images  # each twin is known from its image: a wrong row would show
+    settings = TrainSection(steps=1, batch_size=8, lr=1e-3, augment={"shift": 2, "flip": True})
+    unet = UNet(UNetParams(width=8, multipliers=[1, 2], attention_levels=[]), RestorerContext(1, 16, 4))
+    trainer = Trainer(unet, Paired(PairedParams(steps=4)), InMemoryBatches(images, {"y": twins}),
+                      settings, 0, torch.device("cpu"), tmp_path / "last.pt")
+    x0, _, params = trainer.draw_batch()
+    assert set(params) == {"y"} and torch.allclose(params["y"], 1.0 - x0, atol=1e-6)
