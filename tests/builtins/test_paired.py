@@ -263,3 +263,10 @@ def test_training_batches_carry_each_images_own_twin_augmented_alike(tmp_path: P
                       settings, 0, torch.device("cpu"), tmp_path / "last.pt")
     x0, _, params = trainer.draw_batch()
     assert set(params) == {"y"} and torch.allclose(params["y"], 1.0 - x0, atol=1e-6)
+
+
+def test_compare_draws_a_paired_run_with_its_twins(paired_run: tuple[Path, Path], tmp_path: Path):
+    figure = tmp_path / "compare.png"
+    result = runner.invoke(app, ["compare", str(paired_run[0]), "--figure", str(figure)])
+    assert result.exit_code == 0, result.output
+    assert figure.is_file() and "not in the figure" not in result.output
