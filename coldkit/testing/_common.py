@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from coldkit.data.served import data_params
 from coldkit.data.splits import DatasetReader
 from coldkit.plugins import Registry
 from coldkit.protocols import BuildContext, Degradation
@@ -99,6 +100,18 @@ class WithParams:
 
     def degrade(self, x0: Tensor, t: Tensor, params=None) -> Tensor:  # type: ignore[no-untyped-def]
         return self.degradation.degrade(x0, t, params)
+
+
+def serve_test_params(degradation: Degradation) -> Degradation:
+    """``degradation`` itself, or, for one whose parameters come from the data (``data_params``,
+    e.g. ``paired``'s twin y), the same with seeded test images served as those parameters (a
+    :class:`WithParams`), so every check can run it on test images alone."""
+    names = data_params(degradation)
+    if not names:
+        return degradation
+    served = {name: make_test_images(8, seed=101 + number) for number, name in enumerate(names)}
+    drawn = degradation.sample_params(served[names[0]], _generator(0))
+    return WithParams(degradation, {**drawn, **served})  # type: ignore[return-value]
 
 
 def _like(value: Tensor, x0: Tensor) -> Tensor:
