@@ -270,3 +270,37 @@ def test_compare_draws_a_paired_run_with_its_twins(paired_run: tuple[Path, Path]
     result = runner.invoke(app, ["compare", str(paired_run[0]), "--figure", str(figure)])
     assert result.exit_code == 0, result.output
     assert figure.is_file() and "not in the figure" not in result.output
+
+
+def test_the_example_makes_pairs_and_its_config_trains_on_them(tmp_path: Path):
+    import importlib.util
+
+    from coldkit.config import read_toml
+    from coldkit.data import write_idx
+
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    spec = importlib.util.spec_from_file_location("make_pairs", examples / "make_paired_fashion.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    source = tmp_path / "images.idx"
+    write_idx(source, np.random.default_rng(0).integers(0, 256, (24, 28, 28), dtype=np.uint8))
+    assert script.make_pairs(tmp_path / "pairs", 20, seed=0, source=source) == 20
+    clean = np.asarray(Image.open(tmp_path / "pairs" / "clean" / "00003.png"))
+    degraded = np.asarray(Image.open(tmp_path / "pairs" / "degraded" / "00003.png"))
+    assert clean.shape == degraded.shape == (32, 32) and clean.dtype == np.uint8
+    assert np.abs(clean.astype(int) - degraded).mean() > 5  # the black box changed it
+
+    config = read_toml(examples / "paired_restore.toml")
+    assert config["dataset"]["name"] == "paired-folder" and "max_minutes" in config["train"]
+    config["dataset"].update(clean=str(tmp_path / "pairs" / "clean"),
+                             degraded=str(tmp_path / "pairs" / "degraded"))
+    write_toml(tmp_path / "example.toml", config)
+    few = ["device=\"cpu\"", "train.steps=2", "train.batch_size=8", "train.warmup_steps=0",
+           "evaluate.num_images=2", "evaluate.batch_size=2", "evaluate.figure_rows=2",
+           "evaluate.fid_images=0"]
+    command = ["run", str(tmp_path / "example.toml"), "--out", str(tmp_path / "run")]
+    for override in few:
+        command += ["--set", override]
+    result = runner.invoke(app, command)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "run" / "figure.png").is_file()
