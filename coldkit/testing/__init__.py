@@ -38,7 +38,7 @@ so a degradation that only touches colour is seen to act).
 
 from __future__ import annotations
 
-from coldkit.testing._common import make_test_images
+from coldkit.testing._common import WithParams, make_test_images, serve_test_params
 from coldkit.testing.dataset import SPLIT_NAMES  # noqa: F401  (public before; not in __all__)
 from coldkit.testing.dataset import check_dataset
 from coldkit.testing.degradation import (
@@ -66,6 +66,7 @@ __all__ = [
     "ContractReport",
     "OraclePrior",
     "PluginReport",
+    "WithParams",
     "builtin_degradations",
     "check_cost",
     "check_dataset",
@@ -85,4 +86,5 @@ __all__ = [
     "check_sampler",
     "make_test_images",
     "measure_cost_ratio",
+    "serve_test_params",
 ]
