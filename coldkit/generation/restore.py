@@ -285,7 +285,7 @@ def restore_files(
 
     prepare_sampling(run.restorer, config.sampling, run.device, notify)
     generator = torch.Generator().manual_seed(config.seed if seed is None else seed)
-    results, levels, errors = _restore_batches(run, sample, inputs, t, batch_size, generator)
+    results, levels, errors = _restore_batches(run, sample, inputs, t, batch_size)
     items = _restored_items(files, outputs, levels, errors, notify)
     if config.train.quantize_inputs is None and holds_levels(inputs) and not data_params(
         run.degradation
@@ -327,13 +327,13 @@ def _restore_batches(
     inputs: Tensor,
     t: int | None,
     batch_size: int,
-    generator: torch.Generator,
 ) -> tuple[Tensor, list[int], list[float] | None]:
     """Restore ``inputs`` batch by batch at level ``t``, or at each image's estimated level.
 
     Returns the restored images (CPU, clamped to [0, 1]), each image's level, and each image's
     error at its estimated level (``None`` when ``t`` was given). The degradation's parameters
-    are drawn from ``generator`` once per batch, in order, so a seed reproduces the result.
+    are those of the degraded images themselves (:func:`params_of_degraded_images`: none for a
+    deterministic degradation, the file itself as ``paired``'s y).
     """
     restored, levels, errors = [], [], []
     with torch.no_grad():
