@@ -118,7 +118,8 @@ class DatasetReader:
         if len(image_set.images) == 0:
             raise DataError(f"The {split} split of dataset {name!r} (asked for by a plugin) is "
                             "empty; pick a split with images or change its fractions.")
-        image_set = replace(image_set, images=resize_images(image_set.images, self.image_size))
+        image_set = replace(image_set, images=resize_images(image_set.images, self.image_size),
+                            params=_resized(image_set.params, self.image_size))
         self.sources.append({
             "dataset": self.registry.config_name(record), "served_by": record.served_by,
             "params": validated.model_dump(mode="json"), "split": split,
