@@ -23,7 +23,7 @@ from coldkit.config import TrainSection
 from coldkit.plugins import Registry
 from coldkit.data.splits import DatasetReader
 from coldkit.protocols import BuildContext
-from coldkit.testing import make_test_images, measure_cost_ratio
+from coldkit.testing import make_test_images, measure_cost_ratio, serve_test_params
 from coldkit.training.trainer import Trainer
 
 PAPER_KERNEL_SIZE, PAPER_SIGMA = 11, 7.0
@@ -38,7 +38,8 @@ MEASURED_PARAMS = {"morph": {"target": "synthetic"}}
 def degradation(registry: Registry, name: str, **params):
     record = registry.get("degradation", name)
     context = BuildContext(data=DatasetReader(registry, 32))  # for those that read data (morph)
-    return record.build({**MEASURED_PARAMS.get(name, {}), **params}, context)
+    built = record.build({**MEASURED_PARAMS.get(name, {}), **params}, context)
+    return serve_test_params(built)  # paired's y comes from the data: test images stand in
 
 
 def small_unet(registry: Registry, channels: int, size: int, steps: int, device: torch.device):

@@ -57,6 +57,13 @@ class Degradation(Protocol):
     * Everything random is drawn by ``sample_params`` and passed to ``degrade``, so a sampler can
       reuse the same draw at every step of one run.
     * Shape, dtype and device of ``x0`` are preserved.
+
+    Optional, for a degradation whose parameters come from the data rather than from a draw
+    (``paired``: the degraded twin ``y`` of each image): ``data_params``, a tuple of the names it
+    reads from :attr:`ImageSet.params` (coldkit hands it the rows of the same images while training
+    and evaluating, and never calls ``sample_params``, which may raise);
+    and ``params_of_degraded(x_T)``, the parameters of images that arrive fully degraded (level
+    ``T``; ``paired``: ``{"y": x_T}``), which lets ``coldkit restore`` work without ``--t``.
     """
 
     name: ClassVar[str]
@@ -124,11 +131,17 @@ class ImageSet:
 
     ``labels`` is an optional ``(N,)`` integer tensor of class labels (MNIST digits, ...): a
     dataset that has them should pass them, so generated samples can be judged by a classifier.
+
+    ``params`` are degradation parameters the data itself serves, one row per image (a paired
+    dataset's degraded twins: ``{"y": (N, C, H, W)}``). A degradation that declares
+    ``data_params`` (see :class:`Degradation`) takes them from here instead of drawing them;
+    every other degradation ignores them.
     """
 
     images: Tensor
     source: str
     labels: Tensor | None = None
+    params: DegradationParams | None = None
 
 
 @runtime_checkable

@@ -28,7 +28,7 @@ from coldkit.config import (
 )
 from coldkit.runtime.distributed import SINGLE_PROCESS, Cluster
 from coldkit.errors import ColdkitError, ConfigError
-from coldkit.generation.stage import TrainedModel, generate_for_run
+from coldkit.generation.stage import TrainedModel, check_generation_offered, generate_for_run
 from coldkit.plugins import Registry
 from coldkit.protocols import Degradation, ImageSet
 from coldkit.evaluation.report import metrics_dict
@@ -256,6 +256,7 @@ def _stages(run: RunContext) -> dict[str, Any]:
     experiment = run.experiment
     _note_disabled_plugins(run)
     evaluation_stage.check_fid(run)
+    check_generation_offered(experiment)
     training = training_stage.prepare(run)
     training_stage.train(run, training)
     held_out = evaluation_stage.held_out(run, training.context.channels)

@@ -13,16 +13,21 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
+from coldkit.data.served import rows_of
+from coldkit.protocols import DegradationParams
 from coldkit.runtime.distributed import Cluster
 
 
 @dataclass(frozen=True)
 class SharedBatch:
     """This rank's share ``x0`` of a global batch, and ``global_like``: a tensor shaped like the
-    whole global batch, on which the degradation's random parameters are drawn."""
+    whole global batch, on which the degradation's random parameters are drawn. ``params``:
+    this rank's share of the parameters the data serves for these images (a paired dataset's
+    degraded twins, see :mod:`coldkit.data.served`), or None."""
 
     x0: Tensor
     global_like: Tensor
+    params: DegradationParams | None = None
 
 
 @runtime_checkable
@@ -51,19 +56,21 @@ class InMemoryBatches:
     """Batches drawn with replacement from a tensor of images held in memory.
 
     Every rank draws the same global indices from the shared generator and keeps its share, so
-    any number of processes sees exactly the images one process would.
+    any number of processes sees exactly the images one process would. ``params`` (optional)
+    are per-image degradation parameters the data serves, drawn with the same indices.
     """
 
-    def __init__(self, images: Tensor) -> None:
+    def __init__(self, images: Tensor, params: DegradationParams | None = None) -> None:
         self.images = images
+        self.params = params
 
     def __len__(self) -> int:
         return len(self.images)
 
     def draw(self, batch_size: int, generator: torch.Generator, cluster: Cluster) -> SharedBatch:
         index = torch.randint(len(self.images), (batch_size,), generator=generator)
-        images = self.images[index]
-        return SharedBatch(images[cluster.share(batch_size)], images)
+        images, share = self.images[index], cluster.share(batch_size)
+        return SharedBatch(images[share], images, rows_of(rows_of(self.params, index), share))
 
     def resume_at(self, batches_drawn: int) -> None:
         """Nothing to do: the draws follow the trainer's generator, which the checkpoint holds."""

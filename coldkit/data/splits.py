@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
 
 from pydantic import ValidationError
+from torch import Tensor
 
 from coldkit.config import Experiment, ResolvedPlugin, format_validation_error
 from coldkit.data.files import resize_images
@@ -34,7 +35,14 @@ def load_split(
             "([evaluate.dataset] if there is one, else [dataset]; image-folder takes it), or "
             "pick a dataset with matching images."
         )
-    return replace(image_set, images=images)
+    return replace(image_set, images=images, params=_resized(image_set.params, image_size))
+
+
+def _resized(params: dict[str, Tensor] | None, image_size: int) -> dict[str, Tensor] | None:
+    """Served per-image parameters resized as their images are (a paired dataset's twins)."""
+    if params is None:
+        return None
+    return {key: resize_images(value, image_size) for key, value in params.items()}
 
 
 def evaluation_split(experiment: Experiment, image_size: int, channels: int) -> ImageSet:
@@ -110,7 +118,8 @@ class DatasetReader:
         if len(image_set.images) == 0:
             raise DataError(f"The {split} split of dataset {name!r} (asked for by a plugin) is "
                             "empty; pick a split with images or change its fractions.")
-        image_set = replace(image_set, images=resize_images(image_set.images, self.image_size))
+        image_set = replace(image_set, images=resize_images(image_set.images, self.image_size),
+                            params=_resized(image_set.params, self.image_size))
         self.sources.append({
             "dataset": self.registry.config_name(record), "served_by": record.served_by,
             "params": validated.model_dump(mode="json"), "split": split,

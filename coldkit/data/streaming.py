@@ -291,9 +291,15 @@ def choose_training_data(
         note = f"in memory ({needed:.2f} GB as float32 <= dataset.max_memory_gb = {max_memory_gb:g})"
     image_set = load()
     return TrainingData(  # the fast path: one tensor on the device, indexed per batch
-        InMemoryBatches(image_set.images.to(device)), image_set.images.shape[1],
+        InMemoryBatches(image_set.images.to(device), _on(image_set.params, device)),
+        image_set.images.shape[1],
         image_set.source, note, lambda: image_set,
     )
+
+
+def _on(params: dict[str, Tensor] | None, device: torch.device) -> dict[str, Tensor] | None:
+    """Served per-image parameters moved to ``device`` (None stays None)."""
+    return None if params is None else {key: value.to(device) for key, value in params.items()}
 
 
 def training_image_set(

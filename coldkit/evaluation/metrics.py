@@ -19,9 +19,10 @@ import torch
 from torch import Tensor, nn
 
 from coldkit.data.quantize import quantize
+from coldkit.data.served import params_for, rows_of
 from coldkit.evaluation.fid import NOT_COMPUTED
 from coldkit.runtime.distributed import SINGLE_PROCESS, Cluster
-from coldkit.protocols import Degradation, Sampler
+from coldkit.protocols import Degradation, DegradationParams, Sampler
 
 ROWS = ("degraded", "direct", "sampled")
 
@@ -94,6 +95,7 @@ def evaluate(
     cluster: Cluster = SINGLE_PROCESS,
     on_batch: Callable[[int], None] | None = None,
     quantize_inputs: int | None = None,
+    served: DegradationParams | None = None,
 ) -> Evaluation | None:
     """Degrade ``originals`` to level T and restore them directly and with ``sampler``.
 
@@ -103,7 +105,9 @@ def evaluate(
     Under torchrun the batches are dealt out to the ranks in turn and gathered on rank 0, which
     scores them and gets the :class:`Evaluation`; the other ranks get None. The degradation's
     random parameters are drawn in the same order whatever the number of ranks. ``on_batch``
-    receives the number of images this rank has done after each of its batches.
+    receives the number of images this rank has done after each of its batches. ``served`` are
+    per-image parameters the data serves for ``originals`` (a paired dataset's twins), used by a
+    degradation with ``data_params`` (:mod:`coldkit.data.served`).
     """
     restorer.eval()
     generator = torch.Generator().manual_seed(seed)
@@ -111,7 +115,8 @@ def evaluate(
     seconds = dict.fromkeys(ROWS, 0.0)
     for number, start in enumerate(range(0, len(originals), batch_size)):
         x0 = originals[start : start + batch_size].to(device)
-        params = degradation.sample_params(x0, generator)
+        rows = rows_of(served, slice(start, start + batch_size))
+        params = params_for(degradation, x0, generator, rows)
         if number % cluster.world_size != cluster.rank:
             continue
         t = torch.full((len(x0),), degradation.steps, dtype=torch.long, device=device)

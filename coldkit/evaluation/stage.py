@@ -12,6 +12,7 @@ from coldkit.evaluation.metrics import ROWS, Evaluation, evaluate
 from coldkit.runtime.progress import batch_progress
 from coldkit.protocols import Degradation, ImageSet
 from coldkit.runs.context import RunContext
+from coldkit.data.served import rows_of
 from coldkit.data.splits import evaluation_split
 
 
@@ -50,6 +51,7 @@ def evaluate_run(
             cluster=run.cluster,
             on_batch=on_batch,
             quantize_inputs=settings.quantize_inputs,
+            served=rows_of(split.params, slice(None, settings.num_images)),
         )
     if evaluation is not None:
         add_fid(run, evaluation)

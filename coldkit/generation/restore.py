@@ -29,6 +29,7 @@ from torch import Tensor
 from coldkit.config import resolve_sampler
 from coldkit.data.files import resize_images
 from coldkit.data.quantize import holds_levels
+from coldkit.data.served import data_params
 from coldkit.errors import ConfigError, DataError
 from coldkit.runs.opened import params_of_degraded_images
 from coldkit.data.imaging import save_grid, save_png, to_uint8_rgb
@@ -289,15 +290,20 @@ def restore_files(
     files = [Path(file) for file in files]
     outputs = output_paths(files, out_dir)
     inputs = load_images(files, run.context.channels, run.context.image_size, notify)
-    params_of_degraded_images(run.degradation, inputs)  # refuses random params it cannot know
-    notify(f"params: none (degradation {run.degradation.name!r} is deterministic)")
+    if callable(getattr(run.degradation, "params_of_degraded", None)):
+        t = _fully_degraded_level(run.degradation, t, estimate, notify)
+    else:
+        params_of_degraded_images(run.degradation, inputs)  # refuses params it cannot know
+        notify(f"params: none (degradation {run.degradation.name!r} is deterministic)")
     if t is None and not estimate:
         notify("no --t given: estimating each image's level (as with --estimate-t)")
 
     generator = torch.Generator().manual_seed(config.seed if seed is None else seed)
-    results, levels, errors = _restore_batches(run, sample, inputs, t, batch_size, generator)
+    results, levels, errors = _restore_batches(run, sample, inputs, t, batch_size)
     items = _restored_items(files, outputs, levels, errors, notify)
-    if config.train.quantize_inputs is None and holds_levels(inputs):
+    if config.train.quantize_inputs is None and holds_levels(inputs) and not data_params(
+        run.degradation
+    ):
         _warn_if_lossy(run, results, levels, generator, notify)
     make_output_folder(out_dir, None if out is not None else working.root)
     sheet = _write_restored(inputs, results, items, out_dir)
@@ -315,25 +321,40 @@ def _check_level_options(t: int | None, estimate: bool, steps: int) -> None:
         )
 
 
+def _fully_degraded_level(
+    degradation: Degradation, t: int | None, estimate: bool, notify: Notify
+) -> int:
+    """The level of files that are x_T themselves (``paired``): T, with y read from the file."""
+    steps = degradation.steps
+    if estimate or (t is not None and t != steps):
+        raise ConfigError(
+            f"degradation {degradation.name!r} restores files that are fully degraded: each file "
+            f"is x_T (t = T = {steps}) and its own y. Leave out --t and --estimate-t."
+        )
+    notify(f"no --t needed: degradation {degradation.name!r} starts from x_T = the file "
+           f"(t = T = {steps}) and uses y = the file at every sampler step")
+    return steps
+
+
 def _restore_batches(
     run: LoadedRun,
     sample: Sampler,
     inputs: Tensor,
     t: int | None,
     batch_size: int,
-    generator: torch.Generator,
 ) -> tuple[Tensor, list[int], list[float] | None]:
     """Restore ``inputs`` batch by batch at level ``t``, or at each image's estimated level.
 
     Returns the restored images (CPU, clamped to [0, 1]), each image's level, and each image's
     error at its estimated level (``None`` when ``t`` was given). The degradation's parameters
-    are drawn from ``generator`` once per batch, in order, so a seed reproduces the result.
+    are those of the degraded images themselves (:func:`params_of_degraded_images`: none for a
+    deterministic degradation, the file itself as ``paired``'s y).
     """
     restored, levels, errors = [], [], []
     with torch.no_grad():
         for start in range(0, len(inputs), batch_size):
             x = inputs[start : start + batch_size].to(run.device)
-            params = run.degradation.sample_params(x, generator)
+            params = params_of_degraded_images(run.degradation, x)
             if t is None:
                 level, table = estimate_levels(run.restorer, run.degradation, x, params)
                 errors.extend(table.gather(1, (level - 1)[:, None])[:, 0].tolist())

@@ -44,6 +44,7 @@ from coldkit.runtime.acceleration import sampling_note
 from coldkit.runs.exported import is_exported, shipped_prior, working_folder
 from coldkit.runtime.files import make_output_folder, write_json_atomic, write_text_atomic
 from coldkit.runtime.log import Notify
+from coldkit.data.served import data_params
 from coldkit.data.splits import evaluation_split, training_split
 
 #: The sections that make the model: a generation may not change them (the checkpoint is fixed).
@@ -299,12 +300,27 @@ def generation_config(
     return change
 
 
+def check_generation_offered(experiment: Experiment) -> None:
+    """Refuse generation, before anything trains, for a degradation whose parameters come from
+    the data (``paired``): there is no prior over its degraded images to start from."""
+    degradation = experiment.degradation
+    if experiment.prior is None or not data_params(degradation.record.component):
+        return
+    raise ConfigError(
+        f"Generation is not offered for degradation {degradation.record.name!r}: it learns from "
+        f"pairs, and its degraded images ({', '.join(data_params(degradation.record.component))}) "
+        "come from the data, so there is no prior to draw them from. Remove the [generate] "
+        "section; to restore degraded files use `coldkit restore RUN FILE...` (docs/paired.md)."
+    )
+
+
 def generate_from_run(
     loaded: LoadedRun, experiment: Experiment, console: Any, out: Path | None = None
 ) -> GenerationResult:
     """Generate with an opened run (its restorer already on its device) and ``experiment`` (the
     run's own, opened with :func:`generation_config`) into ``out`` (default
     ``RUN/generated/PRIOR-seedS-nN``)."""
+    check_generation_offered(experiment)
     settings = experiment.config.generate
     assert settings is not None and experiment.prior is not None
     seed = settings.seed if settings.seed is not None else experiment.config.seed
@@ -343,6 +359,7 @@ def _sampling_model(run: RunContext, loaded: LoadedRun) -> nn.Module:
 
 
 __all__ = [
+    "check_generation_offered",
     "GenerateOptions",
     "GenerationResult",
     "TrainedModel",

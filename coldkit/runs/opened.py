@@ -155,8 +155,11 @@ def params_of_degraded_images(degradation: Degradation, x_t: Tensor) -> Degradat
 
     For a degradation with random parameters the draw that degraded a file cannot be read back
     from it, and a fresh draw would restore against the wrong mask, snow or target image: that is
-    refused with :class:`ParamsError`.
+    refused with :class:`ParamsError`. A degradation that can read them from images at level T
+    (``params_of_degraded``; ``paired``: y is the image itself) gives them.
     """
+    if callable(getattr(degradation, "params_of_degraded", None)):
+        return degradation.params_of_degraded(x_t)
     probe = random_params(degradation, x_t)
     if probe:
         raise ParamsError(

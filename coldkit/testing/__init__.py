@@ -43,7 +43,7 @@ so a degradation that only touches colour is seen to act).
 
 from __future__ import annotations
 
-from coldkit.testing._common import build_context, make_test_images
+from coldkit.testing._common import WithParams, build_context, make_test_images, serve_test_params
 from coldkit.testing.dataset import SPLIT_NAMES  # noqa: F401  (public before; not in __all__)
 from coldkit.testing.dataset import check_dataset
 from coldkit.testing.degradation import (
@@ -71,6 +71,7 @@ __all__ = [
     "ContractReport",
     "OraclePrior",
     "PluginReport",
+    "WithParams",
     "build_context",
     "builtin_degradations",
     "check_cost",
@@ -91,4 +92,5 @@ __all__ = [
     "check_sampler",
     "make_test_images",
     "measure_cost_ratio",
+    "serve_test_params",
 ]

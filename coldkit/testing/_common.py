@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from coldkit.data.served import data_params
 from coldkit.data.splits import DatasetReader
 from coldkit.plugins import Registry
 from coldkit.protocols import BuildContext, DatasetAccess, Degradation, Split
@@ -75,6 +76,51 @@ def _max_difference(a: Tensor, b: Tensor) -> float:
 
 def _resolve_images(images: Tensor | None) -> Tensor:
     return make_test_images() if images is None else images
+
+
+class WithParams:
+    """``degradation`` whose ``sample_params`` returns given ``params`` instead of a draw: how the
+    checks exercise a degradation whose parameters come from the data (``data_params``, e.g.
+    ``paired``'s ``y``) or that the data serves beside its own draws.
+
+    For a batch like ``x0`` it returns the params' rows ``0 .. len(x0) - 1`` (repeated when the
+    batch is larger), resized to ``x0``'s size and channel count, on ``x0``'s device and dtype.
+    """
+
+    def __init__(self, degradation: Degradation, params: dict[str, Tensor]) -> None:
+        self.degradation, self.params = degradation, params
+        self.name = degradation.name
+        self.description = degradation.description
+        self.steps = degradation.steps
+        self.random_params = tuple(params)
+
+    def sample_params(self, x0: Tensor, generator: torch.Generator | None = None):
+        index = torch.arange(len(x0)) % len(next(iter(self.params.values())))
+        return {key: _like(value[index], x0) for key, value in self.params.items()}
+
+    def degrade(self, x0: Tensor, t: Tensor, params=None) -> Tensor:  # type: ignore[no-untyped-def]
+        return self.degradation.degrade(x0, t, params)
+
+
+def serve_test_params(degradation: Degradation) -> Degradation:
+    """``degradation`` itself, or, for one whose parameters come from the data (``data_params``,
+    e.g. ``paired``'s twin y), the same with seeded test images served as those parameters (a
+    :class:`WithParams`), so every check can run it on test images alone."""
+    names = data_params(degradation)
+    if not names:
+        return degradation
+    served = {name: make_test_images(8, seed=101 + number) for number, name in enumerate(names)}
+    drawn = degradation.sample_params(served[names[0]], _generator(0))
+    return WithParams(degradation, {**drawn, **served})  # type: ignore[return-value]
+
+
+def _like(value: Tensor, x0: Tensor) -> Tensor:
+    """``value`` (a batch of images) at ``x0``'s size, channels, device and dtype."""
+    if value.shape[-2:] != x0.shape[-2:]:
+        value = F.interpolate(value.double(), size=tuple(x0.shape[-2:]), mode="bilinear")
+    if value.shape[1] != x0.shape[1]:
+        value = value.mean(1, keepdim=True).expand(-1, x0.shape[1], -1, -1)
+    return value.to(device=x0.device, dtype=x0.dtype).contiguous()
 
 
 def _named(component: object, kind: str) -> str:

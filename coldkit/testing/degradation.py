@@ -12,6 +12,7 @@ from torch import Tensor
 
 from coldkit.protocols import DEGRADED_RANGE, Degradation, DegradationParams
 from coldkit.testing._common import (
+    WithParams,
     _full,
     _generator,
     _label,
@@ -312,6 +313,7 @@ def check_degradation(
     cost_factor: float = 3.0,
     dtypes: Sequence[torch.dtype] = (torch.float32, torch.float64),
     atol: float = 1e-5,
+    params: DegradationParams | None = None,
 ) -> ContractReport:
     """Run every contract check on ``degradation``; raise :class:`AssertionError` on the first
     failure.
@@ -319,9 +321,13 @@ def check_degradation(
     ``images`` (default: :func:`make_test_images`, 8 colour images of 16x16) are the ``x0`` of the
     checks; the cost check uses its own batch of 64 images of 32x32 with as many channels.
     ``expect_change=False`` accepts a degradation that leaves ``images`` unchanged at ``t = T``;
-    ``check_speed=False`` skips the timing (e.g. on a busy machine).
+    ``check_speed=False`` skips the timing (e.g. on a busy machine). ``params`` are parameters
+    for ``images`` that come from the data (``paired``: ``{"y": twins}``), used in place of
+    ``sample_params`` by every check (see :class:`~coldkit.testing._common.WithParams`).
     """
     x0 = _resolve_images(images)
+    if params is not None:
+        degradation = WithParams(degradation, params)  # type: ignore[assignment]
     report = ContractReport(name=str(getattr(degradation, "name", type(degradation).__name__)))
     checks: list[tuple[str, Callable[[], object]]] = [
         ("interface", lambda: check_interface(degradation)),

@@ -22,7 +22,7 @@ from coldkit.runs.opened import params_of_degraded_images
 from coldkit.generation.sampling import generate_samples
 from coldkit.plugins import Registry
 from coldkit.protocols import Degradation, DegradationParams, Sampler
-from coldkit.testing._common import _full, _generator, _label, _resolve_images
+from coldkit.testing._common import WithParams, _full, _generator, _label, _resolve_images
 from coldkit.testing.sampler import _OracleRestorer
 
 
@@ -69,14 +69,18 @@ def check_generation(
     sampler: Sampler | None = None,
     seed: int = 0,
     atol: float = 1e-4,
+    params: DegradationParams | None = None,
 ) -> list[str]:
     """Generation and restore with an oracle restorer and an oracle prior give back x0.
 
     ``images`` (default: :func:`make_test_images`) are the x0; ``sampler`` defaults to the
     built-in ``improved`` (Algorithm 2). Returns the names of the checks passed; raises
-    :class:`AssertionError` naming the first failure.
+    :class:`AssertionError` naming the first failure. ``params`` are parameters for ``images``
+    that come from the data (``paired``: ``{"y": twins}``), used in place of ``sample_params``.
     """
     x0 = _resolve_images(images).float()
+    if params is not None:
+        degradation = WithParams(degradation, params)  # type: ignore[assignment]
     sample = sampler or Registry.discover().get("sampler", "improved").build()
     label = _label(degradation)
     params = degradation.sample_params(x0, _generator(seed))

@@ -19,6 +19,7 @@ from coldkit.testing._common import (
     _named,
     make_test_images,
     build_context,
+    serve_test_params,
 )
 
 
@@ -90,7 +91,8 @@ def builtin_degradations() -> list[Degradation]:
     """Every degradation of the built-in distribution (``coldkit``), with its default parameters,
     found through :meth:`coldkit.plugins.Registry.discover` and built with
     :func:`build_context`; one whose data is not available here (morph without
-    Fashion-MNIST) is left out."""
+    Fashion-MNIST) is left out. One whose parameters come from the data (``paired``) gets test
+    images as those parameters (:class:`~coldkit.testing._common.WithParams`)."""
     from coldkit.plugins import BUILTIN_DISTRIBUTION, Registry
 
     registry = Registry.discover()
@@ -99,6 +101,7 @@ def builtin_degradations() -> list[Degradation]:
         for name, record in sorted(registry.records["degradation"].items())
         if record.distribution == BUILTIN_DISTRIBUTION
     ]
+    built = [serve_test_params(degradation) for degradation in built]
     return [degradation for degradation in built if _data_available(degradation)]
 
 

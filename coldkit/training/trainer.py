@@ -19,6 +19,7 @@ from coldkit.runtime import acceleration
 from coldkit.data.augment import apply_augmentation, augmentation_enabled, draw_augmentation
 from coldkit.data.batches import InMemoryBatches, TrainingBatches
 from coldkit.data.quantize import draw_share, quantize_samples
+from coldkit.data.served import served_rows
 from coldkit.runs.checkpoint import check_trained_for, keep_copy, load_checkpoint, save_atomic
 from coldkit.config import TrainSection
 from coldkit.runtime.distributed import SINGLE_PROCESS, Cluster, check_batch_split
@@ -366,15 +367,21 @@ class Trainer:
         x0 = batch.x0.to(device, non_blocking=True)
         if x0.dtype == torch.uint8:  # streamed images stay uint8 until they reach the device
             x0 = x0.float().div_(255.0)
+        served = batch.params
         if augmentation_enabled(settings.augment):
             drawn = draw_augmentation(settings.augment, settings.batch_size, self.generator)
-            x0 = apply_augmentation(x0, {key: value[share] for key, value in drawn.items()})
+            mine = {key: value[share] for key, value in drawn.items()}
+            x0 = apply_augmentation(x0, mine)
+            if served is not None:  # a pair moves together: the twin gets the same augmentation
+                served = {key: apply_augmentation(value.to(device), mine)
+                          for key, value in served.items()}
         like = x0 if not self.cluster.enabled else batch.global_like
         steps = self.degradation.steps
         t = torch.randint(1, steps + 1, (settings.batch_size,), generator=self.generator)
         params = self.degradation.sample_params(like, self.generator)
         if self.cluster.enabled:
             params = {key: value[share].to(device) for key, value in params.items()}
+        params = {**params, **served_rows(self.degradation, x0, served)}  # rows: this rank's
         return x0, t[share].to(device), params
 
     def train_step(self) -> Tensor:

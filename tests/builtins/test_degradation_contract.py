@@ -23,7 +23,7 @@ from coldkit.testing import (
     check_preserves_tensor,
     make_test_images,
 )
-from coldkit.testing import build_context as checks_context
+from coldkit.testing import build_context as checks_context, serve_test_params
 from coldkit_plugins.samplers import improved
 
 REGISTRY = Registry.discover()
@@ -38,7 +38,8 @@ def build(name: str, **params):
     record = REGISTRY.get("degradation", name)
     if name == "morph":  # a target that is there without Fashion-MNIST's files
         params = {"target": "synthetic", "target_params": {"seed": 7}, **params}
-    return record.build(params, checks_context())
+    # paired's y comes from the data: the kit serves test images as y.
+    return serve_test_params(record.build(params, checks_context()))
 
 
 def test_every_builtin_is_discovered():

@@ -82,7 +82,7 @@ def test_show_degradation_uses_the_config_images_and_parameters(tmp_path: Path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["nonsense"], "Registered degradations: blur, decolor, mask, morph, noise, pixelate, snow"),
+        (["nonsense"], "Registered degradations: blur, decolor, mask, morph, noise, paired, pixelate, snow"),
         (["mask", "--set", "colour=3"], "unknown key 'degradation.colour'"),
         (["mask", "--set", "dataset.size=3"], "key=value"),
         (["pixelate", "--set", "steps=9"], "below one pixel"),

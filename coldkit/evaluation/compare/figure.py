@@ -15,7 +15,9 @@ from coldkit.data.imaging import save_grid
 from coldkit.plugins import Registry
 from coldkit.runs.folder import open_run
 from coldkit.runs.opened import LoadedRun
+from coldkit.data.served import data_params, params_for, rows_of
 from coldkit.data.splits import evaluation_split
+from coldkit.protocols import DegradationParams
 
 
 @dataclass
@@ -37,10 +39,16 @@ class _Reference:
     size: int
     channels: int
     images: Tensor
+    #: Parameters the data serves for these images (a paired dataset's twins), or None.
+    served: DegradationParams | None = None
 
     def mismatch(self, name: str, loaded: LoadedRun) -> str | None:
         """Why run ``name`` cannot restore these images, or None when it can."""
         size, channels = loaded.context.image_size, loaded.context.channels
+        wanted = [key for key in data_params(loaded.degradation) if key not in (self.served or {})]
+        if wanted:
+            return (f"{name} is not in the figure: its degradation takes {', '.join(wanted)} "
+                    f"from the data, and {self.name}'s held-out images come without it")
         if (size, channels) == (self.size, self.channels):
             return None
         return (
@@ -90,7 +98,7 @@ def write_comparison_figure(
         elif (problem := reference.mismatch(summary.name, loaded)) is not None:
             notes.append(problem)
             continue
-        columns += _draw_run(summary, loaded, reference.images, notes)
+        columns += _draw_run(summary, loaded, reference, notes)
         # save_grid cuts labels to the cell width: the run's name first, then what the column is.
         labels += [
             f"{summary.name} T={loaded.degradation.steps}",
@@ -117,15 +125,16 @@ def _reference(summary: RunSummary, loaded: LoadedRun, images: int | None) -> _R
             f"The comparison figure needs the held-out images of {summary.name}: {error} "
             "To compare without the figure, pass --no-figure."
         ) from None
-    return _Reference(summary.name, size, channels, split.images[:count])
+    return _Reference(summary.name, size, channels, split.images[:count],
+                      rows_of(split.params, slice(None, count)))
 
 
 def _draw_run(
-    summary: RunSummary, loaded: LoadedRun, originals: Tensor, notes: list[str]
+    summary: RunSummary, loaded: LoadedRun, reference: _Reference, notes: list[str]
 ) -> list[Tensor]:
     """The run's two columns, degraded and sampled (its ``[sampling]`` switches applied when it
     was opened); an unfinished run's step goes to ``notes``."""
-    degraded, sampled = _degrade_and_sample(loaded, originals)
+    degraded, sampled = _degrade_and_sample(loaded, reference.images, reference.served)
     if not summary.finished:
         notes.append(
             f"{summary.name} is not finished: the figure shows its checkpoint at step "
@@ -135,12 +144,15 @@ def _draw_run(
 
 
 @torch.no_grad()
-def _degrade_and_sample(loaded: LoadedRun, originals: Tensor) -> tuple[Tensor, Tensor]:
-    """D(x0, T) with the run's degradation and its sampler's restoration, as its evaluation does."""
+def _degrade_and_sample(
+    loaded: LoadedRun, originals: Tensor, served: DegradationParams | None
+) -> tuple[Tensor, Tensor]:
+    """D(x0, T) with the run's degradation and its sampler's restoration, as its evaluation does
+    (``served``: what the data serves for ``originals``, for a degradation that reads it)."""
     degradation = loaded.degradation
     x0 = originals.to(loaded.device)
     generator = torch.Generator().manual_seed(loaded.experiment.config.seed)
-    params = degradation.sample_params(x0, generator)
+    params = params_for(degradation, x0, generator, served)
     t = torch.full((len(x0),), degradation.steps, dtype=torch.long, device=loaded.device)
     x_t = degradation.degrade(x0, t, params)
     sampler = loaded.experiment.sampler.build()
