@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from coldkit.errors import ColdkitError, ConfigError, TrainingError
+from coldkit.params import parameter_schema
 from coldkit.plugins import DISABLE_ENV, TRACE_ENV, Kind, Registry
 
 app = typer.Typer(
@@ -316,7 +317,7 @@ def _listing(kind: Kind, as_json: bool) -> None:
                 "plugin": record.plugin,
                 "distribution": record.distribution,
                 "version": record.version,
-                "parameters": record.params_model.model_json_schema().get("properties", {}),
+                "parameters": parameter_schema(record.params_model),
             }
             for record in records
         ]

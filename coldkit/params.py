@@ -110,10 +110,32 @@ class PcaMixtureParams(MixtureParams):
     )
 
 
+def parameter_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The JSON schema of each key of a ``Params`` model (``list-* --json``), with nested models
+    (a :class:`DatasetRef`, your own sub-models) written out in place of pydantic's ``$ref``."""
+    schema = model.model_json_schema()
+    definitions = schema.get("$defs", {})
+
+    def inline(node: Any, seen: tuple[str, ...] = ()) -> Any:
+        if isinstance(node, list):
+            return [inline(item, seen) for item in node]
+        if not isinstance(node, dict):
+            return node
+        reference = node.get("$ref", "")
+        name = reference.rpartition("/")[2]
+        if reference.startswith("#/$defs/") and name in definitions and name not in seen:
+            rest = {key: value for key, value in node.items() if key != "$ref"}
+            return {**inline(definitions[name], (*seen, name)), **inline(rest, seen)}
+        return {key: inline(value, seen) for key, value in node.items() if key != "$defs"}
+
+    return inline(schema.get("properties", {}))
+
+
 __all__ = [
     "DatasetRef",
     "MixtureParams",
     "PcaMixtureParams",
     "SplitParams",
     "dataset_references",
+    "parameter_schema",
 ]

@@ -145,3 +145,15 @@ def test_the_old_target_params_spelling_still_resolves(tmp_path: Path):
     data["degradation"]["target_params"] = {"count": "many"}
     with pytest.raises(ConfigError, match="degradation.target.count"):
         build_experiment(data, Registry.discover())
+
+
+def test_list_json_writes_a_dataset_reference_out_in_full():
+    import json
+
+    result = CliRunner().invoke(app, ["list-degradations", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {row["name"]: row for row in json.loads(result.output)}
+    target = rows["morph"]["parameters"]["target"]
+    assert "$ref" not in json.dumps(rows)  # every nested model inlined, no dangling reference
+    assert target["title"] == "DatasetRef" and target["required"] == ["name"]
+    assert set(target["properties"]) == {"name", "params"}
