@@ -379,8 +379,11 @@ def _section_dict(section: dict[str, Any], resolved: ResolvedPlugin) -> dict[str
 
 
 def _is_section_key(key: str) -> bool:
-    """A key coldkit keeps for itself in a plugin section (``[dataset]``'s image_size ...)."""
-    return any(key in model.model_fields for model in (DatasetSection, PriorSection))
+    """A key coldkit keeps for itself in a plugin section (``[dataset]``'s image_size,
+    ``[degradation]``'s path_noise ...)."""
+    return any(
+        key in model.model_fields for model in (DatasetSection, DegradationSection, PriorSection)
+    )
 
 
 def read_toml(path: Path) -> dict[str, Any]:

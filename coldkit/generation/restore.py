@@ -436,16 +436,7 @@ def save_image(image: Tensor, path: Path) -> Path:
 
 
 __all__ = [
-    "MAX_ASPECT_RATIO",
-    "RestoreReport",
-    "LOSSY_SPREAD_GREY_LEVELS",
-    "RestoredImage",
-    "estimate_levels",
-    "lossy_level",
-    "fit_image",
-    "load_images",
-    "output_paths",
-    "read_image",
-    "restore_files",
-    "save_image",
+    "LOSSY_SPREAD_GREY_LEVELS", "MAX_ASPECT_RATIO", "RestoreReport", "RestoredImage",
+    "estimate_levels", "fit_image", "load_images", "lossy_level", "output_paths", "read_image",
+    "restore_files", "save_image",
 ]

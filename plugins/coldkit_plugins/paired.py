@@ -3,7 +3,7 @@
 ``D(x0, t; y) = (1 - w_t) x0 + w_t y + sigma_t n``, with ``w_t`` rising from 0 at ``t = 0`` to 1
 at ``t = T`` (``t/T``, InDI's linear path, or ``sin^2(pi t / 2T)``), ``y`` the degraded twin of
 ``x0`` that the data serves (``data_params = ("y",)``: a ``paired-folder`` dataset, or an
-``ImageSet`` with ``params={"y": ...}``), and optional noise ``sigma_t = 2 path_noise
+``ImageSet`` with ``params={"y": ...}``), and optional noise ``sigma_t = 2 bridge_noise
 sqrt(w_t (1 - w_t))`` on a field ``n`` drawn by ``sample_params``: none at either end, so
 ``D(x0, T) = y`` exactly and a real degraded file *is* ``x_T``.
 
@@ -47,14 +47,14 @@ class Paired:
         self.params = params or PairedParams()
         self.steps = self.params.steps
         self.weight = path_weights(self.params.schedule, self.steps)
-        self.sigma = 2.0 * self.params.path_noise * (self.weight * (1.0 - self.weight)).sqrt()
+        self.sigma = 2.0 * self.params.bridge_noise * (self.weight * (1.0 - self.weight)).sqrt()
         #: What sample_params draws (plugin API 4): the path's noise field, if any.
-        self.random_params: tuple[str, ...] = ("noise",) if self.params.path_noise > 0 else ()
+        self.random_params: tuple[str, ...] = ("noise",) if self.params.bridge_noise > 0 else ()
 
     def sample_params(
         self, x0: Tensor, generator: torch.Generator | None = None
     ) -> DegradationParams:
-        """The path's noise field (when ``path_noise > 0``); y comes from the data, not a draw."""
+        """The path's noise field (when ``bridge_noise > 0``); y comes from the data, not a draw."""
         check_images(x0)
         if not self.random_params:
             return {}
@@ -85,7 +85,7 @@ class Paired:
         out = x0 + weight * (y - x0)
         if self.random_params:
             if "noise" not in params:  # type: ignore[operator]
-                raise ValueError("paired with path_noise > 0 needs params['noise'] (sample_params)")
+                raise ValueError("paired with bridge_noise > 0 needs params['noise'] (sample_params)")
             sigma = self.sigma.to(device=x0.device, dtype=x0.dtype)[t].view(-1, 1, 1, 1)
             out = out + sigma * params["noise"].to(device=x0.device, dtype=x0.dtype)  # type: ignore[index]
         return torch.where((t == 0).view(-1, 1, 1, 1), x0, out)

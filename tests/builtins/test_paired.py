@@ -140,7 +140,7 @@ def test_pairs_from_tensors_split_like_the_datasets_and_refuse_mismatched_shapes
 
 
 # ------------------------------------------------------------------------------------- paired
-@pytest.mark.parametrize("params", [PairedParams(), PairedParams(path_noise=0.05, schedule="cosine")])
+@pytest.mark.parametrize("params", [PairedParams(), PairedParams(bridge_noise=0.05, schedule="cosine")])
 def test_paired_passes_the_kit_with_y_as_its_params(params: PairedParams):
     degradation = Paired(params)
     x0, y = make_test_images(8, 16, 3, seed=0), make_test_images(8, 16, 3, seed=1)
@@ -150,7 +150,7 @@ def test_paired_passes_the_kit_with_y_as_its_params(params: PairedParams):
 
 
 def test_the_path_runs_from_x0_to_exactly_y():
-    degradation = Paired(PairedParams(steps=4, path_noise=0.1))
+    degradation = Paired(PairedParams(steps=4, bridge_noise=0.1))
     x0, y = torch.rand(2, 1, 8, 8), torch.rand(2, 1, 8, 8)
     params = {"y": y, **degradation.sample_params(x0, torch.Generator().manual_seed(0))}
     assert torch.equal(degradation.degrade(x0, torch.tensor([4, 4]), params), y)
@@ -250,7 +250,7 @@ def test_coldkit_generate_on_a_paired_run_is_refused(paired_run: tuple[Path, Pat
 def test_training_batches_carry_each_images_own_twin_augmented_alike(tmp_path: Path):
     from coldkit.config import TrainSection
     from coldkit.data.batches import InMemoryBatches
-    from coldkit.protocols import RestorerContext
+    from coldkit.protocols import BuildContext
     from coldkit.training.trainer import Trainer
     from coldkit_plugins.entries.unet import UNetParams
     from coldkit_plugins.unet import UNet
@@ -258,7 +258,8 @@ def test_training_batches_carry_each_images_own_twin_augmented_alike(tmp_path: P
     images = torch.rand(16, 1, 16, 16, generator=torch.Generator().manual_seed(0))
     twins = 1.0 - images  # each twin is known from its image: a wrong row would show
     settings = TrainSection(steps=1, batch_size=8, lr=1e-3, augment={"shift": 2, "flip": True})
-    unet = UNet(UNetParams(width=8, multipliers=[1, 2], attention_levels=[]), RestorerContext(1, 16, 4))
+    unet = UNet(UNetParams(width=8, multipliers=[1, 2], attention_levels=[]),
+                context=BuildContext(image_size=16, channels=1, steps=4))
     trainer = Trainer(unet, Paired(PairedParams(steps=4)), InMemoryBatches(images, {"y": twins}),
                       settings, 0, torch.device("cpu"), tmp_path / "last.pt")
     x0, _, params = trainer.draw_batch()

@@ -67,6 +67,7 @@ def test_build_context_builds_every_builtin_of_every_kind(kind):
     for name, record in sorted(registry.records[kind].items()):
         params = {"target": SYNTHETIC} if name in ("morph", "morph-target") else {}
         params = {"path": "images"} if name == "image-folder" else params  # read on load only
+        params = {"clean": "c", "degraded": "d"} if name == "paired-folder" else params
         component = record.build(params, context)
         assert component is not None, name
         built += 1

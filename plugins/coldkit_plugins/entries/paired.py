@@ -31,7 +31,7 @@ class PairedParams(BaseModel):
         description="weight of y at level t: t/T (linear, InDI's) or sin^2(pi t / 2T) (cosine: "
         "finer steps near both ends)",
     )
-    path_noise: float = Field(
+    bridge_noise: float = Field(
         0.0,
         ge=0.0,
         description="std of Gaussian noise on the path at its middle, 2 sqrt(w (1 - w)) times this "
