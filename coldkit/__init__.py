@@ -11,7 +11,7 @@ import os
 os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
 from coldkit.errors import ColdkitError
-from coldkit.hookspecs import PLUGIN_API_VERSION, hookimpl
+from coldkit.hookspecs import PLUGIN_API_VERSION, Listing, hookimpl
 from coldkit.protocols import (
     BuildContext,
     DatasetAccess,
@@ -53,6 +53,7 @@ __all__ = [
     "Degradation",
     "DegradationParams",
     "ImageSet",
+    "Listing",
     "NoParams",
     "PLUGIN_API_VERSION",
     "Prior",

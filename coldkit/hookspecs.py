@@ -59,9 +59,13 @@ Built-in plugins use these same hooks through the same entry-point group.
 
 from __future__ import annotations
 
-from typing import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
 
 import pluggy
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 PROJECT_NAME = "coldkit"
 #: The plugin API coldkit promises (hook names, ``register``'s signature, the protocols as
@@ -74,6 +78,30 @@ hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 Register = Callable[..., None]
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A component's name, description, parameter model and import path, stated once.
+
+    Write it in a module without torch (beside the parameter model), register with it in the hook
+    (``SWIRL.register(register)``: registration by path, so listing never imports the component),
+    and let the class read its attributes from it (``name = SWIRL.name``, ``description =
+    SWIRL.description``, ``Params = SWIRL.params``), so the text exists in one place. coldkit's
+    built-ins are registered this way (``coldkit_plugins/entries/``); ``check_plugin`` fails a
+    class whose own ``name``, ``description`` or ``Params`` differ from its registration.
+    """
+
+    name: str
+    description: str
+    #: ``"package.module:Attribute"``, imported the first time a run builds the component.
+    target: str
+    #: The parameter model (``None`` for a sampler, which takes no parameters).
+    params: "type[BaseModel] | None" = None
+
+    def register(self, register: Register) -> None:
+        """Register the component by path with its name, description and parameter model."""
+        register(self.target, name=self.name, description=self.description, params=self.params)
 
 
 @hookspec

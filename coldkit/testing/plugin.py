@@ -309,6 +309,14 @@ def _check_registered_path(record: PluginRecord, key: str) -> list[str]:
         f"{key}: registered by path {record.target!r} with params={record.params_model.__name__}"
         f", but the component's Params is {own.__name__}: register it with the same model"
     )
+    for attribute in ("name", "description"):
+        stated = getattr(component, attribute, None)
+        registered = getattr(record, attribute)
+        assert not isinstance(stated, str) or stated == registered, (
+            f"{key}: registered by path {record.target!r} as {attribute} {registered!r}, but the "
+            f"component's own {attribute} is {stated!r}: state it once, in a coldkit.Listing the "
+            f"registration and the class both read (docs/plugins.md)"
+        )
     return ["registered by path"]
 
 

@@ -112,6 +112,24 @@ def test_the_kit_catches_a_params_model_that_differs_from_the_components(site: P
         check_plugin("coldkit-lazy-dim", check_speed=False)
 
 
+def test_the_kit_catches_a_description_written_twice_that_drifted(site: Path):
+    # Stated on the class and at registration, the two texts drift apart; the kit says so.
+    _install(site, IMPLEMENTATION.replace(
+        'description = "darken linearly in t"', 'description = "darken in t"',
+    ))
+    with pytest.raises(AssertionError, match="state it once, in a coldkit.Listing"):
+        check_plugin("coldkit-lazy-dim", check_speed=False)
+
+
+def test_a_listing_states_a_component_once_for_registration_and_class():
+    from coldkit import Listing
+
+    seen: list[tuple] = []
+    listing = Listing(name="dim", description="darken", target="lazy_dim_impl:Dim")
+    listing.register(lambda *args, **kwargs: seen.append((args, kwargs)))
+    assert seen == [(("lazy_dim_impl:Dim",), {"name": "dim", "description": "darken", "params": None})]
+
+
 def test_a_path_that_does_not_import_is_an_error_naming_the_package(site: Path):
     _install(site, "raise ImportError('kornia is not installed')\n")
     record = Registry.discover().get("degradation", "dim")  # listing still works

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from coldkit import hookimpl
 from coldkit.params import SplitParams
-from coldkit_plugins.entries import Listing
+from coldkit import Listing
 
 #: Components registered by path (plugin API 3).
 COLDKIT_PLUGIN_API = 3

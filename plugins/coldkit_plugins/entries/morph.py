@@ -10,7 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from coldkit import DatasetRef, hookimpl
-from coldkit_plugins.entries import Listing
+from coldkit import Listing
 
 #: These components take the build context (API 2) and are registered by path (API 3).
 COLDKIT_PLUGIN_API = 3

@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from coldkit import hookimpl
-from coldkit_plugins.entries import Listing
+from coldkit import Listing
 from coldkit_plugins.entries.datasets import SplitParams
 
 #: Components registered by path (plugin API 3).

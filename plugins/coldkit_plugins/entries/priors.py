@@ -9,7 +9,7 @@ from pydantic import Field
 
 from coldkit import NoParams, hookimpl
 from coldkit.params import MixtureParams, PcaMixtureParams
-from coldkit_plugins.entries import Listing
+from coldkit import Listing
 
 #: Components registered by path (plugin API 3).
 COLDKIT_PLUGIN_API = 3

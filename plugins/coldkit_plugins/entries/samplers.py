@@ -6,7 +6,7 @@ The samplers live in ``coldkit_plugins.samplers``, imported the first time a run
 from __future__ import annotations
 
 from coldkit import hookimpl
-from coldkit_plugins.entries import Listing
+from coldkit import Listing
 
 #: Components registered by path (plugin API 3), called by the API 4 sampler protocol.
 COLDKIT_PLUGIN_API = 4

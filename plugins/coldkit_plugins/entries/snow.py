@@ -9,7 +9,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from coldkit import hookimpl
-from coldkit_plugins.entries import Listing
+from coldkit import Listing
 
 #: Components registered by path (plugin API 3).
 COLDKIT_PLUGIN_API = 3

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from coldkit import hookimpl
-from coldkit_plugins.entries import Listing
+from coldkit import Listing
 
 #: Components registered by path (plugin API 3).
 COLDKIT_PLUGIN_API = 3

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from coldkit import ImageSet
 from coldkit.data import take_split
-from coldkit_swirl.params import StripesParams
+from coldkit_swirl.params import STRIPES, StripesParams
 
 
 def make_stripes(count: int, size: int, channels: int, seed: int) -> torch.Tensor:
@@ -37,8 +37,8 @@ def make_stripes(count: int, size: int, channels: int, seed: int) -> torch.Tenso
 class Stripes:
     """Seeded coloured stripes: three disjoint splits of one seeded set."""
 
-    name: ClassVar[str] = "stripes"
-    description: ClassVar[str] = "seeded coloured stripes at random angles (no download)"
+    name: ClassVar[str] = STRIPES.name
+    description: ClassVar[str] = STRIPES.description
     Params: ClassVar[type[BaseModel]] = StripesParams
 
     def __init__(self, params: StripesParams | None = None) -> None:

@@ -20,14 +20,14 @@ from pydantic import BaseModel
 from torch import Tensor
 
 from coldkit import DegradationParams
-from coldkit_swirl.params import SwirlParams
+from coldkit_swirl.params import SWIRL, SwirlParams
 
 
 class Swirl:
     """Twist the image about its centre by an angle proportional to ``t``."""
 
-    name: ClassVar[str] = "swirl"
-    description: ClassVar[str] = "twist about the centre, the angle growing with t (grid_sample)"
+    name: ClassVar[str] = SWIRL.name
+    description: ClassVar[str] = SWIRL.description
     Params: ClassVar[type[BaseModel]] = SwirlParams
 
     def __init__(self, params: SwirlParams | None = None) -> None:

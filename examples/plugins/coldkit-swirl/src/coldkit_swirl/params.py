@@ -1,5 +1,9 @@
-"""Every component's parameter model, without torch: ``plugin.py`` imports only this module, so
-``coldkit list-*``, ``plugins`` and ``validate`` never import torch for coldkit-swirl."""
+"""Every component's parameter model and listing, without torch: ``plugin.py`` imports only this
+module, so ``coldkit list-*``, ``plugins`` and ``validate`` never import torch for coldkit-swirl.
+
+Each component's name, description, parameter model and import path are stated once, in its
+:class:`coldkit.Listing` at the end: ``plugin.py`` registers with it and each class reads its
+``name``, ``description`` and ``Params`` from it."""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from coldkit import Listing
 from coldkit.params import PcaMixtureParams, SplitParams
 
 
@@ -56,3 +61,35 @@ class StripesParams(SplitParams):
     size: int = Field(32, ge=4, description="side of the square images")
     channels: Literal[1, 3] = Field(3, description="1: grey, 3: colour")
     seed: int = Field(0, description="seed of the images")
+
+
+SWIRL = Listing(
+    name="swirl",
+    description="twist about the centre, the angle growing with t (grid_sample)",
+    target="coldkit_swirl.degradation:Swirl",
+    params=SwirlParams,
+)
+SWIRL_CNN = Listing(
+    name="swirl-cnn",
+    description="small time-conditioned conv net (dilated residual blocks, FiLM)",
+    target="coldkit_swirl.restorer:SwirlCNN",
+    params=SwirlCNNParams,
+)
+#: A sampler takes no parameters: its name and description only.
+STRIDE_2 = Listing(
+    name="stride-2",
+    description="Algorithm 2 two levels at a time: x_{s-2} = x_s - D(x̂0, s) + D(x̂0, s-2)",
+    target="coldkit_swirl.sampler:stride_2",
+)
+SWIRL_PCA = Listing(
+    name="swirl-pca",
+    description="PCA mixture over swirled images, with the swirl's own centre draw",
+    target="coldkit_swirl.prior:SwirlPrior",
+    params=SwirlPriorParams,
+)
+STRIPES = Listing(
+    name="stripes",
+    description="seeded coloured stripes at random angles (no download)",
+    target="coldkit_swirl.dataset:Stripes",
+    params=StripesParams,
+)

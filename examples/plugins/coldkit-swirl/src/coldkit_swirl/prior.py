@@ -19,14 +19,14 @@ from pydantic import BaseModel
 
 from coldkit import BuildContext
 from coldkit.blocks import PcaMixturePrior, PriorWithDrawnParams
-from coldkit_swirl.params import SwirlPriorParams
+from coldkit_swirl.params import SWIRL_PCA, SwirlPriorParams
 
 
 class SwirlPrior(PriorWithDrawnParams):
     """A PCA mixture over swirled images, with the run's swirl drawing the centres."""
 
-    name: ClassVar[str] = "swirl-pca"
-    description: ClassVar[str] = "PCA mixture over swirled images, with the swirl's centre draw"
+    name: ClassVar[str] = SWIRL_PCA.name
+    description: ClassVar[str] = SWIRL_PCA.description
     Params: ClassVar[type[BaseModel]] = SwirlPriorParams
 
     def __init__(self, params: SwirlPriorParams, *, context: BuildContext) -> None:

@@ -14,14 +14,14 @@ from pydantic import BaseModel
 from torch import Tensor, nn
 
 from coldkit import BuildContext
-from coldkit_swirl.params import SwirlCNNParams
+from coldkit_swirl.params import SWIRL_CNN, SwirlCNNParams
 
 
 class SwirlCNN(nn.Module):
     """``R(x_t, t) = x_t + head(blocks(stem(x_t), t / T))``."""
 
-    name: ClassVar[str] = "swirl-cnn"
-    description: ClassVar[str] = "small time-conditioned conv net (dilated residual blocks, FiLM)"
+    name: ClassVar[str] = SWIRL_CNN.name
+    description: ClassVar[str] = SWIRL_CNN.description
     Params: ClassVar[type[BaseModel]] = SwirlCNNParams
 
     def __init__(self, params: SwirlCNNParams, *, context: BuildContext) -> None:
