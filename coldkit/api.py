@@ -2,7 +2,7 @@
 notebook or a script.
 
 Every function here calls the same code the command line calls — :func:`coldkit.run.claimed_run`
-and :func:`coldkit.run.execute` to train and evaluate, :func:`coldkit.runs.folder.open_run` to load
+and :func:`coldkit.run.execute` to train and evaluate, :func:`coldkit.runs.opened.open_run` to load
 a run folder, :func:`coldkit.generation.stage.generate_from_run` to generate, and the plugin
 :class:`~coldkit.plugins.Registry` for samplers — so a run made here is the run the command line
 would have made, and the other way round::
@@ -40,8 +40,8 @@ from coldkit.evaluation.fid_pair import fid_between
 from coldkit.generation.stage import GenerateOptions, generate_from_run, generation_config
 from coldkit.plugins import Registry
 from coldkit.run import claimed_run, execute
-from coldkit.runs.folder import RunPaths, open_run, require_run_folder
-from coldkit.runs.opened import LoadedRun
+from coldkit.runs.folder import RunPaths, require_run_folder
+from coldkit.runs.opened import LoadedRun, open_run
 
 #: What :func:`load` and :func:`train` accept as an experiment.
 Source = Experiment | Mapping[str, Any] | str | Path
@@ -94,7 +94,7 @@ class Run(LoadedRun):
     """A trained run folder, opened for inference (:func:`open`, :func:`train`).
 
     It is the opened run itself (:class:`~coldkit.runs.opened.LoadedRun`, which
-    :func:`coldkit.runs.folder.open_run` makes): ``restorer`` (the EMA weights, in eval mode on
+    :func:`coldkit.runs.opened.open_run` makes): ``restorer`` (the EMA weights, in eval mode on
     ``device``), ``degradation``, ``experiment``, ``context`` (the
     :class:`~coldkit.protocols.BuildContext` both were built with), ``step``, ``steps``,
     ``sampler``, ``metrics``, ``images``, ``degrade`` and ``restore``, plus :meth:`generate`.
