@@ -34,7 +34,13 @@ import torch
 from rich.console import Console
 from torch import Tensor
 
-from coldkit.config import Experiment, apply_overrides, build_experiment, load_experiment
+from coldkit.config import (
+    Experiment,
+    apply_overrides,
+    build_experiment,
+    load_experiment,
+    reconfigured,
+)
 from coldkit.errors import ConfigError
 from coldkit.evaluation.fid_pair import fid_between
 from coldkit.generation.stage import GenerateOptions, generate_from_run, generation_config
@@ -136,9 +142,10 @@ class Run(LoadedRun):
             count=count, prior=prior, seed=seed, batch_size=batch_size, sampler=sampler,
             step_noise=step_noise, judge=judge, overrides=tuple(overrides),
         )
-        # The run was opened before these options were known: its config data, so changed.
+        # The run was opened before these options were known: its own experiment, with the
+        # [generate] (and --set) changes they make; the model's plugins stay as opened.
         change = generation_config(options, self.root)
-        experiment = build_experiment(change(self.experiment.to_dict()), self.registry)
+        experiment = reconfigured(self.experiment, change(self.experiment.to_dict()))
         result = generate_from_run(
             self, experiment, _console(progress), Path(out) if out is not None else None
         )
