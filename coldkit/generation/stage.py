@@ -342,16 +342,21 @@ def generate_from_run(
         run.notify(
             f"generate: {settings.num_samples} images into {out} (model at step {loaded.step})"
         )
-        size, channels = loaded.context.image_size, loaded.context.channels
-        model = TrainedModel(
-            _sampling_model(run, loaded),
-            loaded.degradation,
-            lambda: training_split(experiment, size),
-            lambda: evaluation_split(experiment, size, channels).images,
-            channels,
-            loaded.root if is_exported(loaded.root) else None,
-        )
-        return generate_for_run(run, model, out)
+        return generate_for_run(run, _trained_model(run, loaded, experiment), out)
+
+
+def _trained_model(run: RunContext, loaded: LoadedRun, experiment: Experiment) -> TrainedModel:
+    """The opened run as the generation stage takes it: its restorer as it samples, its
+    degradation, and its data read at the model's size on demand."""
+    size, channels = loaded.context.image_size, loaded.context.channels
+    return TrainedModel(
+        _sampling_model(run, loaded),
+        loaded.degradation,
+        lambda: training_split(experiment, size),
+        lambda: evaluation_split(experiment, size, channels).images,
+        channels,
+        loaded.root if is_exported(loaded.root) else None,
+    )
 
 
 def _sampling_model(run: RunContext, loaded: LoadedRun) -> nn.Module:

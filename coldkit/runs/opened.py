@@ -235,27 +235,37 @@ def open_run(
     """
     root = exported.locate(root)
     registry = registry if registry is not None else Registry.discover()
-    if exported.is_exported(root):
-        stored = _exported_model(root, registry, config, device)
-    else:
-        stored = _run_folder_model(require_run_folder(root), registry, config)
+    stored = _stored_model(root, registry, config, device)
     experiment = stored.experiment
     chosen = select_device(str(device) if device is not None else experiment.config.device)
     context = _serving_context(experiment, stored.shape, chosen)
-    restorer = _trained_restorer(stored, context, chosen, RunPaths(root))
-    if notify is not None:
-        prepare_sampling(restorer, experiment.config.sampling, chosen, notify)
+    paths = RunPaths(root)
+    restorer = _trained_restorer(stored, context, chosen, paths, notify)
     return opened(
         root, experiment, restorer, build_degradation(experiment, context), context, chosen,
-        stored.step, registry, RunPaths(root).metrics,
+        stored.step, registry, paths.metrics,
     )
 
 
+def _stored_model(
+    root: Path, registry: Registry, config: ConfigChange | None, device: Any
+) -> _Stored:
+    """What an exported model folder or a run folder stores, read and checked."""
+    if exported.is_exported(root):
+        return _exported_model(root, registry, config, device)
+    return _run_folder_model(require_run_folder(root), registry, config)
+
+
 def _trained_restorer(
-    stored: _Stored, context: BuildContext, device: torch.device, paths: RunPaths
+    stored: _Stored,
+    context: BuildContext,
+    device: torch.device,
+    paths: RunPaths,
+    notify: Callable[[str], None] | None,
 ) -> nn.Module:
     """The experiment's restorer built for ``context`` with the stored weights, in eval mode on
-    ``device``; weights that do not fit the model are a :class:`CheckpointError`."""
+    ``device``, with the run's ``[sampling]`` switches applied where ``notify`` hears them;
+    weights that do not fit the model are a :class:`CheckpointError`."""
     restorer = build_restorer(stored.experiment, context)
     try:
         restorer.load_state_dict(stored.weights)
@@ -265,7 +275,10 @@ def _trained_restorer(
             f"{stored.source} does not fit the model in {paths.config} "
             f"({first_line.rstrip(':')}). Restore the config the model was trained with."
         ) from None
-    return restorer.to(device).eval().requires_grad_(False)
+    restorer = restorer.to(device).eval().requires_grad_(False)
+    if notify is not None:
+        prepare_sampling(restorer, stored.experiment.config.sampling, device, notify)
+    return restorer
 
 
 def _exported_model(
