@@ -28,7 +28,7 @@ from coldkit.runtime.cores import CoreClaim
 from coldkit.runtime.device import claim_cores, select_device, sharing_note
 from coldkit.runtime.distributed import SINGLE_PROCESS, Cluster
 from coldkit.runtime.files import make_output_folder
-from coldkit.runtime.log import RunLog
+from coldkit.runtime.log import Notify, RunLog
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,8 @@ class RunContext:
     data: DatasetReader | None = None
     #: This run's share of the CPU cores (None: ``threads`` set, or not a CPU run).
     _cores: CoreClaim | None = None
+    #: Where a reader handed in (an opened run's) sent its notes before: given back on leaving.
+    _reader_notify: Notify | None = None
 
     @classmethod
     def start(
@@ -68,18 +70,19 @@ class RunContext:
         gives them back), its log opened on ``log`` (default
         ``paths.log``; a command that reads a run folder and writes elsewhere logs there, so the
         run folder may be read-only) and its one dataset reader: ``data`` (an opened run's,
-        whose notes then go to this log) or a new one."""
+        whose notes go to this log until the context is left) or a new one."""
         chosen = cluster.device(
             device if device is not None else select_device(experiment.config.device)
         )
         notify = RunLog(log or paths.log, console, enabled=cluster.is_main)
         cores, threads_note = claim_cores(experiment.config.threads, chosen)
         notify(threads_note, show=False)
+        before = None
         if data is None:
             data = dataset_reader(experiment, experiment.config.dataset.image_size, notify)
         else:
-            data.notify = notify
-        return cls(experiment, paths, chosen, console, notify, cluster, data, cores)
+            before, data.notify = data.notify, notify
+        return cls(experiment, paths, chosen, console, notify, cluster, data, cores, before)
 
     def follow_cores(self) -> None:
         """Take this run's new share of the cores when another run started or ended (cheap:
@@ -91,9 +94,12 @@ class RunContext:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        """Give this run's cores back to the other runs on the machine."""
+        """Give this run's cores back to the other runs on the machine (and a reader handed in
+        its notes' destination)."""
         if self._cores is not None:
             self._cores.release()
+        if self._reader_notify is not None and self.data is not None:
+            self.data.notify = self._reader_notify
 
     @property
     def config(self) -> ExperimentConfig:

@@ -201,12 +201,15 @@ def test_a_command_on_an_opened_run_reads_through_its_one_dataset_reader(trained
     from coldkit.runs.context import output_context
 
     run, out = trained
+    before = run.context.data.notify
     context, folder = output_context(
         run, run.experiment, Console(quiet=True), tmp_path / "out", lambda paths: paths.root / "x"
     )
     with context:
         assert context.data is run.context.data  # one run, one reader
+        assert context.data.notify is context.notify  # its notes go to the command's log
         assert context.device == run.device and context.paths.root == out
+    assert run.context.data.notify is before  # and no longer once the command is done
     assert folder == tmp_path / "out" and folder.is_dir()
 
 
