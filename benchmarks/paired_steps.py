@@ -20,7 +20,7 @@ from coldkit.data.splits import load_split
 from coldkit.evaluation.fid import score_features
 from coldkit.evaluation.inception import load_network
 from coldkit.evaluation.metrics import score
-from coldkit.runs.folder import open_run
+from coldkit.runs.opened import open_run
 
 
 @torch.no_grad()

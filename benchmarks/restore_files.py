@@ -25,7 +25,7 @@ from torch import Tensor
 
 from coldkit.data.splits import load_split
 from coldkit.evaluation.metrics import ssim
-from coldkit.runs.folder import open_run
+from coldkit.runs.opened import open_run
 
 OFFICIAL_KERNEL_SIZE, OFFICIAL_SIGMA = 11, 7.0
 

@@ -2,7 +2,7 @@
 notebook or a script.
 
 Every function here calls the same code the command line calls — :func:`coldkit.run.claimed_run`
-and :func:`coldkit.run.execute` to train and evaluate, :func:`coldkit.runs.folder.open_run` to load
+and :func:`coldkit.run.execute` to train and evaluate, :func:`coldkit.runs.opened.open_run` to load
 a run folder, :func:`coldkit.generation.stage.generate_from_run` to generate, and the plugin
 :class:`~coldkit.plugins.Registry` for samplers — so a run made here is the run the command line
 would have made, and the other way round::
@@ -34,14 +34,20 @@ import torch
 from rich.console import Console
 from torch import Tensor
 
-from coldkit.config import Experiment, apply_overrides, build_experiment, load_experiment
+from coldkit.config import (
+    Experiment,
+    apply_overrides,
+    build_experiment,
+    load_experiment,
+    reconfigured,
+)
 from coldkit.errors import ConfigError
 from coldkit.evaluation.fid_pair import fid_between
 from coldkit.generation.stage import GenerateOptions, generate_from_run, generation_config
 from coldkit.plugins import Registry
 from coldkit.run import claimed_run, execute
-from coldkit.runs.folder import RunPaths, open_run, require_run_folder
-from coldkit.runs.opened import LoadedRun
+from coldkit.runs.folder import RunPaths, require_run_folder
+from coldkit.runs.opened import LoadedRun, open_run
 
 #: What :func:`load` and :func:`train` accept as an experiment.
 Source = Experiment | Mapping[str, Any] | str | Path
@@ -94,7 +100,7 @@ class Run(LoadedRun):
     """A trained run folder, opened for inference (:func:`open`, :func:`train`).
 
     It is the opened run itself (:class:`~coldkit.runs.opened.LoadedRun`, which
-    :func:`coldkit.runs.folder.open_run` makes): ``restorer`` (the EMA weights, in eval mode on
+    :func:`coldkit.runs.opened.open_run` makes): ``restorer`` (the EMA weights, in eval mode on
     ``device``), ``degradation``, ``experiment``, ``context`` (the
     :class:`~coldkit.protocols.BuildContext` both were built with), ``step``, ``steps``,
     ``sampler``, ``metrics``, ``images``, ``degrade`` and ``restore``, plus :meth:`generate`.
@@ -136,9 +142,10 @@ class Run(LoadedRun):
             count=count, prior=prior, seed=seed, batch_size=batch_size, sampler=sampler,
             step_noise=step_noise, judge=judge, overrides=tuple(overrides),
         )
-        # The run was opened before these options were known: its config data, so changed.
+        # The run was opened before these options were known: its own experiment, with the
+        # [generate] (and --set) changes they make; the model's plugins stay as opened.
         change = generation_config(options, self.root)
-        experiment = build_experiment(change(self.experiment.to_dict()), self.registry)
+        experiment = reconfigured(self.experiment, change(self.experiment.to_dict()))
         result = generate_from_run(
             self, experiment, _console(progress), Path(out) if out is not None else None
         )

@@ -236,24 +236,17 @@ def generate(
     overrides: SetOption = None,
 ) -> None:
     """Generate images from a trained run: draw x_T from a prior, restore with a sampler."""
-    from coldkit.generation.stage import (
-        GenerateOptions,
-        generate_from_run,
-        generation_config,
-    )
-    from coldkit.runs.folder import open_run
+    from coldkit.generation.stage import GenerateOptions, generate_from_folder
 
     options = GenerateOptions(
         count=count, prior=prior, seed=seed, batch_size=batch_size, sampler=sampler,
         step_noise=step_noise, judge=judge, overrides=tuple(overrides or ()),
     )
     with reported():
-        registry = load_registry()
-        loaded = open_run(
-            run_dir, registry, config=generation_config(options, run_dir),
+        result = generate_from_folder(
+            run_dir, options, load_registry(), console, out,
             notify=lambda note: console.print(note, highlight=False, markup=False),
         )
-        result = generate_from_run(loaded, loaded.experiment, console, out)
     for label, path in result.files.items():
         console.print(f"{label}: [bold]{path}[/]", highlight=False)
 
@@ -546,7 +539,7 @@ def restore(
 ) -> None:
     """Restore image files that are already degraded; write each result and a before/after sheet."""
     from coldkit.generation.restore import restore_files
-    from coldkit.runs.folder import open_run
+    from coldkit.runs.opened import open_run
 
     def notify(message: str) -> None:
         console.print(message, highlight=False, markup=False, soft_wrap=True)

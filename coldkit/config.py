@@ -506,18 +506,53 @@ def resolve_sampler(registry: Registry, name: str, where: str) -> PluginRecord:
 
 def build_experiment(data: dict[str, Any], registry: Registry) -> Experiment:
     """Validate raw config data and resolve every plugin it names."""
-    try:
-        config = ExperimentConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(
-            f"Invalid config: {format_validation_error(exc)}. Top-level keys: "
-            f"{_valid_keys(ExperimentConfig)}; see docs/configuration.md for every section."
-        ) from None
+    config = _validated(data)
     if config.disable_plugins:
         try:
             registry = registry.without(config.disable_plugins, "disable_plugins in the config")
         except PluginError as exc:
             raise ConfigError(f"disable_plugins: {exc}") from None
+    run_time = _run_time_plugins(config, registry)
+    return Experiment(
+        config=config,
+        dataset=resolve_plugin(registry, "dataset", config.dataset, "dataset"),
+        degradation=replace(
+            resolve_plugin(registry, "degradation", config.degradation, "degradation"),
+            path_noise=config.degradation.path_noise,
+        ),
+        restorer=resolve_plugin(registry, "restorer", config.restorer, "restorer"),
+        **run_time,
+        disabled_plugins=tuple(registry.disabled),
+        registry=registry,
+    )
+
+
+def reconfigured(experiment: Experiment, data: dict[str, Any]) -> Experiment:
+    """``experiment`` with its config replaced by ``data`` (validated), for a run already opened
+    (:meth:`coldkit.api.Run.generate`): the model's plugins (dataset, degradation, restorer), as
+    resolved, and the registry are the experiment's own; the samplers, the evaluation dataset
+    and the prior, which a generation may change, are resolved from ``data``. The caller makes
+    sure ``data`` leaves the model's sections as they are."""
+    config = _validated(data)
+    registry = experiment.registry if experiment.registry is not None else Registry.discover()
+    return replace(experiment, config=config, **_run_time_plugins(config, registry))
+
+
+def _validated(data: dict[str, Any]) -> ExperimentConfig:
+    """Raw config data as an :class:`ExperimentConfig`, or a :class:`ConfigError` naming each
+    problem."""
+    try:
+        return ExperimentConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(
+            f"Invalid config: {format_validation_error(exc)}. Top-level keys: "
+            f"{_valid_keys(ExperimentConfig)}; see docs/configuration.md for every section."
+        ) from None
+
+
+def _run_time_plugins(config: ExperimentConfig, registry: Registry) -> dict[str, Any]:
+    """The plugins of the sections a run's use may change (the samplers, the evaluation
+    dataset, the prior), as :class:`Experiment` fields."""
     sampler = resolve_sampler(registry, config.evaluate.sampler, "evaluate.sampler")
     direct_sampler = resolve_sampler(registry, "direct", "evaluate.sampler")
     evaluate_dataset = None
@@ -529,22 +564,11 @@ def build_experiment(data: dict[str, Any], registry: Registry) -> Experiment:
     if config.generate is not None:
         prior = resolve_plugin(registry, "prior", config.generate.prior, "generate.prior")
         generate_sampler = resolve_sampler(registry, config.generate.sampler, "generate.sampler")
-    return Experiment(
-        config=config,
-        dataset=resolve_plugin(registry, "dataset", config.dataset, "dataset"),
-        degradation=replace(
-            resolve_plugin(registry, "degradation", config.degradation, "degradation"),
-            path_noise=config.degradation.path_noise,
-        ),
-        restorer=resolve_plugin(registry, "restorer", config.restorer, "restorer"),
-        sampler=sampler,
-        direct_sampler=direct_sampler,
-        evaluate_dataset=evaluate_dataset,
-        prior=prior,
-        generate_sampler=generate_sampler,
-        disabled_plugins=tuple(registry.disabled),
-        registry=registry,
-    )
+    return {
+        "sampler": sampler, "direct_sampler": direct_sampler,
+        "evaluate_dataset": evaluate_dataset, "prior": prior,
+        "generate_sampler": generate_sampler,
+    }
 
 
 def load_experiment(path: Path, registry: Registry, overrides: list[str] = ()) -> Experiment:

@@ -34,13 +34,13 @@ from coldkit.generation.priors import load_prior, save_prior_tensors
 from coldkit.plugins import PluginRecord, Registry
 from coldkit.params import dataset_references
 from coldkit.runs import exported
+from coldkit.runs.opened import open_run
 from coldkit.runs.folder import (
     GENERATED_GRID,
     GENERATION_JSON,
     GENERATION_MARKDOWN,
     PRIORS_FOLDER,
     RunPaths,
-    open_run,
     read_metadata,
     trained_for,
 )

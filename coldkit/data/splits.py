@@ -20,7 +20,9 @@ from coldkit.data.streaming import training_image_set
 def load_split(
     resolved: ResolvedPlugin, split: str, image_size: int, channels: int | None = None
 ) -> ImageSet:
-    """Load one split, resized; check it is not empty and (optionally) its channel count."""
+    """Load one split of the dataset built with its build context (where it learns the image
+    size), resized to ``image_size`` where it came at another size (``load`` may return images
+    as the files hold them); check it is not empty and (optionally) its channel count."""
     image_set = resolved.build(BuildContext(image_size, channels, split=_served(split))).load(split)
     if len(image_set.images) == 0:
         raise DataError(
@@ -56,7 +58,8 @@ def training_split(experiment: Experiment, image_size: int) -> ImageSet:
     """The training split in memory, or a sample of it where it would stream (for the prior and
     the judge outside ``coldkit run``)."""
     return training_image_set(
-        experiment.dataset.build(), image_size, experiment.config.dataset.max_memory_gb,
+        experiment.dataset.build(BuildContext(image_size, split="train")), image_size,
+        experiment.config.dataset.max_memory_gb,
         lambda: load_split(experiment.dataset, "train", image_size), experiment.config.seed,
     )
 

@@ -1,7 +1,9 @@
 """Training data that does not fit in memory: image streams read through a DataLoader.
 
-A dataset plugin may offer ``stream(split, image_size)`` next to ``load(split)``, returning an
-:class:`ImageStream` (a map-style ``torch.utils.data.Dataset`` of uint8 ``(C, S, S)`` images).
+A dataset plugin may offer ``stream(split)`` next to ``load(split)``, returning an
+:class:`ImageStream` (a map-style ``torch.utils.data.Dataset`` of uint8 ``(C, S, S)`` images, S
+the image size of the dataset's build context; an older ``stream(split, image_size)`` is still
+told the size: :func:`coldkit.plugins.compat.open_stream`).
 :func:`choose_training_data` keeps the fast path, one float tensor in memory, whenever the split
 fits in ``dataset.max_memory_gb``; a larger split streams through
 :class:`torch.utils.data.DataLoader` worker processes, with pinned memory on CUDA and a
@@ -27,6 +29,7 @@ from coldkit.data.batches import InMemoryBatches, SharedBatch, TrainingBatches
 from coldkit.runtime.distributed import Cluster
 from coldkit.data.files import _has_colour, resize_and_centre_crop, unreadable_note
 from coldkit.errors import DataError
+from coldkit.plugins.compat import open_stream
 from coldkit.protocols import ImageSet
 
 GIB = 2**30
@@ -271,7 +274,8 @@ def choose_training_data(
     sample_limit: int = 10_000,
 ) -> TrainingData:
     """Hold the training split in memory if it fits in ``max_memory_gb`` as float32, else stream
-    it (when the dataset can: it has ``stream(split, image_size)``)."""
+    it (when the dataset can: it has ``stream(split)``). ``dataset`` was built with its build
+    context (the run's ``image_size``, which the memory estimate uses too)."""
     stream, needed = _oversized_stream(dataset, image_size, max_memory_gb)
     if stream is not None:
         workers = default_workers() if workers is None else workers
@@ -324,7 +328,7 @@ def _oversized_stream(
     stream_split = getattr(dataset, "stream", None)
     if not callable(stream_split):
         return None, None
-    stream = stream_split("train", image_size)
+    stream = open_stream(dataset, "train", image_size)
     needed = len(stream) * stream.channels * image_size * image_size * 4 / GIB
     return (stream if needed > max_memory_gb else None), needed
 

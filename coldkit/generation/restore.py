@@ -6,7 +6,7 @@ channel count, fitted to the model's square size, restored at a level ``t`` (giv
 per image by :func:`estimate_levels`) with a sampler, and written as ``<stem>_restored.png``
 together with one before/after sheet ``restore_sheet.png``::
 
-    from coldkit.runs.folder import open_run
+    from coldkit.runs.opened import open_run
     from coldkit.generation.restore import restore_files
     run = open_run("runs/mnist_blur", notify=print)  # notify: its [sampling] switches applied
     report = restore_files(run, ["blurry.png"], t=20)

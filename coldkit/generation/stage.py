@@ -31,19 +31,14 @@ from coldkit.data.imaging import save_grid
 from coldkit.evaluation.judge import judge_generation, load_classifier, load_or_train_classifier
 from coldkit.runtime.progress import batch_progress
 from coldkit.protocols import Degradation, ImageSet
-from coldkit.runs.context import RunContext
-from coldkit.runs.folder import (
-    GENERATION_JSON,
-    GENERATION_MARKDOWN,
-    GENERATION_PATH,
-    LOG_FILE,
-    RunPaths,
-)
-from coldkit.runs.opened import LoadedRun
+from coldkit.plugins import Registry
+from coldkit.runs.context import RunContext, output_context
+from coldkit.runs.folder import GENERATION_JSON, GENERATION_MARKDOWN, GENERATION_PATH, RunPaths
+from coldkit.runs.opened import LoadedRun, open_run
 from coldkit.runtime.acceleration import sampling_note
-from coldkit.runs.exported import is_exported, shipped_prior, working_folder
-from coldkit.runtime.files import make_output_folder, write_json_atomic, write_text_atomic
-from coldkit.runtime.log import Notify
+from coldkit.runs.exported import is_exported, shipped_prior
+from coldkit.runtime.files import write_json_atomic, write_text_atomic
+from coldkit.runtime.log import Notify, quiet
 from coldkit.data.served import data_params
 from coldkit.data.splits import evaluation_split, training_split
 
@@ -268,7 +263,7 @@ def generation_config(
     options: GenerateOptions, root: Path | str
 ) -> Callable[[dict[str, Any]], dict[str, Any]]:
     """The change ``options`` make to the config data of the run at ``root``: its ``[generate]``
-    section (or defaults) changed; what :func:`coldkit.runs.folder.open_run` builds the run's
+    section (or defaults) changed; what :func:`coldkit.runs.opened.open_run` builds the run's
     one experiment from (``open_run(root, config=generation_config(options, root))``).
 
     ``--set`` may change the generation, sampling and evaluation settings, not the model: the
@@ -314,37 +309,54 @@ def check_generation_offered(experiment: Experiment) -> None:
     )
 
 
+def generate_from_folder(
+    root: Path | str,
+    options: GenerateOptions,
+    registry: Registry,
+    console: Any,
+    out: Path | None = None,
+    notify: Notify | None = None,
+) -> GenerationResult:
+    """``coldkit generate``: open the run (or exported model) folder at ``root`` once, its config
+    changed by ``options`` (:func:`generation_config`), and generate into ``out``; ``notify``
+    hears how the run's ``[sampling]`` switches were applied."""
+    opened = open_run(
+        root, registry, config=generation_config(options, root), notify=notify or quiet
+    )
+    return generate_from_run(opened, opened.experiment, console, out)
+
+
 def generate_from_run(
     loaded: LoadedRun, experiment: Experiment, console: Any, out: Path | None = None
 ) -> GenerationResult:
     """Generate with an opened run (its restorer already on its device) and ``experiment`` (the
-    run's own, opened with :func:`generation_config`) into ``out`` (default
+    run's own, with the changes of :func:`generation_config`) into ``out`` (default
     ``RUN/generated/PRIOR-seedS-nN``)."""
     check_generation_offered(experiment)
     settings = experiment.config.generate
     assert settings is not None and experiment.prior is not None
     seed = settings.seed if settings.seed is not None else experiment.config.seed
-    # With --out elsewhere the log goes there too: reading a run never writes into its folder.
-    # An exported model folder is never written: its caches and outputs go to the user's cache.
-    paths = RunPaths(working_folder(loaded.root))
-    log = None if out is None else make_output_folder(out) / LOG_FILE
-    if out is None:
-        name = f"{experiment.prior.record.name}-seed{seed}-n{settings.num_samples}"
-        out = make_output_folder(paths.generated(name), paths.root)
-    with RunContext.start(experiment, paths, console, device=loaded.device, log=log) as run:
+    name = f"{experiment.prior.record.name}-seed{seed}-n{settings.num_samples}"
+    run, out = output_context(loaded, experiment, console, out, lambda paths: paths.generated(name))
+    with run:
         run.notify(
             f"generate: {settings.num_samples} images into {out} (model at step {loaded.step})"
         )
-        size, channels = loaded.context.image_size, loaded.context.channels
-        model = TrainedModel(
-            _sampling_model(run, loaded),
-            loaded.degradation,
-            lambda: training_split(experiment, size),
-            lambda: evaluation_split(experiment, size, channels).images,
-            channels,
-            loaded.root if is_exported(loaded.root) else None,
-        )
-        return generate_for_run(run, model, out)
+        return generate_for_run(run, _trained_model(run, loaded, experiment), out)
+
+
+def _trained_model(run: RunContext, loaded: LoadedRun, experiment: Experiment) -> TrainedModel:
+    """The opened run as the generation stage takes it: its restorer as it samples, its
+    degradation, and its data read at the model's size on demand."""
+    size, channels = loaded.context.image_size, loaded.context.channels
+    return TrainedModel(
+        _sampling_model(run, loaded),
+        loaded.degradation,
+        lambda: training_split(experiment, size),
+        lambda: evaluation_split(experiment, size, channels).images,
+        channels,
+        loaded.root if is_exported(loaded.root) else None,
+    )
 
 
 def _sampling_model(run: RunContext, loaded: LoadedRun) -> nn.Module:
@@ -364,6 +376,7 @@ __all__ = [
     "GenerationResult",
     "TrainedModel",
     "generate_for_run",
+    "generate_from_folder",
     "generate_from_run",
     "generation_config",
     "judge_for_run",

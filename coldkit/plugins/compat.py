@@ -132,6 +132,21 @@ def _parameters(function: Any) -> list[str]:
         return []
 
 
+def stream_takes_size(dataset: Any) -> bool:
+    """Whether a dataset's ``stream`` is still told the image size, ``stream(split,
+    image_size)`` (the protocol before it learnt the size once, from its build context)."""
+    return len(_parameters(dataset.stream)) >= 2
+
+
+def open_stream(dataset: Any, split: str, image_size: int) -> Any:
+    """A dataset's ``stream`` of ``split``: ``stream(split)``, at the image size of the dataset's
+    build context; a dataset written for ``stream(split, image_size)`` is told ``image_size``
+    again, for one release (docs/plugins.md, "Datasets that stream")."""
+    if stream_takes_size(dataset):
+        return dataset.stream(split, image_size)
+    return dataset.stream(split)
+
+
 def random_params(degradation: Any, like: Any) -> tuple[str, ...]:
     """The names of the random parameters a degradation draws, ``()`` for a deterministic one.
 

@@ -5,7 +5,7 @@ everything needed to rebuild the model and its degradation, the plugins it needs
 versions, and a sha256 of every tensor file), ``config.toml`` (the resolved config), a model card
 ``README.md``, and, when the run fitted a prior for generation, ``priors/<name>.safetensors``.
 
-:func:`coldkit.runs.folder.open_run` opens such a folder as it opens a run folder; this module
+:func:`coldkit.runs.opened.open_run` opens such a folder as it opens a run folder; this module
 reads and checks it. A manifest that is missing or unreadable, a listed file that is missing
 (a truncated copy) and a file whose sha256 differs (a tampered or damaged copy) are refused with a
 :class:`CheckpointError`; a plugin that is not installed, with a :class:`PluginError` naming the

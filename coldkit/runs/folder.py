@@ -1,34 +1,21 @@
-"""Open a finished (or checkpointed) run folder: its experiment, trained restorer and degradation.
+"""The run folder: its layout (:class:`RunPaths`, every file name), ``run.json`` and the model
+shape recorded in it, and what a checkpoint was trained for.
 
-``coldkit generate`` and ``coldkit restore`` start here, and so does Python code that wants a
-trained model back::
-
-    from coldkit.runs.folder import open_run
-    run = open_run("runs/mnist_blur")
-    x0_hat = run.restorer(x_t, t)
+Opening a run folder (or an exported model folder) for inference is
+:func:`coldkit.runs.opened.open_run`.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any
 
-import torch
-
-from coldkit.runs import exported
-from coldkit.runs.checkpoint import check_trained_for, load_checkpoint
-from coldkit.runs.cost import build_restorer, check_before_writing
-from coldkit.runs.opened import LoadedRun
-from coldkit.runtime.acceleration import prepare_sampling
-from coldkit.config import Experiment, build_experiment, read_toml
-from coldkit.data.splits import dataset_reader, serving_split
-from coldkit.runtime.device import select_device
+from coldkit.runs.cost import build_restorer
+from coldkit.config import Experiment
 from coldkit.runtime.files import write_json_atomic
-from coldkit.errors import CheckpointError, ConfigError
-from coldkit.plugins import Registry
+from coldkit.errors import ConfigError
 from coldkit.protocols import BuildContext, Degradation
 
 CONFIG_FILE = "config.toml"
@@ -229,124 +216,6 @@ def read_context(root: Path) -> BuildContext | None:
     return context_of_shape(read_metadata(RunPaths(root)).get(MODEL_SHAPE_KEY))
 
 
-Opened = TypeVar("Opened", bound=LoadedRun)
-#: What :func:`open_run` builds the experiment from instead of the folder's own config: other
-#: config data, or a change of the folder's (a function of a copy of its data).
-ConfigChange = dict[str, Any] | Callable[[dict[str, Any]], dict[str, Any]]
-
-
-def open_run(
-    root: Path | str,
-    registry: Registry | None = None,
-    device: str | torch.device | None = None,
-    config: ConfigChange | None = None,
-    *,
-    notify: Callable[[str], None] | None = None,
-    opened: type[Opened] = LoadedRun,  # type: ignore[assignment]
-) -> Opened:
-    """Load a run folder's config and the EMA weights (or raw weights) of its last checkpoint,
-    or an exported model folder (``coldkit export``; ``hf://OWNER/NAME`` on the Hugging Face Hub).
-
-    ``device`` defaults to the run's own ``device`` setting (``auto``: CUDA, MPS, then CPU).
-    ``config`` replaces the folder's ``config.toml`` data, or (a function) changes a copy of it,
-    e.g. with the options of ``coldkit generate``: the experiment is built once, from what it
-    gives; its model must be the one the checkpoint was trained with. With ``notify`` (where
-    the switches' notes go) the run's ``[sampling]`` switches are applied to the restorer, once:
-    every command that samples passes it; ``coldkit export``, which only copies the weights,
-    does not. ``opened`` is the class made (:class:`coldkit.api.Run` for the Python API).
-    """
-    root = exported.locate(root)
-    registry = registry if registry is not None else Registry.discover()
-    if exported.is_exported(root):
-        experiment, weights, step, context = _exported_model(root, registry, config, device)
-        source = root / exported.WEIGHTS_FILE
-    else:
-        root = require_run_folder(root)
-        paths = RunPaths(root)
-        experiment, state = _run_folder_model(paths, registry, config)
-        context: BuildContext | None = read_context(root)
-        source = paths.checkpoint
-        if context is not None:
-            check_trained_for(paths.checkpoint, state, trained_for(experiment, context))
-        weights = state["ema"]["model"] if state.get("ema") else state["model"]
-        step = int(state["step"])
-    if context is None:
-        raise CheckpointError(
-            f"{root}/{METADATA_FILE} does not record the model's input shape (restorer_context). "
-            f"Run `coldkit run {root}` once with this version of coldkit to record it."
-        )
-    chosen = select_device(str(device) if device is not None else experiment.config.device)
-    context = _serving_context(experiment, context, chosen)
-    degradation = build_degradation(experiment, context)
-    restorer = build_restorer(experiment, context)
-    try:
-        restorer.load_state_dict(weights)
-    except RuntimeError as exc:  # torch lists every tensor: its first line says enough
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else "RuntimeError"
-        raise CheckpointError(
-            f"{source} does not fit the model in {RunPaths(root).config} "
-            f"({first_line.rstrip(':')}). Restore the config the model was trained with."
-        ) from None
-    restorer = restorer.to(chosen).eval().requires_grad_(False)
-    if notify is not None:
-        prepare_sampling(restorer, experiment.config.sampling, chosen, notify)
-    return opened(
-        root, experiment, restorer, degradation, context, chosen, step, registry,
-        RunPaths(root).metrics,
-    )
-
-
-def _exported_model(
-    root: Path, registry: Registry, config: ConfigChange | None, device: Any
-) -> tuple[Experiment, dict[str, Any], int, BuildContext]:
-    """An exported folder's experiment, weights, step and context, each checked before use: the
-    manifest's schema and files, its plugins, its config as a config (with the same cost checks
-    a run gets before its first allocation), and the manifest against the weights."""
-    manifest = exported.read_manifest(root)
-    exported.check_plugins(manifest, registry)
-    experiment = build_experiment(_configured(manifest.config, config), registry)
-    check_before_writing(experiment, str(device) if device is not None else None)
-    context = context_of_shape(manifest.restorer_context)  # the schema checked its three keys
-    assert context is not None
-    expected = trained_for(experiment, context)
-    exported.check_model(manifest, expected, experiment.config.dataset.image_size)
-    return experiment, exported.load_weights(manifest), manifest.step, context
-
-
-def _run_folder_model(
-    paths: RunPaths, registry: Registry, config: ConfigChange | None
-) -> tuple[Experiment, dict[str, Any]]:
-    """A run folder's experiment and its last checkpoint (validated)."""
-    if config is None or callable(config):
-        experiment = build_experiment(_configured(read_toml(paths.config), config), registry)
-    else:
-        experiment = build_experiment(config, registry)
-    if not paths.checkpoint.is_file():
-        raise CheckpointError(
-            f"Run folder {paths.root} has no checkpoint ({CHECKPOINT_FILE}) yet. Train it first "
-            f"with `coldkit run {paths.root}`."
-        )
-    return experiment, load_checkpoint(paths.checkpoint)
-
-
-def _configured(data: dict[str, Any], config: ConfigChange | None) -> dict[str, Any]:
-    """The config data an opened run is built from: the folder's ``data`` as ``config`` says."""
-    if config is None:
-        return data
-    return config(copy.deepcopy(data)) if callable(config) else config
-
-
-def _serving_context(
-    experiment: Experiment, shape: BuildContext, device: torch.device
-) -> BuildContext:
-    """The build context of an opened run: it serves the evaluation split (morph's targets come
-    from the target dataset's test split), reading datasets through the run's registry."""
-    return BuildContext(
-        shape.image_size, shape.channels, shape.steps, device, experiment.config.seed,
-        serving_split(experiment), dataset_reader(experiment, shape.image_size),
-    )
-
-
 __all__ = [
     "MODEL_SHAPE_KEY",
     "context_of_shape",
@@ -356,7 +225,6 @@ __all__ = [
     "write_metadata",
     "build_degradation",
     "build_restorer",
-    "open_run",
     "read_context",
     "trained_for",
     "require_run_folder",

@@ -1,28 +1,49 @@
 """An opened run: a trained model with what it was trained for, ready to degrade and restore.
 
-:func:`coldkit.runs.folder.open_run` makes one (from a run folder or an exported model folder);
-``coldkit generate``, ``coldkit restore``, ``coldkit export``, ``coldkit compare`` and the Python
-API (:class:`coldkit.api.Run` is this object, plus ``generate``) all work on it. Opening applies
-the run's ``[sampling]`` switches to the restorer once; the run's one dataset reader is its
-context's ``data``.
+:func:`open_run` is the one way to open one, from a run folder or an exported model folder, in
+one call: the experiment built once, the checkpoint (or exported weights) checked against it and
+loaded, the device chosen, the restorer built and its ``[sampling]`` switches applied, the
+run's one dataset reader made. ``coldkit generate``, ``coldkit restore``, ``coldkit export``,
+``coldkit compare`` and the Python API (:class:`coldkit.api.Run` is this object, plus
+``generate``) all work on what it returns::
+
+    from coldkit.runs.opened import open_run
+    run = open_run("runs/mnist_blur")
+    x0_hat = run.restorer(x_t, t)
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import torch
 from torch import Tensor, nn
 
-from coldkit.config import Experiment, resolve_sampler
-from coldkit.data.splits import load_split
-from coldkit.errors import ConfigError, ParamsError
+from coldkit.config import Experiment, build_experiment, read_toml, resolve_sampler
+from coldkit.data.splits import dataset_reader, load_split, serving_split
+from coldkit.errors import CheckpointError, ConfigError, ParamsError
 from coldkit.plugins import Registry
 from coldkit.plugins.compat import random_params
 from coldkit.protocols import BuildContext, Degradation, DegradationParams, Sampler
+from coldkit.runs import exported
+from coldkit.runs.checkpoint import check_trained_for, load_checkpoint
+from coldkit.runs.cost import build_restorer, check_before_writing
+from coldkit.runs.folder import (
+    CHECKPOINT_FILE,
+    METADATA_FILE,
+    RunPaths,
+    build_degradation,
+    context_of_shape,
+    read_context,
+    require_run_folder,
+    trained_for,
+)
+from coldkit.runtime.acceleration import prepare_sampling
+from coldkit.runtime.device import select_device
 
 @dataclass
 class LoadedRun:
@@ -43,7 +64,7 @@ class LoadedRun:
     device: torch.device
     step: int
     registry: Registry
-    #: Where the run's metrics.json is (:attr:`coldkit.runs.folder.RunPaths.metrics`).
+    #: Where the run's metrics.json is (:attr:`RunPaths.metrics`).
     _metrics_file: Path | None = field(default=None, repr=False)
     _metrics: dict[str, Any] | None = field(default=None, repr=False)
 
@@ -174,4 +195,151 @@ def params_of_degraded_images(degradation: Degradation, x_t: Tensor) -> Degradat
     return {}
 
 
-__all__ = ["LoadedRun", "params_of_degraded_images"]
+Opened = TypeVar("Opened", bound=LoadedRun)
+#: What :func:`open_run` builds the experiment from instead of the folder's own config: other
+#: config data, or a change of the folder's (a function of a copy of its data).
+ConfigChange = dict[str, Any] | Callable[[dict[str, Any]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """What a folder stores of a trained model: its experiment (built once), weights, step and
+    model shape, and the file the weights came from (named by errors)."""
+
+    experiment: Experiment
+    weights: dict[str, Any]
+    step: int
+    shape: BuildContext
+    source: Path
+
+
+def open_run(
+    root: Path | str,
+    registry: Registry | None = None,
+    device: str | torch.device | None = None,
+    config: ConfigChange | None = None,
+    *,
+    notify: Callable[[str], None] | None = None,
+    opened: type[Opened] = LoadedRun,  # type: ignore[assignment]
+) -> Opened:
+    """Load a run folder's config and the EMA weights (or raw weights) of its last checkpoint,
+    or an exported model folder (``coldkit export``; ``hf://OWNER/NAME`` on the Hugging Face Hub).
+
+    ``device`` defaults to the run's own ``device`` setting (``auto``: CUDA, MPS, then CPU).
+    ``config`` replaces the folder's ``config.toml`` data, or (a function) changes a copy of it,
+    e.g. with the options of ``coldkit generate``: the experiment is built once, from what it
+    gives; its model must be the one the checkpoint was trained with. With ``notify`` (where
+    the switches' notes go) the run's ``[sampling]`` switches are applied to the restorer, once:
+    every command that samples passes it; ``coldkit export``, which only copies the weights,
+    does not. ``opened`` is the class made (:class:`coldkit.api.Run` for the Python API).
+    """
+    root = exported.locate(root)
+    registry = registry if registry is not None else Registry.discover()
+    stored = _stored_model(root, registry, config, device)
+    experiment = stored.experiment
+    chosen = select_device(str(device) if device is not None else experiment.config.device)
+    context = _serving_context(experiment, stored.shape, chosen)
+    paths = RunPaths(root)
+    restorer = _trained_restorer(stored, context, chosen, paths, notify)
+    return opened(
+        root, experiment, restorer, build_degradation(experiment, context), context, chosen,
+        stored.step, registry, paths.metrics,
+    )
+
+
+def _stored_model(
+    root: Path, registry: Registry, config: ConfigChange | None, device: Any
+) -> _Stored:
+    """What an exported model folder or a run folder stores, read and checked."""
+    if exported.is_exported(root):
+        return _exported_model(root, registry, config, device)
+    return _run_folder_model(require_run_folder(root), registry, config)
+
+
+def _trained_restorer(
+    stored: _Stored,
+    context: BuildContext,
+    device: torch.device,
+    paths: RunPaths,
+    notify: Callable[[str], None] | None,
+) -> nn.Module:
+    """The experiment's restorer built for ``context`` with the stored weights, in eval mode on
+    ``device``, with the run's ``[sampling]`` switches applied where ``notify`` hears them;
+    weights that do not fit the model are a :class:`CheckpointError`."""
+    restorer = build_restorer(stored.experiment, context)
+    try:
+        restorer.load_state_dict(stored.weights)
+    except RuntimeError as exc:  # torch lists every tensor: its first line says enough
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else "RuntimeError"
+        raise CheckpointError(
+            f"{stored.source} does not fit the model in {paths.config} "
+            f"({first_line.rstrip(':')}). Restore the config the model was trained with."
+        ) from None
+    restorer = restorer.to(device).eval().requires_grad_(False)
+    if notify is not None:
+        prepare_sampling(restorer, stored.experiment.config.sampling, device, notify)
+    return restorer
+
+
+def _exported_model(
+    root: Path, registry: Registry, config: ConfigChange | None, device: Any
+) -> _Stored:
+    """An exported folder's experiment, weights, step and shape, each checked before use: the
+    manifest's schema and files, its plugins, its config as a config (with the same cost checks
+    a run gets before its first allocation), and the manifest against the weights."""
+    manifest = exported.read_manifest(root)
+    exported.check_plugins(manifest, registry)
+    experiment = build_experiment(_configured(manifest.config, config), registry)
+    check_before_writing(experiment, str(device) if device is not None else None)
+    shape = context_of_shape(manifest.restorer_context)  # the schema checked its three keys
+    assert shape is not None
+    expected = trained_for(experiment, shape)
+    exported.check_model(manifest, expected, experiment.config.dataset.image_size)
+    weights = exported.load_weights(manifest)
+    return _Stored(experiment, weights, manifest.step, shape, root / exported.WEIGHTS_FILE)
+
+
+def _run_folder_model(root: Path, registry: Registry, config: ConfigChange | None) -> _Stored:
+    """A run folder's experiment, its last checkpoint (validated, and checked against what the
+    experiment describes) and the model shape recorded in run.json."""
+    paths = RunPaths(root)
+    if config is None or callable(config):
+        experiment = build_experiment(_configured(read_toml(paths.config), config), registry)
+    else:
+        experiment = build_experiment(config, registry)
+    if not paths.checkpoint.is_file():
+        raise CheckpointError(
+            f"Run folder {root} has no checkpoint ({CHECKPOINT_FILE}) yet. Train it first "
+            f"with `coldkit run {root}`."
+        )
+    state = load_checkpoint(paths.checkpoint)
+    shape = read_context(root)
+    if shape is None:
+        raise CheckpointError(
+            f"{root}/{METADATA_FILE} does not record the model's input shape (restorer_context). "
+            f"Run `coldkit run {root}` once with this version of coldkit to record it."
+        )
+    check_trained_for(paths.checkpoint, state, trained_for(experiment, shape))
+    weights = state["ema"]["model"] if state.get("ema") else state["model"]
+    return _Stored(experiment, weights, int(state["step"]), shape, paths.checkpoint)
+
+
+def _configured(data: dict[str, Any], config: ConfigChange | None) -> dict[str, Any]:
+    """The config data an opened run is built from: the folder's ``data`` as ``config`` says."""
+    if config is None:
+        return data
+    return config(copy.deepcopy(data)) if callable(config) else config
+
+
+def _serving_context(
+    experiment: Experiment, shape: BuildContext, device: torch.device
+) -> BuildContext:
+    """The build context of an opened run: it serves the evaluation split (morph's targets come
+    from the target dataset's test split), reading datasets through the run's registry."""
+    return BuildContext(
+        shape.image_size, shape.channels, shape.steps, device, experiment.config.seed,
+        serving_split(experiment), dataset_reader(experiment, shape.image_size),
+    )
+
+
+__all__ = ["ConfigChange", "LoadedRun", "open_run", "params_of_degraded_images"]

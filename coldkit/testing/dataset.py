@@ -7,6 +7,7 @@ import hashlib
 import torch
 from torch import Tensor
 
+from coldkit.plugins.compat import open_stream, stream_takes_size
 from coldkit.protocols import ImageSet
 from coldkit.testing._common import _named
 
@@ -129,12 +130,15 @@ def _check_disjoint(label: str, splits: dict[str, ImageSet], max_shared: int) ->
 
 
 def _check_stream(dataset: object, label: str, loaded: ImageSet, size: int = 16) -> str:
-    """A dataset that can stream: ``stream("train", size)`` serves the train split as uint8."""
+    """A dataset that can stream: ``stream("train")`` serves the train split as uint8, square
+    images at the image size of its build context (a dataset whose ``stream`` is still told the
+    size, ``stream("train", size)``, at ``size``)."""
     from coldkit.data.streaming import ImageStream
 
-    stream = dataset.stream("train", size)  # type: ignore[attr-defined]
+    stream = open_stream(dataset, "train", size)
+    call = f"stream('train', {size})" if stream_takes_size(dataset) else "stream('train')"
     assert isinstance(stream, ImageStream), (
-        f"{label}: stream('train', {size}) returned {type(stream).__name__}, not a "
+        f"{label}: {call} returned {type(stream).__name__}, not a "
         "coldkit.data.streaming.ImageStream"
     )
     assert len(stream) == len(loaded.images), (
@@ -142,11 +146,13 @@ def _check_stream(dataset: object, label: str, loaded: ImageSet, size: int = 16)
         "; both must serve the same split"
     )
     first = stream[0]
-    expected = (loaded.images.shape[1], size, size)
     assert isinstance(first, Tensor) and first.dtype == torch.uint8, (
         f"{label}: a streamed image must be a uint8 tensor, not "
         f"{getattr(first, 'dtype', type(first).__name__)}"
     )
+    # The size of its build context, which the kit does not see: the images are square.
+    side = size if stream_takes_size(dataset) else int(first.shape[-1])
+    expected = (loaded.images.shape[1], side, side)
     assert tuple(first.shape) == expected, (
         f"{label}: a streamed image has shape {tuple(first.shape)}, expected {expected} "
         "(channels, image_size, image_size)"

@@ -44,7 +44,8 @@ def prepare(run: RunContext) -> Training:
     torch.manual_seed(config.seed)
     image_size = config.dataset.image_size
     data = choose_training_data(
-        run.experiment.dataset.build(), image_size, config.dataset.max_memory_gb,
+        run.experiment.dataset.build(run.build_context("train")), image_size,
+        config.dataset.max_memory_gb,
         lambda: load_split(run.experiment.dataset, "train", image_size), run.cluster,
         config.seed, run.device, config.dataset.workers,
     )

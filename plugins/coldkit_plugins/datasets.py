@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel
 
-from coldkit import ImageSet
+from coldkit import BuildContext, ImageSet
 from coldkit.data import (
     ALL,
     IMAGE_SUFFIXES,
@@ -276,8 +276,10 @@ class ImageFolder:
     description: ClassVar[str] = IMAGE_FOLDER.description
     Params: ClassVar[type[BaseModel]] = ImageFolderParams
 
-    def __init__(self, params: ImageFolderParams) -> None:
+    def __init__(self, params: ImageFolderParams, *, context: BuildContext | None = None) -> None:
         self.params = params
+        #: The run's image size, learnt once from the build context: what :meth:`stream` serves.
+        self.image_size = context.image_size if context is not None else None
         self._folder_channels: int | None = None
 
     def load(self, split: str) -> ImageSet:
@@ -303,8 +305,16 @@ class ImageFolder:
                 note += f"; {_channels_note(images.shape[1])}"
         return ImageSet(images, f"images from {path}{note}, {split} split", labels)
 
-    def stream(self, split: str, image_size: int) -> ImageStream:
-        """The split read one image at a time (for folders too large to hold in memory)."""
+    def stream(self, split: str) -> ImageStream:
+        """The split read one image at a time at the run's image size (for folders too large to
+        hold in memory)."""
+        image_size = self.image_size
+        if image_size is None:
+            raise DataError(
+                "image-folder streams images at the run's image size, which it learns from its "
+                "build context: build it with one (ImageFolder(params, "
+                "context=BuildContext(image_size=...)), as coldkit does)."
+            )
         path = self._path()
         if path.is_file():
             array = read_idx_mapped(path)

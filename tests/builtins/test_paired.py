@@ -15,7 +15,7 @@ from coldkit.cli import app
 from coldkit.config import write_toml
 from coldkit.errors import DataError, ParamsError
 from coldkit.generation.restore import read_image, restore_files
-from coldkit.runs.folder import open_run
+from coldkit.runs.opened import open_run
 from coldkit.testing import check_dataset, check_degradation, check_generation, make_test_images
 from coldkit_plugins.entries.paired import PairedFolderParams, PairedParams
 from coldkit_plugins.paired import Paired

@@ -178,6 +178,41 @@ def test_generate_is_deterministic_for_a_seed(trained):
     assert not torch.equal(first, other)
 
 
+def test_generate_uses_the_opened_runs_experiment(trained, monkeypatch, tmp_path):
+    import coldkit.api as api_module
+
+    run, _ = trained
+    seen = []
+    real = api_module.generate_from_run
+    monkeypatch.setattr(
+        api_module, "generate_from_run",
+        lambda loaded, experiment, *rest: seen.append(experiment) or real(loaded, experiment, *rest),
+    )
+    monkeypatch.setattr(api_module, "build_experiment", lambda *a: pytest.fail("rebuilt"))
+    run.generate(3, prior="pca-gmm", seed=2, overrides=PRIOR, out=tmp_path / "gen")
+    (experiment,) = seen
+    for section in ("dataset", "degradation", "restorer"):  # the opened run's, not rebuilt
+        assert getattr(experiment, section) is getattr(run.experiment, section)
+    assert experiment.registry is run.experiment.registry
+    assert experiment.config.generate.num_samples == 3 and experiment.prior.record.name == "pca-gmm"
+
+
+def test_a_command_on_an_opened_run_reads_through_its_one_dataset_reader(trained, tmp_path):
+    from coldkit.runs.context import output_context
+
+    run, out = trained
+    before = run.context.data.notify
+    context, folder = output_context(
+        run, run.experiment, Console(quiet=True), tmp_path / "out", lambda paths: paths.root / "x"
+    )
+    with context:
+        assert context.data is run.context.data  # one run, one reader
+        assert context.data.notify is context.notify  # its notes go to the command's log
+        assert context.device == run.device and context.paths.root == out
+    assert run.context.data.notify is before  # and no longer once the command is done
+    assert folder == tmp_path / "out" and folder.is_dir()
+
+
 def test_evaluate_scores_the_run_again_with_a_console(trained, registry):
     run, out = trained
     buffer = io.StringIO()

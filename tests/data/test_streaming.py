@@ -44,6 +44,11 @@ def _png_folder(folder: Path, count: int = 40, size: int = 16) -> Path:
     return folder
 
 
+def _sized(params: ImageFolderParams, size: int = 16) -> ImageFolder:
+    """The dataset as coldkit builds it: it learns the image size from its build context."""
+    return ImageFolder(params, context=BuildContext(image_size=size))
+
+
 def test_folder_trains_on_the_streaming_path_and_says_so(tmp_path: Path):
     folder = _png_folder(tmp_path / "images")
     config = tmp_path / "stream.toml"
@@ -66,7 +71,7 @@ def test_folder_trains_on_the_streaming_path_and_says_so(tmp_path: Path):
 
 def test_small_splits_stay_in_memory(tmp_path: Path):
     folder = _png_folder(tmp_path / "images")
-    dataset = ImageFolder(ImageFolderParams(path=str(folder)))
+    dataset = _sized(ImageFolderParams(path=str(folder)))
     data = choose_training_data(
         dataset, 16, 4.0, lambda: dataset.load("train"), Cluster(), 0, torch.device("cpu")
     )
@@ -77,9 +82,9 @@ def test_small_splits_stay_in_memory(tmp_path: Path):
 def test_stream_and_load_hold_the_same_split(tmp_path: Path):
     folder = _png_folder(tmp_path / "images")
     (folder / "truncated.png").unlink()  # its header reads: only decoding finds it broken
-    dataset = ImageFolder(ImageFolderParams(path=str(folder), test_fraction=0.25))
+    dataset = _sized(ImageFolderParams(path=str(folder), test_fraction=0.25))
     for split in ("train", "test"):
-        stream = dataset.stream(split, 16)
+        stream = dataset.stream(split)
         loaded = dataset.load(split)
         assert len(stream) == len(loaded.images)
         same_size = [
@@ -88,14 +93,14 @@ def test_stream_and_load_hold_the_same_split(tmp_path: Path):
         for index in same_size:
             assert stream[index].dtype == torch.uint8
             torch.testing.assert_close(stream[index].float() / 255, loaded.images[index])
-    train = set(dataset.stream("train", 16).files)
-    assert not train & set(dataset.stream("test", 16).files)
+    train = set(dataset.stream("train").files)
+    assert not train & set(dataset.stream("test").files)
 
 
 def test_a_truncated_file_is_replaced_with_a_warning(tmp_path: Path):
     folder = _png_folder(tmp_path / "images", count=4)
-    dataset = ImageFolder(ImageFolderParams(path=str(folder), test_fraction=0.0))
-    stream = dataset.stream("train", 16)
+    dataset = _sized(ImageFolderParams(path=str(folder), test_fraction=0.0))
+    stream = dataset.stream("train")
     position = [file.name for file in stream.files].index("truncated.png")
     with pytest.warns(UserWarning, match="truncated.png"):
         image = stream[position]
@@ -107,20 +112,21 @@ def test_a_folder_of_nothing_readable_is_an_error_naming_it(tmp_path: Path):
     folder.mkdir()
     (folder / "a.png").write_text("no")
     with pytest.raises(DataError, match="could be read"):
-        ImageFolder(ImageFolderParams(path=str(folder), test_fraction=0.0)).stream("train", 16)
+        _sized(ImageFolderParams(path=str(folder), test_fraction=0.0)).stream("train")
 
 
 def test_idx_file_streams_from_a_memory_map(tmp_path: Path):
     images = np.random.default_rng(1).integers(0, 256, (50, 28, 28), dtype=np.uint8)
     write_idx(tmp_path / "images-idx3-ubyte", images)
-    dataset = ImageFolder(ImageFolderParams(path=str(tmp_path / "images-idx3-ubyte")))
-    stream = dataset.stream("train", 28)
+    params = ImageFolderParams(path=str(tmp_path / "images-idx3-ubyte"))
+    dataset = _sized(params, 28)
+    stream = dataset.stream("train")
     loaded = dataset.load("train")
     assert isinstance(stream, ArrayStream) and len(stream) == len(loaded.images) == 45
     assert isinstance(stream.array.array, np.memmap)
     for index in (0, 7, 44):
         torch.testing.assert_close(stream[index].float() / 255, loaded.images[index])
-    assert dataset.stream("train", 16)[0].shape == (1, 16, 16)
+    assert _sized(params, 16).stream("train")[0].shape == (1, 16, 16)
 
 
 def test_epoch_batches_share_global_batches_whatever_the_world_size():
@@ -172,24 +178,65 @@ def test_conformance_kit_checks_a_dataset_that_streams(tmp_path: Path):
 
     folder = _png_folder(tmp_path / "images")
     (folder / "truncated.png").unlink()
-    dataset = ImageFolder(ImageFolderParams(path=str(folder), val_fraction=0.1))
+    dataset = _sized(ImageFolderParams(path=str(folder), val_fraction=0.1))
     assert check_dataset(dataset)[-1].startswith("stream: uint8")
 
     class Misaligned(ImageFolder):
-        def stream(self, split, image_size):
-            return super().stream("test", image_size)
+        def stream(self, split):
+            return super().stream("test")
 
     with pytest.raises(AssertionError, match="same split"):
-        check_dataset(Misaligned(ImageFolderParams(path=str(folder), val_fraction=0.1)))
+        check_dataset(Misaligned(
+            ImageFolderParams(path=str(folder), val_fraction=0.1),
+            context=BuildContext(image_size=16),
+        ))
 
 
 def test_generation_outside_run_uses_a_sample_of_a_streamed_split(tmp_path: Path):
     from coldkit.data.streaming import training_image_set
 
     folder = _png_folder(tmp_path / "images")
-    dataset = ImageFolder(ImageFolderParams(path=str(folder), test_fraction=0.0))
+    dataset = _sized(ImageFolderParams(path=str(folder), test_fraction=0.0))
     never = lambda: pytest.fail("a split that streams must not be loaded whole")  # noqa: E731
     sample = training_image_set(dataset, 16, 1e-9, never, seed=0, sample_limit=5)
     assert sample.images.shape == (5, 3, 16, 16) and "5 of" in sample.source
     whole = training_image_set(dataset, 16, 4.0, lambda: dataset.load("train"), seed=0)
     assert len(whole.images) > 5
+
+
+class _TakesTheSize:
+    """A dataset written for the protocol before datasets learnt the image size once: its
+    ``stream(split, image_size)`` is told the size at every call."""
+
+    name, description = "told-the-size", "a dataset of the older stream protocol"
+
+    def __init__(self, params: ImageFolderParams) -> None:
+        self.params = params
+        self.asked: list[int] = []
+
+    def load(self, split):
+        return ImageFolder(self.params).load(split)
+
+    def stream(self, split, image_size):
+        self.asked.append(image_size)
+        return _sized(self.params, image_size).stream(split)
+
+
+def test_a_dataset_whose_stream_takes_the_size_still_streams(tmp_path: Path):
+    from coldkit.testing import check_dataset
+
+    folder = _png_folder(tmp_path / "images")
+    (folder / "truncated.png").unlink()
+    old = _TakesTheSize(ImageFolderParams(path=str(folder), val_fraction=0.1))
+    data = choose_training_data(
+        old, 12, 1e-9, lambda: pytest.fail("streams"), Cluster(), 0, torch.device("cpu"), 0
+    )
+    assert data.path_note.startswith("streamed from disk") and old.asked == [12]
+    assert data.image_set().images.shape[-2:] == (12, 12)
+    assert check_dataset(old)[-1].startswith("stream: uint8") and old.asked[-1] == 16
+
+
+def test_image_folder_without_a_build_context_cannot_stream(tmp_path: Path):
+    folder = _png_folder(tmp_path / "images", count=4)
+    with pytest.raises(DataError, match="build context"):
+        ImageFolder(ImageFolderParams(path=str(folder))).stream("train")

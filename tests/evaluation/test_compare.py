@@ -16,7 +16,7 @@ from coldkit.cli import app
 from coldkit.config import write_toml
 from coldkit.data.imaging import GAP, HEADER_HEIGHT, to_uint8_rgb
 from coldkit.data.splits import load_split
-from coldkit.runs.folder import open_run
+from coldkit.runs.opened import open_run
 from tests.conftest import tiny_experiment
 
 runner = CliRunner()

@@ -18,13 +18,15 @@ def _mixed_folder(folder):
 
 
 def test_image_folder_decides_channels_once_for_every_split(tmp_path):
+    from coldkit.protocols import BuildContext
     from coldkit_plugins.datasets import ImageFolder, ImageFolderParams
 
     folder = _mixed_folder(tmp_path / "mixed")
     params = ImageFolderParams(path=str(folder), val_fraction=0.1, test_fraction=0.1)
     for split in ("train", "val", "test"):
         assert ImageFolder(params).load(split).images.shape[1] == 3, split
-        assert ImageFolder(params).stream(split, 16).channels == 3, split
+        sized = ImageFolder(params, context=BuildContext(image_size=16))  # learns the size once
+        assert sized.stream(split).channels == 3, split
 
 
 def test_a_run_on_a_mixed_folder_trains_and_evaluates(tmp_path):

@@ -159,11 +159,14 @@ def test_a_decompression_bomb_is_refused_by_restore_and_skipped_by_image_folder(
     for index in range(12):
         Image.new("L", (16, 16), index * 20).save(folder / f"{index}.png")
     _bomb(folder / "bomb.png")
+    from coldkit.protocols import BuildContext
     from coldkit_plugins.datasets import ImageFolder, ImageFolderParams
 
     for split in ("train", "test"):
         loaded = ImageFolder(ImageFolderParams(path=str(folder))).load("all")
         assert "bomb.png" in loaded.source and len(loaded.images) == 12
-        stream = ImageFolder(ImageFolderParams(path=str(folder))).stream(split, 16)
+        stream = ImageFolder(
+            ImageFolderParams(path=str(folder)), context=BuildContext(image_size=16)
+        ).stream(split)
         assert stream is not None
 

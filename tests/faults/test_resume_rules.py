@@ -112,7 +112,7 @@ def test_generate_refuses_a_set_that_changes_the_model_in_a_few_lines(finished_r
 @pytest.mark.parametrize("recorded", [True, False])
 def test_opening_a_run_with_another_restorer_is_a_short_message(finished_run, recorded):
     from coldkit.errors import CheckpointError
-    from coldkit.runs.folder import open_run
+    from coldkit.runs.opened import open_run
 
     if not recorded:  # a checkpoint from before checkpoints recorded what they were trained for
         state = torch.load(finished_run / "checkpoints" / "last.pt", weights_only=True)

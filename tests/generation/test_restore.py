@@ -14,7 +14,7 @@ from coldkit.cli import app
 from coldkit.config import write_toml
 from coldkit.errors import DataError
 from coldkit.generation.restore import estimate_levels, read_image
-from coldkit.runs.folder import open_run
+from coldkit.runs.opened import open_run
 from tests.conftest import tiny_experiment
 
 runner = CliRunner()

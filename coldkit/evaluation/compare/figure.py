@@ -13,7 +13,7 @@ from coldkit.evaluation.compare.reading import RunSummary
 from coldkit.errors import ColdkitError, DataError
 from coldkit.data.imaging import save_grid
 from coldkit.plugins import Registry
-from coldkit.runs.folder import open_run
+from coldkit.runs.opened import open_run
 from coldkit.runs.opened import LoadedRun
 from coldkit.data.served import data_params, params_for, rows_of
 from coldkit.data.splits import evaluation_split
