@@ -383,15 +383,16 @@ def switch_cases(s: Settings, device: torch.device) -> list[tuple[str, dict]]:
 
 def switches(registry: Registry, s: Settings, device: torch.device) -> list[SwitchRow]:
     """Each switch on against all off: a training step and Algorithm 2 at the lowest T."""
-    from coldkit.runtime import acceleration
+    from coldkit.runtime import acceleration, auto
 
-    auto = acceleration.auto_defaults(device)
+    # "auto" for the README's main job (mnist_blur: 4,000 steps) on this device
+    chosen = auto.defaults(device, steps=4000)
     rows = []
     for name, values in switch_cases(s, device):
         key, value = next(iter(values.items()))
         shown = str(value).lower() if isinstance(value, bool) else f'"{value}"'
         line = f"{key} = {shown}"
-        row = SwitchRow(name, line, auto[key] == value)
+        row = SwitchRow(name, line, chosen[key] == value)
         resolved = acceleration.resolve(TrainSection(**{**ALL_OFF, **values}), device, "train")
         if resolved.notes:
             row.error = "; ".join(resolved.notes)

@@ -158,7 +158,8 @@ class Trainer:
     """Trains a restorer to invert a degradation.
 
     ``images`` is a tensor of training images held in memory, or a :class:`TrainingBatches`
-    source (e.g. one that streams a large folder). Under torchrun (``cluster``) every rank draws
+    source (e.g. one that streams a large folder). ``notify`` receives the one line said if
+    ``torch.compile`` fails and training goes on eagerly (else it is a warning). Under torchrun (``cluster``) every rank draws
     the same global batch of ``settings.batch_size`` and trains on its share; the gradients are
     averaged by DistributedDataParallel, and only rank 0 writes checkpoints.
     """
@@ -175,6 +176,7 @@ class Trainer:
         cluster: Cluster = SINGLE_PROCESS,
         trained_for: dict | None = None,
         healthy_path: Path | None = None,
+        notify: Callable[[str], None] | None = None,
     ) -> None:
         check_batch_split(settings.batch_size, cluster)
         self.batches = images if not isinstance(images, Tensor) else InMemoryBatches(images)
@@ -202,8 +204,8 @@ class Trainer:
             else None
         )
         # Speed switches (compile, channels-last, autocast) after the EMA copy: it stays plain.
-        self.switches = acceleration.resolve(settings, device, "train")
-        acceleration.prepare_model(self.restorer, self.switches)
+        self.switches = acceleration.resolve(settings, device, "train", settings.steps)
+        acceleration.prepare_model(self.restorer, self.switches, notify)
         self.scaler = acceleration.grad_scaler(self.switches)
         self.network = _distributed(self.restorer, cluster, device)  # after the switches
         # One CPU generator draws indices, levels and degradation parameters: same seed, same run.
