@@ -194,3 +194,26 @@ def test_run_json_records_the_switches_and_why(tmp_path: Path):
     assert any(line.startswith("sampling.auto: compile off") for line in switches["sampling"]["why"])
     log = (tmp_path / "run" / "log.txt").read_text()
     assert "train.auto: bf16 off (no avx512_bf16/amx_bf16 on this CPU)" in log
+
+
+# ------------------------------------------------------- evaluation follows [sampling]'s auto
+def test_evaluation_follows_the_sampling_switches_and_the_instruments_stay_float32(
+    tmp_path: Path, monkeypatch
+):
+    """Re-evaluating one trained run where "auto" finds native bf16: Algorithm 2 and the direct
+    call over the held-out split run in bf16 (their rows change), while the degraded row and its
+    FID, which no restorer touches, stay as they were: the FID network is a measuring
+    instrument and runs in float32 on every machine."""
+    root = tmp_path / "run"
+    plain = ck.train(tiny_experiment(), root, progress=False).metrics["rows"]
+    monkeypatch.setattr(auto, "probe", lambda device: AMX)
+    switched = ck.train(root, progress=False).metrics["rows"]
+    assert switched["degraded"] == plain["degraded"]
+    for row in ("direct", "sampled"):
+        assert switched[row]["rmse"] != plain[row]["rmse"]
+        assert switched[row]["rmse"] == pytest.approx(plain[row]["rmse"], rel=0.05)
+    log = (root / "log.txt").read_text()
+    assert "sampling switches: compile off, channels-last off, autocast bf16" in log
+    assert "sampling.auto: bf16 on (amx_bf16)" in log
+    why = json.loads((root / "run.json").read_text())["switches"]["sampling"]["why"]
+    assert "sampling.auto: bf16 on (amx_bf16)" in why
