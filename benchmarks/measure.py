@@ -259,7 +259,8 @@ def make_trainer(registry: Registry, s: Settings, device: torch.device, folder: 
     blur = degradation(registry, "blur")
     images = make_test_images(s.train_images, s.train_size, s.channels)
     restorer = small_unet(registry, s.channels, s.train_size, blur.steps, device)
-    settings = TrainSection(batch_size=s.train_batch, steps=10**9, **switches)
+    # Every switch off unless asked (steps=10**9 would make "auto" compile)
+    settings = TrainSection(batch_size=s.train_batch, steps=10**9, **{**ALL_OFF, **switches})
     return Trainer(restorer, blur, images, settings, seed=0, device=device,
                    checkpoint_path=folder / "unused.pt")
 
