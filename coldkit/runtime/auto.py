@@ -23,10 +23,11 @@ import torch
 #: itself; elsewhere torch emulates bf16 (slower than float32, docs/performance.md).
 NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 
-#: ``compile = "auto"`` in ``[train]`` compiles only runs of at least this many steps. Compiling
-#: the ``small`` U-Net's training step took about 60 s with a cold inductor cache on one thread
-#: (2-core Xeon, docs/performance.md, "What auto turns on"), and compiled steps saved at most
-#: ~15 ms each there: a run must be thousands of steps long to repay it.
+#: ``compile = "auto"`` in ``[train]`` compiles only runs of at least this many steps. On a quiet
+#: 2-core Xeon, compiling the ``small`` U-Net's training step took one to two minutes with a cold
+#: inductor cache (on a busy one, over 14 minutes), and compiled steps took 0.78-0.85 of the
+#: ~0.11 s eager step: 17-24 ms saved a step, so 4,000-7,000 steps just repay a cold compile
+#: (docs/performance.md, "What auto turns on"); 10,000 leaves a margin for slower compilers.
 COMPILE_MIN_STEPS = 10_000
 
 #: ``channels_last = "auto"``: on only for the device types where the interleaved one-thread
@@ -98,7 +99,7 @@ def choices(
         compile_on = steps >= COMPILE_MIN_STEPS
         verb = "repay" if compile_on else "do not repay"
         why_compile = (f"auto: compile {'on' if compile_on else 'off'} ({steps} steps {verb} "
-                       f"~60 s of compiling; on from {COMPILE_MIN_STEPS})")
+                       f"1-2 min of compiling; on from {COMPILE_MIN_STEPS})")
     values = {"compile": compile_on, "channels_last": channels_last, "autocast": autocast}
     return values, (why_compile, why_channels, why_autocast)
 
