@@ -41,12 +41,12 @@ def compiler(monkeypatch):
 @pytest.mark.parametrize(
     ("capability", "where", "steps", "expected"),
     [
-        (PLAIN_CPU, "train", 4000, (False, False, "off")),
-        (PLAIN_CPU, "train", LONG, (True, False, "off")),
-        (AVX512_BF16, "train", 4000, (False, False, "bf16")),
-        (AMX, "train", LONG, (True, False, "bf16")),
-        (AMX, "sampling", None, (False, False, "bf16")),
-        (PLAIN_CPU, "sampling", None, (False, False, "off")),
+        (PLAIN_CPU, "train", 4000, (False, True, "off")),
+        (PLAIN_CPU, "train", LONG, (True, True, "off")),
+        (AVX512_BF16, "train", 4000, (False, True, "bf16")),
+        (AMX, "train", LONG, (True, True, "bf16")),
+        (AMX, "sampling", None, (False, True, "bf16")),
+        (PLAIN_CPU, "sampling", None, (False, True, "off")),
         (H100, "train", SHORT, (False, False, "bf16")),
         (H100, "sampling", None, (False, False, "bf16")),
         (OLD_GPU, "train", LONG, (True, False, "off")),
@@ -84,8 +84,8 @@ def test_forced_values_are_honoured(compiler, capability):
 
 
 def test_only_the_keys_left_at_auto_follow_the_probe():
-    switches = resolve(TrainSection(steps=4000, channels_last=True), CPU, "train", 4000, AMX)
-    assert switches.channels_last and switches.autocast == "bf16"
+    switches = resolve(TrainSection(steps=4000, channels_last=False), CPU, "train", 4000, AMX)
+    assert not switches.channels_last and switches.autocast == "bf16"
     assert not any("channels-last" in reason for reason in switches.reasons)
 
 
@@ -184,10 +184,13 @@ def test_a_failing_compile_falls_back_with_one_log_line(tmp_path: Path, monkeypa
 
 
 def test_run_json_records_the_switches_and_why(tmp_path: Path):
-    experiment = tiny_experiment(train={"channels_last": True})
+    experiment = tiny_experiment(train={"channels_last": False})
     ck.train(experiment, tmp_path / "run", progress=False)
     switches = json.loads((tmp_path / "run" / "run.json").read_text())["switches"]
-    assert switches["train"]["channels_last"] is True and switches["train"]["autocast"] == "off"
+    assert switches["train"]["channels_last"] is False and switches["train"]["autocast"] == "off"
+    assert "train.auto: bf16 off (no avx512_bf16/amx_bf16 on this CPU)" in switches["train"]["why"]
+    assert switches["sampling"]["channels_last"] is True  # auto on the CPU
+    assert "sampling.auto: channels-last on (measured faster on cpu)" in switches["sampling"]["why"]
     assert "train.auto: bf16 off (no avx512_bf16/amx_bf16 on this CPU)" in switches["train"]["why"]
     assert not any("channels-last" in line for line in switches["train"]["why"])
     assert switches["sampling"]["compile"] is False
@@ -213,7 +216,7 @@ def test_evaluation_follows_the_sampling_switches_and_the_instruments_stay_float
         assert switched[row]["rmse"] != plain[row]["rmse"]
         assert switched[row]["rmse"] == pytest.approx(plain[row]["rmse"], rel=0.05)
     log = (root / "log.txt").read_text()
-    assert "sampling switches: compile off, channels-last off, autocast bf16" in log
+    assert "sampling switches: compile off, channels-last on, autocast bf16" in log
     assert "sampling.auto: bf16 on (amx_bf16)" in log
     why = json.loads((root / "run.json").read_text())["switches"]["sampling"]["why"]
     assert "sampling.auto: bf16 on (amx_bf16)" in why
