@@ -211,8 +211,8 @@ def switches_section(s: Settings, device: str, rows: list[SwitchRow]) -> list[st
         f"for `compile`). *on : off* below {HELPS_BELOW:g} counts as helping. The largest "
         f"difference is between the images sampled with the switch on and off (the U-Net's "
         f"weights perturbed by N(0, 0.02²) noise, so that it does not return its input). *Default* says "
-        f"whether `auto` (the default of every switch) turns it on on this device type, from "
-        f"`coldkit.runtime.acceleration.AUTO`.{skipped}", "",
+        f"whether `auto` (the default of every switch) turns it on on this device and CPU for "
+        f"a 4,000-step training run, from `coldkit.runtime.auto.choices`.{skipped}", "",
     ]
     body = []
     for r in rows:
@@ -254,10 +254,10 @@ def switch_verdicts(device: str, rows: list[SwitchRow]) -> list[str]:
         advice = ""
         if r.error is None and (r.helps_training or r.helps_sampling) and not r.on_by_default:
             advice = (" — measured to help but off by default: turn it on in your config, or in "
-                      "`coldkit.runtime.acceleration.AUTO` for this device type if this holds on a quiet "
+                      "`coldkit.runtime.auto` for this device type if this holds on a quiet "
                       "machine")
         elif r.error is None and r.on_by_default and not (r.helps_training or r.helps_sampling):
-            advice = " — on by default but not measured to help here: check `AUTO`"
+            advice = " — on by default but not measured to help here: check `coldkit.runtime.auto`"
         lines.append(f"* **{r.name}** on {device}: {verdict}; {default}{advice}.")
     return lines
 

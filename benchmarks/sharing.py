@@ -38,6 +38,7 @@ START, END = "<!-- sharing:start -->", "<!-- sharing:end -->"
 
 @dataclass(frozen=True)
 class Case:
+    key: str  # what --cases names it by
     label: str
     policy: str  # "unset", "short-spin" or "passive"
     threads: int | None  # None: no threads setting
@@ -45,10 +46,12 @@ class Case:
 
 
 CASES = (
-    Case("libgomp's default spin, every core each (before)", "unset", None),
-    Case("GOMP_SPINCOUNT=10000, every core each (the last default)", "short-spin", None),
-    Case("core registry + GOMP_SPINCOUNT=10000 (coldkit's default)", "short-spin", None, True),
-    Case("PASSIVE, threads = 1 each (sweep --parallel 2)", "passive", 1),
+    Case("before", "libgomp's default spin, every core each (before)", "unset", None),
+    Case("short-spin", "GOMP_SPINCOUNT=10000, every core each (the last default)", "short-spin",
+         None),
+    Case("default", "core registry + GOMP_SPINCOUNT=10000 (coldkit's default)", "short-spin",
+         None, True),
+    Case("passive", "PASSIVE, threads = 1 each (sweep --parallel 2)", "passive", 1),
 )
 
 
@@ -109,13 +112,14 @@ def run_together(case: Case, steps: int, count: int) -> list[float]:
     return [json.loads(output.decode().strip().splitlines()[-1])["seconds"] for output in outputs]
 
 
-def measure(steps: int, repeats: int) -> list[dict]:
+def measure(steps: int, repeats: int, cases: tuple[Case, ...] = CASES) -> list[dict]:
     """Each case alone and in pairs, ``repeats`` rounds interleaved over the cases (so a burst
-    of outside load hits every case alike); the median of the rounds."""
-    alone: dict[str, list[float]] = {case.label: [] for case in CASES}
-    pairs: dict[str, list[list[float]]] = {case.label: [] for case in CASES}
+    of outside load hits every case alike); the median of the rounds. The first case is the
+    baseline of the "alone : before" column."""
+    alone: dict[str, list[float]] = {case.label: [] for case in cases}
+    pairs: dict[str, list[list[float]]] = {case.label: [] for case in cases}
     for round_number in range(repeats):
-        for case in CASES:
+        for case in cases:
             alone[case.label].append(run_together(case, steps, 1)[0])
             pairs[case.label].append(sorted(run_together(case, steps, 2)))
             print(f"round {round_number + 1}, {case.label}: alone {alone[case.label][-1]:.1f} s, "
@@ -124,17 +128,19 @@ def measure(steps: int, repeats: int) -> list[dict]:
     return [
         {"case": case.label, "alone": statistics.median(alone[case.label]),
          "pair": [statistics.median(pair[i] for pair in pairs[case.label]) for i in (0, 1)]}
-        for case in CASES
+        for case in cases
     ]
 
 
-def section(rows: list[dict], steps: int, repeats: int = 1, load: str = "") -> str:
+def section(rows: list[dict], steps: int, repeats: int = 1, load: str = "",
+            keys: list[str] | None = None) -> str:
     baseline = rows[0]["alone"]
+    chosen = "" if keys is None else f" --cases {' '.join(keys)}"
     lines = [
         START,
         "## Runs that share a machine",
         "",
-        f"Written by `python -m benchmarks.sharing --steps {steps} --repeats {repeats}` "
+        f"Written by `python -m benchmarks.sharing --steps {steps} --repeats {repeats}{chosen}` "
         f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores{load}): "
         f"{steps} training steps of `examples/mnist_blur.toml` in one process alone, then in "
         "two processes started together (timed from a common start after warm-up); medians of "
@@ -187,6 +193,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds (median)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument(
+        "--cases", nargs="+", choices=[case.key for case in CASES], default=None,
+        help="measure only these cases, the first as the baseline (e.g. `--cases before "
+        "default`: each of two default runs against one alone, and alone against before)",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--policy", default="passive", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=None, help=argparse.SUPPRESS)
@@ -197,10 +208,13 @@ def main() -> None:
         worker(args.steps, args.policy, args.threads, args.barrier, args.peers)
         return
     start = os.getloadavg()[0]
-    rows = measure(args.steps, args.repeats)
+    cases = tuple(case for key in args.cases for case in CASES if case.key == key) \
+        if args.cases else CASES
+    rows = measure(args.steps, args.repeats, cases)
     load = f", load average (1 min) {start:.2f} at start and {os.getloadavg()[0]:.2f} at end"
     page = args.out.read_text() if args.out.is_file() else "# Performance\n"
-    args.out.write_text(replace_section(page, section(rows, args.steps, args.repeats, load)))
+    text = section(rows, args.steps, args.repeats, load, args.cases)
+    args.out.write_text(replace_section(page, text))
     print(f"wrote {args.out}")
 
 

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from coldkit.config import write_toml
+from coldkit.runtime import auto
 
 TINY_EXPERIMENT = {
     "name": "tiny",
@@ -52,6 +53,16 @@ def tiny_config(tmp_path: Path) -> Path:
 def _own_core_registry(tmp_path_factory, monkeypatch):
     # Runs in tests claim cores in a registry of their own, not beside the user's real runs.
     monkeypatch.setenv("COLDKIT_CORES_DIR", str(tmp_path_factory.mktemp("cores")))
+
+
+@pytest.fixture(autouse=True)
+def _plain_cpu(monkeypatch):
+    # "auto" follows what the processor computes natively: in-process tests see a CPU without
+    # native bf16 wherever they run, so their numbers do not depend on the machine. Tests of the
+    # rules give their own capability (tests/training/test_auto_switches.py).
+    plain = auto.Capability("cpu", None, "no avx512_bf16/amx_bf16 on this CPU")
+    monkeypatch.setattr(auto, "probe", lambda device: plain if torch.device(device).type == "cpu"
+                        else auto.Capability(torch.device(device).type, None, "test"))
 
 
 @pytest.fixture(autouse=True)

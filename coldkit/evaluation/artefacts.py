@@ -25,6 +25,7 @@ from coldkit.evaluation.report import (
 )
 from coldkit.runs.context import RunContext
 from coldkit.runs.folder import write_metadata
+from coldkit.runtime.acceleration import resolve
 from coldkit.training.stage import Training
 
 
@@ -49,7 +50,8 @@ def write_results(
 
 
 def run_metadata(run: RunContext, training: Training, evaluation_source: str) -> dict[str, Any]:
-    """``run.json``: versions, device, data sources, the plugins used and the processes."""
+    """``run.json``: versions, device, data sources, the plugins used, the processes, and the
+    speed switches of training and sampling with why each is on or off."""
     experiment, cluster = run.experiment, run.cluster
     batch_size = run.config.train.batch_size
     plugins = {
@@ -83,6 +85,10 @@ def run_metadata(run: RunContext, training: Training, evaluation_source: str) ->
             "backend": cluster.backend,
             "global_batch_size": batch_size,
             "per_process_batch_size": batch_size // cluster.world_size,
+        },
+        "switches": {
+            "train": training.trainer.switches.record(),
+            "sampling": resolve(run.config.sampling, run.device, "sampling").record(),
         },
     }
 

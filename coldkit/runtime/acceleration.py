@@ -3,8 +3,10 @@ autocast.
 
 The same three keys exist in ``[train]`` (training) and ``[sampling]`` (every restorer call of
 evaluation, generation and restoration). :func:`resolve` turns a section's values into
-:class:`Switches` for a device (``"auto"`` -> :data:`AUTO`, unsupported choices -> off with a
-note saying why); :func:`prepare_model` applies them to a restorer *in place*:
+:class:`Switches` for a device: ``"auto"`` -> :func:`coldkit.runtime.auto.choices` for what
+:func:`coldkit.runtime.auto.probe` finds the device computes natively (bf16 only where the processor has it: AVX-512 BF16 or AMX on x86,
+a bf16 GPU), with a reason per switch; unsupported choices -> off with a note saying why.
+:func:`prepare_model` applies them to a restorer *in place*:
 
 * the module keeps its identity, parameters and ``state_dict`` keys (no ``_orig_mod.``
   prefix): a checkpoint of a compiled run loads in an uncompiled one and vice versa;
@@ -12,9 +14,11 @@ note saying why); :func:`prepare_model` applies them to a restorer *in place*:
   outputs back, so samplers and degradations never see another layout;
 * autocast runs the forward under ``torch.autocast`` and casts a half-precision output back to
   the input's dtype: the loss and the samplers' arithmetic stay in float32, and the backward runs
-  outside autocast, as torch recommends;
+  outside autocast, as torch recommends. The restorer's input and output layers
+  (:func:`end_layers`) stay float32: at T = 20 of MNIST blur the digit lives in harmonics a few
+  per cent strong, which bf16 at the network's input loses (docs/performance.md);
 * ``torch.compile`` compiles the forward; if compiling fails (no C++ compiler, a backend
-  error) the forward falls back to eager with a warning, once.
+  error) the forward falls back to eager with one line (to the run's log, else a warning).
 
 Calling :func:`prepare_model` again replaces the previous switches (all off restores the plain
 module). fp16 training on CUDA needs a :func:`grad_scaler` (the :class:`~coldkit.training.trainer.Trainer`
@@ -35,27 +39,11 @@ from typing import Any, Callable, Literal, Protocol
 import torch
 from torch import Tensor, nn
 
+from coldkit.runtime import auto
+
 AutocastChoice = Literal["off", "bf16", "fp16"]
 
 DTYPES: dict[str, torch.dtype] = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-#: What ``"auto"`` means per device type: a switch is on only where ``python -m benchmarks.run``
-#: measured a gain on that device type (docs/performance.md says what it measured). CPU (a busy
-#: 2-core Xeon with AMX, small U-Net): no switch gave a gain that holds for every CPU and every
-#: run: channels-last measured 0.67 and 1.23 of the time off in two runs (noise); bf16 autocast
-#: 0.56-0.68 of a training step, but only on CPUs with native bf16 (AMX / AVX512-BF16; elsewhere
-#: it is slower) and with results changed by ~1e-2, so it stays opt-in (on MNIST blur at T = 20
-#: it made 1.9x the steps but lost 0.07 direct SSIM: faint harmonics do not survive bf16);
-#: compile 0.78 of a step,
-#: after 1-2 minutes of compiling where the inductor cache is cold. CUDA and MPS: not measured
-#: yet, so off until a benchmark shows a gain there.
-AUTO: dict[str, dict[str, Any]] = {
-    "cpu": {"compile": False, "channels_last": False, "autocast": "off"},
-    "cuda": {"compile": False, "channels_last": False, "autocast": "off"},
-    "mps": {"compile": False, "channels_last": False, "autocast": "off"},
-}
-_ALL_OFF: dict[str, Any] = {"compile": False, "channels_last": False, "autocast": "off"}
-
 
 class SwitchSettings(Protocol):
     """A config section with the three switches (``TrainSection``, ``SamplingSection``)."""
@@ -75,6 +63,11 @@ class Switches:
     autocast: AutocastChoice = "off"
     #: Why a switch asked for was turned off on this device (one line each; for the run's log).
     notes: tuple[str, ...] = ()
+    #: Why ``"auto"`` chose what it did, one line per switch left at ``"auto"``.
+    reasons: tuple[str, ...] = ()
+    #: Under autocast, keep the restorer's input and output layers in float32 (see
+    #: :func:`end_layers`): the faint low harmonics of a heavily degraded input survive only there.
+    float32_ends: bool = True
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
@@ -85,15 +78,21 @@ class Switches:
         return self.compile or self.channels_last or self.autocast != "off"
 
     def describe(self) -> str:
-        return (
+        """``compile off, channels-last off, autocast bf16``, then why ``"auto"`` chose so."""
+        text = (
             f"compile {'on' if self.compile else 'off'}, channels-last "
             f"{'on' if self.channels_last else 'off'}, autocast {self.autocast}"
         )
+        return f"{text} ({'; '.join(self.reasons)})" if self.reasons else text
 
-
-def auto_defaults(device: torch.device | str) -> dict[str, Any]:
-    """What ``"auto"`` resolves to on ``device``."""
-    return AUTO.get(torch.device(device).type, _ALL_OFF)
+    def record(self) -> dict[str, Any]:
+        """The switches and why, as ``run.json`` keeps them."""
+        return {
+            "compile": self.compile,
+            "channels_last": self.channels_last,
+            "autocast": self.autocast,
+            "why": list(self.reasons + self.notes),
+        }
 
 
 def autocast_unsupported(choice: str, device: torch.device) -> str | None:
@@ -121,16 +120,27 @@ def compile_unavailable(device: torch.device) -> str | None:
     return None
 
 
-def resolve(settings: SwitchSettings, device: torch.device | str, where: str) -> Switches:
+def resolve(
+    settings: SwitchSettings,
+    device: torch.device | str,
+    where: str,
+    steps: int | None = None,
+    capability: auto.Capability | None = None,
+) -> Switches:
     """``settings`` (a ``[train]`` or ``[sampling]`` section) on ``device``: ``"auto"`` becomes
-    :data:`AUTO`'s value, and a choice the device cannot run becomes off, with a note naming the
-    key (``where.key``) and the reason."""
+    :func:`coldkit.runtime.auto.choices`' value for the device's
+    :class:`~coldkit.runtime.auto.Capability` (``auto.probe(device)`` unless given) and a training run of ``steps`` steps (None: sampling), with a reason each; a
+    choice the device cannot run becomes off, with a note naming the key (``where.key``)."""
     device = torch.device(device)
-    auto = auto_defaults(device)
-    values = {
-        key: auto[key] if getattr(settings, key) == "auto" else getattr(settings, key)
-        for key in ("compile", "channels_last", "autocast")
-    }
+    keys = ("compile", "channels_last", "autocast")
+    automatic = [key for key in keys if getattr(settings, key) == "auto"]
+    reasons: tuple[str, ...] = ()
+    values = {key: getattr(settings, key) for key in keys}
+    if automatic:
+        capability = capability if capability is not None else auto.probe(device)
+        chosen, why = auto.choices(capability, where, steps)
+        values.update({key: chosen[key] for key in automatic})
+        reasons = tuple(f"{where}.{line}" for key, line in zip(keys, why) if key in automatic)
     notes = []
     reason = autocast_unsupported(values["autocast"], device)
     if reason is not None:
@@ -141,7 +151,7 @@ def resolve(settings: SwitchSettings, device: torch.device | str, where: str) ->
         if reason is not None:
             notes.append(f"{where}.compile: torch.compile {reason}; running eagerly")
             values["compile"] = False
-    return Switches(device.type, notes=tuple(notes), **values)
+    return Switches(device.type, notes=tuple(notes), reasons=reasons, **values)
 
 
 @contextlib.contextmanager
@@ -171,12 +181,27 @@ def _to_channels_last(value: Any) -> Any:
     return value
 
 
-class AcceleratedForward:
-    """A module's forward with the switches applied; set as the module's ``forward``."""
+def _compile_failed_line(exc: Exception) -> str:
+    return (f"torch.compile failed ({type(exc).__name__}: {str(exc)[:300]}); the restorer runs "
+            "eagerly instead. Set compile = false to silence this.")
 
-    def __init__(self, eager: Callable[..., Any], switches: Switches) -> None:
+
+class AcceleratedForward:
+    """A module's forward with the switches applied; set as the module's ``forward``.
+
+    ``notify`` receives the one line said when compiling fails (the run's log); without it the
+    line is a :class:`RuntimeWarning`.
+    """
+
+    def __init__(
+        self,
+        eager: Callable[..., Any],
+        switches: Switches,
+        notify: Callable[[str], None] | None = None,
+    ) -> None:
         self.eager = eager
         self.switches = switches
+        self.notify = notify
         self.compiled = torch.compile(eager) if switches.compile else None
         self.compile_failed = False
 
@@ -205,17 +230,53 @@ class AcceleratedForward:
             return self.compiled(*args, **kwargs)
         except Exception as exc:  # compiling failed: run eagerly (a real error raises again)
             self.compile_failed = True
-            warnings.warn(
-                f"torch.compile failed ({type(exc).__name__}: {str(exc)[:300]}); the restorer "
-                "runs eagerly instead. Set compile = false to silence this.",
-                RuntimeWarning,
-                stacklevel=3,
-            )
+            if self.notify is not None:
+                self.notify(_compile_failed_line(exc))
+            else:
+                warnings.warn(_compile_failed_line(exc), RuntimeWarning, stacklevel=3)
             return self.eager(*args, **kwargs)
 
     def __deepcopy__(self, memo: dict) -> AcceleratedForward:
         # a copied module gets its own forward (compiled afresh, if compiling)
-        return AcceleratedForward(copy.deepcopy(self.eager, memo), self.switches)
+        return AcceleratedForward(copy.deepcopy(self.eager, memo), self.switches, self.notify)
+
+
+class Float32Forward:
+    """A layer's forward outside autocast, on float32 inputs; set as the layer's ``forward``
+    for the restorer's input and output layers while autocast is on."""
+
+    def __init__(self, eager: Callable[..., Any], device_type: str) -> None:
+        self.eager = eager
+        self.device_type = device_type
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        args = tuple(
+            value.float() if isinstance(value, Tensor) and value.is_floating_point() else value
+            for value in args
+        )
+        with torch.autocast(self.device_type, enabled=False):
+            return self.eager(*args, **kwargs)
+
+    def __deepcopy__(self, memo: dict) -> Float32Forward:
+        return Float32Forward(copy.deepcopy(self.eager, memo), self.device_type)
+
+
+def end_layers(model: nn.Module) -> list[nn.Module]:
+    """The restorer's input and output layers: the first and the last convolution it registers
+    (for coldkit's U-Net, its ``stem`` and the last convolution of its ``head``); none for a
+    restorer without convolutions."""
+    convolutions = [m for m in model.modules() if isinstance(m, nn.modules.conv._ConvNd)]
+    return [] if not convolutions else list(dict.fromkeys([convolutions[0], convolutions[-1]]))
+
+
+def _set_float32_ends(model: nn.Module, switches: Switches) -> None:
+    """Keep (or, with autocast off, stop keeping) the input and output layers in float32."""
+    for module in model.modules():
+        if isinstance(module.__dict__.get("forward"), Float32Forward):
+            del module.__dict__["forward"]
+    if switches.autocast_dtype is not None and switches.float32_ends:
+        for layer in end_layers(model):
+            layer.forward = Float32Forward(layer.forward, switches.device_type)  # type: ignore[method-assign]
 
 
 def plain_forward(model: nn.Module) -> Callable[..., Any]:
@@ -230,8 +291,11 @@ def applied_switches(model: nn.Module) -> Switches | None:
     return current.switches if isinstance(current, AcceleratedForward) else None
 
 
-def prepare_model(model: nn.Module, switches: Switches) -> nn.Module:
-    """Apply ``switches`` to ``model`` in place (replacing earlier ones) and return it."""
+def prepare_model(
+    model: nn.Module, switches: Switches, notify: Callable[[str], None] | None = None
+) -> nn.Module:
+    """Apply ``switches`` to ``model`` in place (replacing earlier ones) and return it;
+    ``notify`` gets the one line said if compiling fails (else it is a warning)."""
     previous = applied_switches(model)
     eager = plain_forward(model)
     if previous is not None:
@@ -240,8 +304,9 @@ def prepare_model(model: nn.Module, switches: Switches) -> nn.Module:
         model.to(memory_format=torch.channels_last)
     elif previous is not None and previous.channels_last:
         model.to(memory_format=torch.contiguous_format)
+    _set_float32_ends(model, switches)
     if switches.any:
-        model.forward = AcceleratedForward(eager, switches)  # type: ignore[method-assign]
+        model.forward = AcceleratedForward(eager, switches, notify)  # type: ignore[method-assign]
     return model
 
 
@@ -259,24 +324,25 @@ def prepare_sampling(
     switches = resolve(settings, device, "sampling")
     for note in switches.notes:
         notify(note)
-    return prepare_model(restorer, switches)
+    return prepare_model(restorer, switches, notify)
 
 
 def sampling_note(model: nn.Module) -> str | None:
-    """``sampling switches: ...`` for the run's log, or None when the model runs plain."""
+    """``sampling switches: ...`` (and why) for the run's log, or None when the model runs
+    plain."""
     switches = applied_switches(model)
     return f"sampling switches: {switches.describe()}" if switches and switches.any else None
 
 
 __all__ = [
-    "AUTO",
     "AcceleratedForward",
+    "Float32Forward",
     "Switches",
     "applied_switches",
-    "auto_defaults",
     "autocast_context",
     "autocast_unsupported",
     "compile_unavailable",
+    "end_layers",
     "grad_scaler",
     "plain_forward",
     "prepare_model",

@@ -58,7 +58,7 @@ def prepare(run: RunContext) -> Training:
     trainer = Trainer(
         restorer, degradation, data.batches, config.train, config.seed, run.device,
         run.paths.checkpoint, run.cluster, trained_for(run.experiment, context),
-        run.paths.healthy_checkpoint,
+        run.paths.healthy_checkpoint, run.notify,
     )
     resumed = trainer.resume()  # first: a checkpoint for another model is refused unchanged
     if run.cluster.is_main:

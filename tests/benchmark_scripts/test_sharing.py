@@ -21,3 +21,11 @@ def test_sharing_section_is_replaced_in_place_and_kept():
     newer = section([{"case": "x", "alone": 1.0, "pair": [1.5, 1.6]}], steps=10)
     assert kept_section(replace_section(page, newer)) == newer
     assert replace_section(page, newer).count(START) == 1
+
+
+def test_the_chosen_cases_name_the_command_that_measured_them():
+    rows = [{"case": "before", "alone": 10.0, "pair": [60.0, 61.0]},
+            {"case": "default", "alone": 9.0, "pair": [17.0, 18.0]}]
+    block = section(rows, steps=40, repeats=3, keys=["before", "default"])
+    assert "`python -m benchmarks.sharing --steps 40 --repeats 3 --cases before default`" in block
+    assert "| default | 9.0 | 0.90 | 17.0 / 18.0 | 2.00 | **PASS** |" in block

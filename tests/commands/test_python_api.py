@@ -256,12 +256,15 @@ def test_open_applies_the_runs_sampling_switches(trained, registry, tmp_path):
     from coldkit.config import read_toml
 
     _, out = trained
-    switched = tmp_path / "switched"
-    shutil.copytree(out, switched)
-    data = read_toml(switched / "config.toml")
-    data["sampling"] = {**data.get("sampling", {}), "channels_last": True}
-    write_toml(switched / "config.toml", data)
-    plain, fast = ck.open(out, registry=registry), ck.open(switched, registry=registry)
+    folders = {}
+    for name, channels_last in (("plain", False), ("switched", True)):
+        folders[name] = tmp_path / name
+        shutil.copytree(out, folders[name])
+        data = read_toml(folders[name] / "config.toml")
+        data["sampling"] = {**data.get("sampling", {}), "channels_last": channels_last}
+        write_toml(folders[name] / "config.toml", data)
+    plain = ck.open(folders["plain"], registry=registry)
+    fast = ck.open(folders["switched"], registry=registry)
     assert acceleration.applied_switches(fast.restorer).channels_last
     assert acceleration.applied_switches(plain.restorer) is None
     images = plain.images("test", 4)

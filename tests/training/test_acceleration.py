@@ -77,11 +77,11 @@ def restore_batch(model: nn.Module) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------------------ defaults, config
-def test_auto_is_off_on_the_cpu():
+def test_auto_on_a_cpu_without_native_bf16_is_channels_last_only():
     for section in (TrainSection(), SamplingSection()):
         switches = resolve(section, CPU, "train")
-        assert (switches.compile, switches.channels_last, switches.autocast) == (False, False, "off")
-        assert not switches.any and not switches.notes
+        assert (switches.compile, switches.channels_last, switches.autocast) == (False, True, "off")
+        assert not switches.notes
 
 
 def test_explicit_values_are_kept():

@@ -245,3 +245,28 @@ def test_clip_gradients_matches_clip_grad_norm_and_skips_only_exact_no_ops():
         torch.nn.utils.clip_grad_norm_(twin.parameters(), 1.0)
         for mine, reference in zip(model.parameters(), twin.parameters()):
             assert torch.equal(mine.grad, reference.grad)
+
+
+def test_adam_is_fused_and_matches_the_per_parameter_loop(tmp_path: Path):
+    """The fused kernel is a deliberate change of the float32 results by rounding only: the
+    losses agree to 1e-6; a weight whose gradient is near Adam's eps moves by a fraction of one
+    step's update (lr = 1e-3) more or less."""
+    fused = make_trainer(tmp_path / "fused")
+    assert fused.optimizer.param_groups[0]["fused"] is True
+    looped = make_trainer(tmp_path / "looped")
+    looped.optimizer = torch.optim.Adam(looped.restorer.parameters(), lr=1e-3, foreach=False)
+    fused_losses, looped_losses = fused.fit().losses, looped.fit().losses
+    assert fused_losses == pytest.approx(looped_losses, rel=1e-5, abs=1e-6)
+    for a, b in zip(fused.restorer.parameters(), looped.restorer.parameters()):
+        assert torch.allclose(a, b, rtol=0, atol=1e-4)
+
+
+def test_a_checkpoint_of_the_unfused_optimizer_resumes_fused(tmp_path: Path):
+    old = make_trainer(tmp_path, steps=2)
+    old.optimizer = torch.optim.Adam(old.restorer.parameters(), lr=1e-3, foreach=False)
+    old.fit()  # the checkpoint holds an optimizer state without "fused"
+    resumed = make_trainer(tmp_path, steps=4)
+    assert resumed.resume() and resumed.state.step == 2
+    assert resumed.optimizer.param_groups[0]["fused"] is True
+    state = resumed.fit()
+    assert state.step == 4 and all(math.isfinite(loss) for loss in state.losses)

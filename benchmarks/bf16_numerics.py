@@ -1,0 +1,109 @@
+"""``python -m benchmarks.bf16_numerics [--steps N] [--images N] [--out FILE]``: does bf16
+autocast keep ``examples/mnist_blur.toml``'s results?
+
+Trains the example for N steps on its validation split (``dataset.val_fraction = 0.1``,
+``evaluate.split = "val"``: the test split stays unseen) three times, one after another, each in
+its own process on one thread, and prints the Table 1 rows (direct and sampled SSIM / RMSE; no
+FID, which would cost more than the training here):
+
+* ``float32``: every switch off;
+* ``bf16, whole network``: bf16 autocast in training and sampling, the input and output layers
+  in bf16 too (what ``autocast = "bf16"`` did before they were kept in float32);
+* ``bf16, float32 ends``: bf16 autocast as coldkit runs it now (the restorer's first and last
+  convolution in float32, :func:`coldkit.runtime.acceleration.end_layers`).
+
+bf16 is numerically the same whether the CPU computes it natively or emulates it, so the
+results hold for both; only the time differs (emulated bf16 is slower). The rows are written to
+``--out`` as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "examples" / "mnist_blur.toml"
+OFF = ["train.compile=false", "train.channels_last=false", "sampling.compile=false",
+       "sampling.channels_last=false"]
+CASES = {
+    "float32": ['train.autocast="off"', 'sampling.autocast="off"'],
+    "bf16, whole network": ['train.autocast="bf16"', 'sampling.autocast="bf16"'],
+    "bf16, float32 ends": ['train.autocast="bf16"', 'sampling.autocast="bf16"'],
+}
+#: The case that runs with the input and output layers in bf16 too.
+WHOLE_NETWORK = "bf16, whole network"
+
+
+def overrides(case: str, steps: int, images: int) -> list[str]:
+    return [
+        'device="cpu"', "threads=1", f"train.steps={steps}", "train.max_minutes=600",
+        f"train.checkpoint_every={steps}", "dataset.val_fraction=0.1", 'evaluate.split="val"',
+        f"evaluate.num_images={images}", "evaluate.fid_images=0", *OFF, *CASES[case],
+    ]
+
+
+def worker(case: str, steps: int, images: int, folder: Path) -> None:
+    """One run in this process (the whole-network case with the float32 ends turned off); a
+    folder whose training is complete is evaluated again."""
+    from rich.console import Console
+
+    from coldkit.config import load_experiment
+    from coldkit.plugins import Registry
+    from coldkit.run import execute
+    from coldkit.runs.folder import RunPaths
+    from coldkit.runtime import acceleration
+
+    if case == WHOLE_NETWORK:
+        resolve = acceleration.resolve
+
+        def whole_network(*args, **kwargs):  # type: ignore[no-untyped-def]
+            return dataclasses.replace(resolve(*args, **kwargs), float32_ends=False)
+
+        acceleration.resolve = whole_network  # type: ignore[assignment]
+    experiment = load_experiment(CONFIG, Registry.discover(), overrides(case, steps, images))
+    metrics = execute(experiment, RunPaths(folder), Console(quiet=True))
+    rows = {row["row"]: row for row in metrics["rows"]} if isinstance(metrics["rows"], list) \
+        else metrics["rows"]
+    print(json.dumps({"rows": rows, "seconds": metrics.get("train_seconds")}))
+
+
+def measure(case: str, steps: int, images: int) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    with tempfile.TemporaryDirectory() as folder:
+        command = [sys.executable, "-m", "benchmarks.bf16_numerics", "--worker", case,
+                   "--steps", str(steps), "--images", str(images), "--folder", folder]
+        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{case}: the run failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=800)
+    parser.add_argument("--images", type=int, default=200, help="validation images scored")
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--cases", nargs="*", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        worker(args.worker, args.steps, args.images, args.folder)
+        return
+    results = {}
+    for case in args.cases:
+        results[case] = measure(case, args.steps, args.images)
+        print(case, json.dumps(results[case]), flush=True)
+    if args.out is not None:
+        args.out.write_text(json.dumps(results, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
