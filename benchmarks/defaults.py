@@ -12,8 +12,11 @@ process and times its training step, interleaved:
 
 Each round times ``--steps`` steps of each case in turn (the order reversed every other round);
 the table gives the median seconds per step and the ratio to each baseline, plus the first step
-of each case (which includes compiling where ``compile`` is on) and the time the job's
-``train.steps`` would take (first step + the rest at the median). The goal (issue 26): the
+of each case (which includes compiling where ``compile`` is on), the time the job's
+``train.steps`` would take (first step + the rest at the median), and the step's FLOP
+utilisation: its FLOPs (``FlopCounterMode``, the restorer's forward and backward) per second
+against the matmul peak of the precision the case computes in (``torch.mm`` of 2048x2048 float32
+or bf16 on the same threads; issue 26's goal: 50 %). The goal (issue 26): the
 defaults at most 0.60 of ``switches off`` where the CPU computes bf16 natively, at most 0.85
 elsewhere. Run it on a quiet machine; on a busy one only the ratios mean something.
 """
@@ -44,10 +47,50 @@ class Timing:
     first_step: float
     per_step: float
     job_steps: int
+    #: what the case's restorer computes in: ``float32`` or the autocast dtype (``bf16``)
+    precision: str = "float32"
+    #: FLOPs of one training step (forward and backward of the restorer)
+    flops: float = 0.0
+    #: the matmul peak of ``precision`` on these threads (FLOP/s); 0 where not measured
+    peak: float = 0.0
 
     @property
     def job_seconds(self) -> float:
         return self.first_step + (self.job_steps - 1) * self.per_step
+
+    @property
+    def utilisation(self) -> float:
+        """Achieved FLOP/s of the step over the peak of its precision (0 where not measured)."""
+        return self.flops / self.per_step / self.peak if self.peak > 0 else 0.0
+
+
+PEAK_SIZE = 2048
+
+
+def matmul_peak(dtype: torch.dtype, size: int = PEAK_SIZE, repeats: int = 5) -> float:
+    """FLOP/s of ``torch.mm`` of two ``size`` x ``size`` matrices of ``dtype`` (median)."""
+    a, b = torch.randn(size, size).to(dtype), torch.randn(size, size).to(dtype)
+    torch.mm(a, b)
+    seconds = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        torch.mm(a, b)
+        seconds.append(time.perf_counter() - started)
+    return 2 * size**3 / statistics.median(seconds)
+
+
+def step_flops(trainer) -> float:  # type: ignore[no-untyped-def]
+    """FLOPs of one training step as ``FlopCounterMode`` counts them (convolutions, matmuls)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        trainer.train_step()
+    return float(counter.get_total_flops())
+
+
+def precision_of(trainer) -> str:  # type: ignore[no-untyped-def]
+    """``float32`` or the autocast choice the trainer runs in (``bf16``, ``fp16``)."""
+    return "float32" if trainer.switches.autocast == "off" else trainer.switches.autocast
 
 
 def trainers(config: Path, threads: int, stack: contextlib.ExitStack) -> dict:
@@ -77,7 +120,8 @@ def trainers(config: Path, threads: int, stack: contextlib.ExitStack) -> dict:
     return built
 
 
-def measure(config: Path, steps: int, rounds: int, threads: int) -> list[Timing]:
+def measure(config: Path, steps: int, rounds: int, threads: int,
+            peak_size: int = PEAK_SIZE) -> list[Timing]:
     with contextlib.ExitStack() as stack:
         built = trainers(config, threads, stack)
         first = {}
@@ -86,6 +130,10 @@ def measure(config: Path, steps: int, rounds: int, threads: int) -> list[Timing]
             trainer.train_step()
             first[case] = time.perf_counter() - started
             trainer.train_step()  # warm-up
+        flops = step_flops(built["switches off"])  # the same network in every case
+        dtypes = {"float32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+        peaks = {name: matmul_peak(dtypes[name], peak_size)
+                 for name in sorted({precision_of(trainer) for trainer in built.values()})}
         samples: dict[str, list[float]] = {case: [] for case in built}
         names = list(built)
         for round_number in range(rounds):
@@ -96,7 +144,8 @@ def measure(config: Path, steps: int, rounds: int, threads: int) -> list[Timing]
                 samples[case].append((time.perf_counter() - started) / steps)
         return [
             Timing(case, trainer.switches.describe(), first[case],
-                   statistics.median(samples[case]), trainer.settings.steps)
+                   statistics.median(samples[case]), trainer.settings.steps,
+                   precision_of(trainer), flops, peaks[precision_of(trainer)])
             for case, trainer in built.items()
         ]
 
@@ -109,14 +158,17 @@ def report(timings: list[Timing], steps: int, rounds: int, threads: int) -> str:
         f"{os.cpu_count()} cores, load average (1 min) {os.getloadavg()[0]:.2f}",
         "",
         "| case | switches | first step (s) | per step (ms) | : switches off | : before "
-        f"| {off.job_steps} steps (s) |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        f"| {off.job_steps} steps (s) | GFLOP/s | FLOP utilisation (precision) |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for t in timings:
+        achieved = t.flops / t.per_step / 1e9
+        utilisation = (f"{100 * t.utilisation:.1f} % of {t.peak / 1e9:.0f} ({t.precision})"
+                       if t.peak > 0 else "—")
         lines.append(
             f"| {t.case} | {t.switches} | {t.first_step:.2f} | {1e3 * t.per_step:.1f} | "
             f"{t.per_step / off.per_step:.2f} | {t.per_step / before.per_step:.2f} | "
-            f"{t.job_seconds:.0f} |"
+            f"{t.job_seconds:.0f} | {achieved:.1f} | {utilisation} |"
         )
     defaults = by_case["defaults"]
     job = defaults.job_seconds / off.job_seconds
