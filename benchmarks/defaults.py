@@ -130,10 +130,6 @@ def measure(config: Path, steps: int, rounds: int, threads: int,
             trainer.train_step()
             first[case] = time.perf_counter() - started
             trainer.train_step()  # warm-up
-        flops = step_flops(built["switches off"])  # the same network in every case
-        dtypes = {"float32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-        peaks = {name: matmul_peak(dtypes[name], peak_size)
-                 for name in sorted({precision_of(trainer) for trainer in built.values()})}
         samples: dict[str, list[float]] = {case: [] for case in built}
         names = list(built)
         for round_number in range(rounds):
@@ -142,6 +138,11 @@ def measure(config: Path, steps: int, rounds: int, threads: int,
                 for _ in range(steps):
                     built[case].train_step()
                 samples[case].append((time.perf_counter() - started) / steps)
+        # Counted and measured after the timings: the counter's hooks must not touch them.
+        flops = step_flops(built["switches off"])  # the same network in every case
+        dtypes = {"float32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+        peaks = {name: matmul_peak(dtypes[name], peak_size)
+                 for name in sorted({precision_of(trainer) for trainer in built.values()})}
         return [
             Timing(case, trainer.switches.describe(), first[case],
                    statistics.median(samples[case]), trainer.settings.steps,
