@@ -29,10 +29,13 @@ import os
 import statistics
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
+
+from benchmarks.measure import matmul_flops_per_second
+from benchmarks.settings import FULL
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "examples" / "mnist_blur.toml"
@@ -64,19 +67,8 @@ class Timing:
         return self.flops / self.per_step / self.peak if self.peak > 0 else 0.0
 
 
-PEAK_SIZE = 2048
-
-
-def matmul_peak(dtype: torch.dtype, size: int = PEAK_SIZE, repeats: int = 5) -> float:
-    """FLOP/s of ``torch.mm`` of two ``size`` x ``size`` matrices of ``dtype`` (median)."""
-    a, b = torch.randn(size, size).to(dtype), torch.randn(size, size).to(dtype)
-    torch.mm(a, b)
-    seconds = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        torch.mm(a, b)
-        seconds.append(time.perf_counter() - started)
-    return 2 * size**3 / statistics.median(seconds)
+#: The side of the square matrices whose ``torch.mm`` gives the peak (the benchmark's default).
+PEAK_SIZE = FULL.matmul_size
 
 
 def step_flops(trainer) -> float:  # type: ignore[no-untyped-def]
@@ -141,7 +133,8 @@ def measure(config: Path, steps: int, rounds: int, threads: int,
         # Counted and measured after the timings: the counter's hooks must not touch them.
         flops = step_flops(built["switches off"])  # the same network in every case
         dtypes = {"float32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-        peaks = {name: matmul_peak(dtypes[name], peak_size)
+        peak_settings = replace(FULL, matmul_size=peak_size)
+        peaks = {name: matmul_flops_per_second(peak_settings, torch.device("cpu"), dtypes[name])
                  for name in sorted({precision_of(trainer) for trainer in built.values()})}
         return [
             Timing(case, trainer.switches.describe(), first[case],

@@ -295,9 +295,13 @@ def step_flops(trainer: Trainer, x0: Tensor, t: Tensor, x_t: Tensor) -> float:
     return float(counter.get_total_flops())
 
 
-def matmul_flops_per_second(s: Settings, device: torch.device) -> float:
+def matmul_flops_per_second(
+    s: Settings, device: torch.device, dtype: torch.dtype = torch.float32
+) -> float:
+    """FLOP/s of ``torch.mm`` of two ``s.matmul_size``-square matrices of ``dtype`` (median)."""
     n = s.matmul_size
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
     seconds = interleaved_medians({"mm": lambda: torch.mm(a, b)}, synchronizer(device),
                                   s.matmul_repeats, s.min_seconds)["mm"]
     return 2 * n**3 / seconds

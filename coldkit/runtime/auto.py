@@ -95,9 +95,10 @@ def choices(
     per switch, ``auto: bf16 on (avx512_bf16)``). ``steps``: the run's ``train.steps`` (None
     outside training: sampling makes too few restorer calls to repay compiling)."""
     kind = capability.device_type
-    if capability.bf16 is not None and kind in ("cpu", "cuda") and BF16_KEEPS_RESULTS:
+    native_bf16 = capability.bf16 is not None and kind in ("cpu", "cuda")
+    if native_bf16 and BF16_KEEPS_RESULTS:
         autocast, why_autocast = "bf16", f"auto: bf16 on ({capability.bf16})"
-    elif capability.bf16 is not None and kind in ("cpu", "cuda"):
+    elif native_bf16:
         autocast, why_autocast = "off", (
             f"auto: bf16 off ({capability.bf16} computes it, but bf16 cost 0.05 direct SSIM at "
             '4,000 steps; autocast = "bf16" forces it)'

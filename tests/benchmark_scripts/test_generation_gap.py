@@ -13,19 +13,15 @@ import coldkit.api as ck
 from benchmarks.generation_gap import _judged, markdown, measure
 from coldkit.cli import app
 from coldkit.evaluation.judge import load_classifier
-from coldkit.runs.folder import RunPaths
 from coldkit.config import write_toml
+from coldkit.runs.folder import RunPaths
 from tests.conftest import tiny_experiment
+from tests.generation.test_generate import GENERATE as GENERATE_TESTS
 
 runner = CliRunner()
 
-GENERATE = {
-    "num_samples": 12,
-    "batch_size": 6,
-    "grid_size": 6,
-    "judge": True,
-    "prior": {"name": "pca-gmm", "components": 2, "dims": 4},
-}
+# The generation tests' tiny [generate], smaller and judged (the benchmark needs the classifier).
+GENERATE = {**GENERATE_TESTS, "num_samples": 12, "batch_size": 6, "grid_size": 6, "judge": True}
 
 
 def _run(tmp_path: Path, **generate) -> Path:
