@@ -82,6 +82,12 @@ def score(reconstructions: Tensor, originals: Tensor) -> dict[str, float | int |
     }
 
 
+def batch_generator(seed: int, batch: int) -> torch.Generator:
+    """The CPU generator a sampler draws from for batch number ``batch`` of an evaluation
+    seeded with ``seed``: independent of which rank restores the batch."""
+    return torch.Generator().manual_seed((seed * 1_000_003 + batch) % 2**63)
+
+
 @torch.no_grad()
 def evaluate(
     restorer: nn.Module,
@@ -107,7 +113,9 @@ def evaluate(
     random parameters are drawn in the same order whatever the number of ranks. ``on_batch``
     receives the number of images this rank has done after each of its batches. ``served`` are
     per-image parameters the data serves for ``originals`` (a paired dataset's twins), used by a
-    degradation with ``data_params`` (:mod:`coldkit.data.served`).
+    degradation with ``data_params`` (:mod:`coldkit.data.served`). A sampler that draws noise
+    (``stochastic``) draws it from a generator seeded by ``seed`` and the batch's number, so the
+    rows are the same on every run and for any number of ranks.
     """
     restorer.eval()
     generator = torch.Generator().manual_seed(seed)
@@ -128,7 +136,10 @@ def evaluate(
         mine[number] = {"degraded": x_t.cpu()}
         for row, algorithm in (("direct", direct), ("sampled", sampler)):
             began = time.perf_counter()
-            mine[number][row] = algorithm(restorer, degradation, x_t, t, params).cpu()
+            noise = batch_generator(seed, number)  # a stochastic sampler's draws, per batch
+            mine[number][row] = algorithm(
+                restorer, degradation, x_t, t, params, generator=noise
+            ).cpu()
             seconds[row] += time.perf_counter() - began
         if on_batch is not None:
             on_batch(sum(len(outputs["degraded"]) for outputs in mine.values()))

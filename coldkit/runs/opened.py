@@ -141,15 +141,21 @@ class LoadedRun:
         (default: the run's ``evaluate.sampler``). ``params`` are the degradation's random
         parameters (from :meth:`degrade`); they may be left out only for a deterministic
         degradation (a degradation with random parameters raises
-        :class:`~coldkit.errors.ParamsError`: they cannot be known from ``x_t``). ``seed`` is
-        kept for compatibility and unused. Returns the sampler's output on the CPU, unclamped.
+        :class:`~coldkit.errors.ParamsError`: they cannot be known from ``x_t``). ``seed`` seeds
+        what a sampler draws (``stochastic``'s noise; default: the run's seed), so a call is
+        reproducible. Returns the sampler's output on the CPU, unclamped.
         """
         sample = self.get_sampler(sampler)
+        generator = torch.Generator().manual_seed(
+            self.experiment.config.seed if seed is None else seed
+        )
         x_t = x_t.to(self.device)
         levels = self._levels(t, len(x_t))
         if params is None:
             params = params_of_degraded_images(self.degradation, x_t)
-        return sample(self.restorer, self.degradation, x_t, levels, params).float().cpu()
+        return sample(
+            self.restorer, self.degradation, x_t, levels, params, generator=generator
+        ).float().cpu()
 
     def _levels(self, t: int | Tensor, count: int) -> Tensor:
         if isinstance(t, Tensor):

@@ -155,6 +155,19 @@ def test_restore_of_the_fully_degraded_images_is_the_improved_sampler(trained, x
     assert not torch.equal(direct, restored)
 
 
+def test_restore_with_a_noisy_sampler_is_seeded(trained, x0):
+    run, _ = trained
+    x_t, params = run.degrade(x0, run.steps)
+    first = run.restore(x_t, run.steps, params=params, sampler="stochastic", seed=1)
+    again = run.restore(x_t, run.steps, params=params, sampler="stochastic", seed=1)
+    other = run.restore(x_t, run.steps, params=params, sampler="stochastic", seed=2)
+    assert torch.equal(first, again)
+    assert not torch.equal(first, other)
+    default = run.restore(x_t, run.steps, params=params, sampler="stochastic")
+    assert torch.equal(default, run.restore(x_t, run.steps, params=params, sampler="stochastic",
+                                            seed=run.experiment.config.seed))
+
+
 def test_restore_refuses_levels_outside_the_run(trained, x0):
     run, _ = trained
     with pytest.raises(ConfigError, match="0..4"):
