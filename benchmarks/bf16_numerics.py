@@ -12,6 +12,10 @@ FID, which would cost more than the training here):
 * ``bf16, float32 ends``: bf16 autocast as coldkit runs it now (the restorer's first and last
   convolution in float32, :func:`coldkit.runtime.acceleration.end_layers`).
 
+With ``--sample-in both`` each trained model is scored twice, sampled in float32 and in bf16,
+which separates what training in bf16 costs from what sampling in bf16 costs (without it, a
+model is sampled in the precision it was trained in).
+
 bf16 is numerically the same whether the CPU computes it natively or emulates it, so the
 results hold for both; only the time differs (emulated bf16 is slower). The rows are written to
 ``--out`` as JSON.
@@ -32,26 +36,30 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "examples" / "mnist_blur.toml"
 OFF = ["train.compile=false", "train.channels_last=false", "sampling.compile=false",
        "sampling.channels_last=false"]
-CASES = {
-    "float32": ['train.autocast="off"', 'sampling.autocast="off"'],
-    "bf16, whole network": ['train.autocast="bf16"', 'sampling.autocast="bf16"'],
-    "bf16, float32 ends": ['train.autocast="bf16"', 'sampling.autocast="bf16"'],
-}
+#: Each case's training precision (``train.autocast``).
+CASES = {"float32": "off", "bf16, whole network": "bf16", "bf16, float32 ends": "bf16"}
+#: ``--sample-in`` choices: the sampling precisions (``sampling.autocast``) a model is scored in.
+SAMPLE_IN = {"same": None, "both": ("off", "bf16")}
 #: The case that runs with the input and output layers in bf16 too.
 WHOLE_NETWORK = "bf16, whole network"
 
 
-def overrides(case: str, steps: int, images: int) -> list[str]:
+def overrides(case: str, steps: int, images: int, sampling: str | None = None) -> list[str]:
+    """The run's settings: trained in the case's precision, sampled in ``sampling`` (default:
+    the same)."""
+    training = CASES[case]
     return [
         'device="cpu"', "threads=1", f"train.steps={steps}", "train.max_minutes=600",
         f"train.checkpoint_every={steps}", "dataset.val_fraction=0.1", 'evaluate.split="val"',
-        f"evaluate.num_images={images}", "evaluate.fid_images=0", *OFF, *CASES[case],
+        f"evaluate.num_images={images}", "evaluate.fid_images=0", *OFF,
+        f'train.autocast="{training}"', f'sampling.autocast="{sampling or training}"',
     ]
 
 
-def worker(case: str, steps: int, images: int, folder: Path) -> None:
-    """One run in this process (the whole-network case with the float32 ends turned off); a
-    folder whose training is complete is evaluated again."""
+def worker(case: str, steps: int, images: int, folder: Path, sample_in: str) -> None:
+    """One run in this process (the whole-network case with the float32 ends turned off), then
+    the same model scored in each sampling precision of ``sample_in`` (a folder whose training
+    is complete is evaluated again)."""
     from rich.console import Console
 
     from coldkit.config import load_experiment
@@ -67,18 +75,27 @@ def worker(case: str, steps: int, images: int, folder: Path) -> None:
             return dataclasses.replace(resolve(*args, **kwargs), float32_ends=False)
 
         acceleration.resolve = whole_network  # type: ignore[assignment]
-    experiment = load_experiment(CONFIG, Registry.discover(), overrides(case, steps, images))
-    metrics = execute(experiment, RunPaths(folder), Console(quiet=True))
-    rows = {row["row"]: row for row in metrics["rows"]} if isinstance(metrics["rows"], list) \
-        else metrics["rows"]
-    print(json.dumps({"rows": rows, "seconds": metrics.get("train_seconds")}))
+    registry = Registry.discover()
+    result: dict = {}
+    for sampling in SAMPLE_IN[sample_in] or (None,):
+        experiment = load_experiment(CONFIG, registry, overrides(case, steps, images, sampling))
+        metrics = execute(experiment, RunPaths(folder), Console(quiet=True))
+        rows = {row["row"]: row for row in metrics["rows"]} if isinstance(metrics["rows"], list) \
+            else metrics["rows"]
+        if sampling is None:
+            result["rows"] = rows
+        else:
+            result.setdefault("rows by sampling precision", {})[sampling] = rows
+        result.setdefault("seconds", metrics.get("train_seconds"))
+    print(json.dumps(result))
 
 
-def measure(case: str, steps: int, images: int) -> dict:
+def measure(case: str, steps: int, images: int, sample_in: str = "same") -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     with tempfile.TemporaryDirectory() as folder:
         command = [sys.executable, "-m", "benchmarks.bf16_numerics", "--worker", case,
-                   "--steps", str(steps), "--images", str(images), "--folder", folder]
+                   "--steps", str(steps), "--images", str(images), "--folder", folder,
+                   "--sample-in", sample_in]
         done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"{case}: the run failed:\n{done.stderr[-2000:]}")
@@ -91,15 +108,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--images", type=int, default=200, help="validation images scored")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--cases", nargs="*", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--sample-in", choices=list(SAMPLE_IN), default="same",
+                        help="score each model sampled in its training precision, or in both")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        worker(args.worker, args.steps, args.images, args.folder)
+        worker(args.worker, args.steps, args.images, args.folder, args.sample_in)
         return
     results = {}
     for case in args.cases:
-        results[case] = measure(case, args.steps, args.images)
+        results[case] = measure(case, args.steps, args.images, args.sample_in)
         print(case, json.dumps(results[case]), flush=True)
     if args.out is not None:
         args.out.write_text(json.dumps(results, indent=1) + "\n")
