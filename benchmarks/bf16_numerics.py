@@ -9,8 +9,9 @@ FID, which would cost more than the training here):
 * ``float32``: every switch off;
 * ``bf16, whole network``: bf16 autocast in training and sampling, the input and output layers
   in bf16 too (what ``autocast = "bf16"`` did before they were kept in float32);
-* ``bf16, float32 ends``: bf16 autocast as coldkit runs it now (the restorer's first and last
-  convolution in float32, :func:`coldkit.runtime.acceleration.end_layers`).
+* ``bf16, float32 ends``: bf16 autocast as coldkit runs it now (the restorer's input level and
+  last convolution in float32, :func:`coldkit.runtime.acceleration.end_layers`);
+* ``bf16, two float32 input levels``: the same with the restorer's first two levels in float32.
 
 With ``--sample-in both`` each trained model is scored twice, sampled in float32 and in bf16,
 which separates what training in bf16 costs from what sampling in bf16 costs (without it, a
@@ -37,11 +38,14 @@ CONFIG = ROOT / "examples" / "mnist_blur.toml"
 OFF = ["train.compile=false", "train.channels_last=false", "sampling.compile=false",
        "sampling.channels_last=false"]
 #: Each case's training precision (``train.autocast``).
-CASES = {"float32": "off", "bf16, whole network": "bf16", "bf16, float32 ends": "bf16"}
+CASES = {"float32": "off", "bf16, whole network": "bf16", "bf16, float32 ends": "bf16",
+         "bf16, two float32 input levels": "bf16"}
 #: ``--sample-in`` choices: the sampling precisions (``sampling.autocast``) a model is scored in.
 SAMPLE_IN = {"same": None, "both": ("off", "bf16")}
 #: The case that runs with the input and output layers in bf16 too.
 WHOLE_NETWORK = "bf16, whole network"
+#: The case that keeps the first two levels of the restorer in float32, not one.
+TWO_LEVELS = "bf16, two float32 input levels"
 
 
 def overrides(case: str, steps: int, images: int, sampling: str | None = None) -> list[str]:
@@ -75,6 +79,13 @@ def worker(case: str, steps: int, images: int, folder: Path, sample_in: str) -> 
             return dataclasses.replace(resolve(*args, **kwargs), float32_ends=False)
 
         acceleration.resolve = whole_network  # type: ignore[assignment]
+    if case == TWO_LEVELS:
+        from coldkit_plugins.unet import UNet
+
+        def two_levels(self):  # type: ignore[no-untyped-def]
+            return [self.stem, *self.down[:2], *self.downsample[:2], self.head[-1]]
+
+        UNet.float32_layers = two_levels  # type: ignore[method-assign]
     registry = Registry.discover()
     result: dict = {}
     for sampling in SAMPLE_IN[sample_in] or (None,):

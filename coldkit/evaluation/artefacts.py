@@ -88,7 +88,8 @@ def run_metadata(run: RunContext, training: Training, evaluation_source: str) ->
         },
         "switches": {
             "train": training.trainer.switches.record(),
-            "sampling": resolve(run.config.sampling, run.device, "sampling").record(),
+            "sampling": resolve(run.config.sampling, run.device, "sampling",
+                                restorer=training.trainer.restorer).record(),
         },
     }
 

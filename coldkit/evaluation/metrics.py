@@ -105,8 +105,7 @@ def evaluate(
 ) -> Evaluation | None:
     """Degrade ``originals`` to level T and restore them directly and with ``sampler``.
 
-    With ``quantize_inputs`` the degraded images are rounded to that many bits first (8: what an
-    image file holds), so every row is scored as restoring files would be.
+    ``quantize_inputs``: the degraded images rounded to that many bits first (8: image files).
 
     Under torchrun the batches are dealt out to the ranks in turn and gathered on rank 0, which
     scores them and gets the :class:`Evaluation`; the other ranks get None. The degradation's
@@ -114,8 +113,7 @@ def evaluate(
     receives the number of images this rank has done after each of its batches. ``served`` are
     per-image parameters the data serves for ``originals`` (a paired dataset's twins), used by a
     degradation with ``data_params`` (:mod:`coldkit.data.served`). A sampler that draws noise
-    (``stochastic``) draws it from a generator seeded by ``seed`` and the batch's number, so the
-    rows are the same on every run and for any number of ranks.
+    draws it from :func:`batch_generator`: the same rows on every run, for any number of ranks.
     """
     restorer.eval()
     generator = torch.Generator().manual_seed(seed)
@@ -137,9 +135,8 @@ def evaluate(
         for row, algorithm in (("direct", direct), ("sampled", sampler)):
             began = time.perf_counter()
             noise = batch_generator(seed, number)  # a stochastic sampler's draws, per batch
-            mine[number][row] = algorithm(
-                restorer, degradation, x_t, t, params, generator=noise
-            ).cpu()
+            mine[number][row] = algorithm(restorer, degradation, x_t, t, params,
+                                          generator=noise).cpu()
             seconds[row] += time.perf_counter() - began
         if on_batch is not None:
             on_batch(sum(len(outputs["degraded"]) for outputs in mine.values()))

@@ -15,9 +15,9 @@ with a reason per switch; unsupported choices -> off with a note saying why.
   outputs back, so samplers and degradations never see another layout;
 * autocast runs the forward under ``torch.autocast`` and casts a half-precision output back to
   the input's dtype: the loss and the samplers' arithmetic stay in float32, and the backward runs
-  outside autocast, as torch recommends. The restorer's input and output layers
+  outside autocast, as torch recommends. The restorer's input level and output layer
   (:func:`end_layers`) stay float32: at T = 20 of MNIST blur the digit lives in harmonics a few
-  per cent strong, which bf16 at the network's input loses (docs/performance.md);
+  per cent strong, which the first layers amplify and bf16 there loses (docs/performance.md);
 * ``torch.compile`` compiles the forward; if compiling fails (no C++ compiler, a backend
   error) the forward falls back to eager with one line (to the run's log, else a warning).
 
@@ -66,8 +66,8 @@ class Switches:
     notes: tuple[str, ...] = ()
     #: Why ``"auto"`` chose what it did, one line per switch left at ``"auto"``.
     reasons: tuple[str, ...] = ()
-    #: Under autocast, keep the restorer's input and output layers in float32 (see
-    #: :func:`end_layers`): the faint low harmonics of a heavily degraded input survive only there.
+    #: Under autocast, keep the restorer's input level and output layer in float32 (see
+    #: :func:`end_layers`): the faint harmonics of a heavily degraded input survive only there.
     float32_ends: bool = True
 
     @property
@@ -127,11 +127,14 @@ def resolve(
     where: str,
     steps: int | None = None,
     capability: auto.Capability | None = None,
+    restorer: nn.Module | None = None,
 ) -> Switches:
     """``settings`` (a ``[train]`` or ``[sampling]`` section) on ``device``: ``"auto"`` becomes
     :func:`coldkit.runtime.auto.choices`' value for the device's
-    :class:`~coldkit.runtime.auto.Capability` (``auto.probe(device)`` unless given) and a training run of ``steps`` steps (None: sampling), with a reason each; a
-    choice the device cannot run becomes off, with a note naming the key (``where.key``)."""
+    :class:`~coldkit.runtime.auto.Capability` (``auto.probe(device)`` unless given), a training
+    run of ``steps`` steps (None: sampling) and ``restorer`` (bf16 only for a restorer that names
+    its ``float32_layers``; None: coldkit's U-Net is assumed), with a reason each; a choice the
+    device cannot run becomes off, with a note naming the key (``where.key``)."""
     device = torch.device(device)
     keys = ("compile", "channels_last", "autocast")
     automatic = [key for key in keys if getattr(settings, key) == "auto"]
@@ -139,7 +142,9 @@ def resolve(
     values = {key: getattr(settings, key) for key in keys}
     if automatic:
         capability = capability if capability is not None else auto.probe(device)
-        chosen, why = auto.choices(capability, where, steps)
+        names_layers = restorer is None or callable(getattr(restorer, "float32_layers", None))
+        forced = None if settings.autocast == "auto" else settings.autocast
+        chosen, why = auto.choices(capability, where, steps, names_layers, forced)
         values.update({key: chosen[key] for key in automatic})
         reasons = tuple(f"{where}.{line}" for key, line in zip(keys, why) if key in automatic)
     notes = []
@@ -263,9 +268,20 @@ class Float32Forward:
 
 
 def end_layers(model: nn.Module) -> list[nn.Module]:
-    """The restorer's input and output layers: the first and the last convolution it registers
-    (for coldkit's U-Net, its ``stem`` and the last convolution of its ``head``); none for a
-    restorer without convolutions."""
+    """The restorer's layers kept in float32 under autocast: those its ``float32_layers()``
+    names (coldkit's U-Net: its input level — the ``stem``, the first encoder level and its
+    downsampling — and the last convolution of its ``head``), else its first and last
+    convolution; none for a restorer without convolutions.
+
+    Why more than the ends where the restorer can say: a restorer that undoes heavy blur
+    amplifies harmonics a few per cent strong in its first layers, and bf16 rounding there is
+    amplified with them (a float32-trained U-Net sampled in bf16 with only its first and last
+    convolution in float32 lost 0.27 direct SSIM on MNIST blur at T = 20; with its input level
+    too, 0.005: docs/performance.md). Deeper layers carry the amplified signal and take bf16.
+    """
+    declared = getattr(model, "float32_layers", None)
+    if callable(declared):
+        return list(dict.fromkeys(declared()))
     convolutions = [m for m in model.modules() if isinstance(m, nn.modules.conv._ConvNd)]
     return [] if not convolutions else list(dict.fromkeys([convolutions[0], convolutions[-1]]))
 
@@ -322,7 +338,7 @@ def prepare_sampling(
     Every restorer call outside training (evaluation, generation, restore, compare, the Python
     API) goes through here, so the switches apply the same way everywhere.
     """
-    switches = resolve(settings, device, "sampling")
+    switches = resolve(settings, device, "sampling", restorer=restorer)
     for note in switches.notes:
         notify(note)
     return prepare_model(restorer, switches, notify)

@@ -4,13 +4,15 @@ value and a one-line reason per switch (``auto: bf16 on (avx512_bf16)``).
 
 The rules, each from a measurement (docs/performance.md, "What auto turns on"):
 
-* bf16 autocast: off. Where the processor computes bf16 itself (AVX-512 BF16 or AMX on x86,
+* bf16 autocast: on where the processor computes bf16 itself (AVX-512 BF16 or AMX on x86,
   read from ``/proc/cpuinfo``; a GPU that ``torch.cuda.is_bf16_supported`` without emulation)
-  it is faster (0.55 of the float32 step on an AVX-512 BF16 CPU), but it does not keep results:
-  ``mnist_blur`` trained and sampled in bf16 lost 0.049 direct SSIM at 4,000 steps on the
-  validation split (:data:`BF16_KEEPS_RESULTS`); elsewhere emulated bf16 is slower than float32.
-  The reason names the native capability, so a user knows ``autocast = "bf16"`` would pay;
-* channels-last: on only for the device types in :data:`CHANNELS_LAST_AUTO` (the CPU);
+  and the restorer names the layers that stay float32 (``float32_layers()``, coldkit's U-Net
+  does): ``mnist_blur`` trained and sampled so kept its Table 1 rows at 4,000 steps on the
+  validation split (:data:`BF16_KEEPS_RESULTS`). A restorer that names none stays float32 (with
+  only its first and last convolution in float32 the direct row lost 0.049 SSIM); elsewhere
+  emulated bf16 is slower than float32. The reason names the native capability;
+* channels-last: on only for the device types in :data:`CHANNELS_LAST_AUTO` (the CPU), and
+  not beside bf16 (GroupNorm on channels-last bf16 tensors cost more than the layout saved);
 * compile: in training only, for runs of at least :data:`COMPILE_MIN_STEPS` steps (compiling
   costs about a minute before the first step); never for sampling.
 """
@@ -26,12 +28,13 @@ import torch
 #: itself; elsewhere torch emulates bf16 (slower than float32, docs/performance.md).
 NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 
-#: Whether ``"auto"`` may turn bf16 on where the processor computes it natively. False: on an
-#: AMD EPYC with AVX-512 BF16 (2026-12-07, ``python -m benchmarks.bf16_numerics --steps 4000``,
-#: validation split, one seed) bf16 with the restorer's ends in float32 trained ``mnist_blur``'s
-#: 4,000 steps in 0.55 of the float32 time but scored direct SSIM 0.674 against 0.722 (the seed
-#: spread is 0.008; the sampled row was equal, 0.638 / 0.637). Results come before speed.
-BF16_KEEPS_RESULTS = False
+#: Whether ``"auto"`` may turn bf16 on where the processor computes it natively (for a restorer
+#: that names its ``float32_layers``). On an AMD EPYC with AVX-512 BF16 (2026-12-07,
+#: ``python -m benchmarks.bf16_numerics --steps 4000 --sample-in both``, validation split, seed
+#: 0) ``mnist_blur`` trained and sampled in bf16 with the U-Net's input level and output layer in
+#: float32 scored direct / sampled SSIM 0.717 / 0.633 against 0.722 / 0.637 in float32, inside
+#: the seed spread of 0.008 (with only the first and last convolution in float32: 0.674 direct).
+BF16_KEEPS_RESULTS = True
 
 #: ``compile = "auto"`` in ``[train]`` compiles only runs of at least this many steps. On a quiet
 #: 2-core Xeon, compiling the ``small`` U-Net's training step took one to two minutes with a cold
@@ -89,25 +92,44 @@ def probe(device: torch.device | str) -> Capability:
 
 
 def choices(
-    capability: Capability, where: str, steps: int | None
+    capability: Capability,
+    where: str,
+    steps: int | None,
+    float32_layers: bool = True,
+    forced_autocast: str | None = None,
 ) -> tuple[dict[str, Any], tuple[str, ...]]:
     """What ``"auto"`` means for each switch on a device with ``capability``, and why (one line
     per switch, ``auto: bf16 on (avx512_bf16)``). ``steps``: the run's ``train.steps`` (None
-    outside training: sampling makes too few restorer calls to repay compiling)."""
+    outside training: sampling makes too few restorer calls to repay compiling).
+    ``float32_layers``: whether the restorer names the layers that stay float32 under autocast
+    (:func:`coldkit.runtime.acceleration.end_layers`). ``forced_autocast``: the autocast the
+    config fixes (None: left to ``"auto"``), which channels-last follows."""
     kind = capability.device_type
     native_bf16 = capability.bf16 is not None and kind in ("cpu", "cuda")
-    if native_bf16 and BF16_KEEPS_RESULTS:
+    if native_bf16 and BF16_KEEPS_RESULTS and float32_layers:
         autocast, why_autocast = "bf16", f"auto: bf16 on ({capability.bf16})"
+    elif native_bf16 and BF16_KEEPS_RESULTS:
+        autocast, why_autocast = "off", (
+            f"auto: bf16 off ({capability.bf16} computes it, but the restorer names no "
+            "float32_layers(), and without them bf16 lost 0.05 direct SSIM; autocast = \"bf16\" "
+            "forces it)"
+        )
     elif native_bf16:
         autocast, why_autocast = "off", (
-            f"auto: bf16 off ({capability.bf16} computes it, but bf16 cost 0.05 direct SSIM at "
-            '4,000 steps; autocast = "bf16" forces it)'
+            f"auto: bf16 off ({capability.bf16} computes it, but bf16 did not keep results; "
+            'autocast = "bf16" forces it)'
         )
     else:
         autocast, why_autocast = "off", f"auto: bf16 off ({capability.looked_at})"
-    channels_last = kind in CHANNELS_LAST_AUTO
-    why_channels = (f"auto: channels-last {'on' if channels_last else 'off'} "
-                    f"({'measured faster' if channels_last else 'no measured gain'} on {kind})")
+    if kind not in CHANNELS_LAST_AUTO:
+        channels_last, why_channels = False, f"auto: channels-last off (no measured gain on {kind})"
+    elif (forced_autocast or autocast) != "off":
+        channels_last, why_channels = False, (
+            f"auto: channels-last off (beside bf16 on {kind}: GroupNorm on channels-last bf16 "
+            "cost more than the layout saved)"
+        )
+    else:
+        channels_last, why_channels = True, f"auto: channels-last on (measured faster on {kind})"
     if kind not in ("cpu", "cuda"):
         compile_on, why_compile = False, f"auto: compile off (not measured on {kind})"
     elif steps is None:

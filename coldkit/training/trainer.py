@@ -229,7 +229,9 @@ class Trainer:
             else None
         )
         # Speed switches (compile, channels-last, autocast) after the EMA copy: it stays plain.
-        self.switches = acceleration.resolve(settings, device, "train", settings.steps)
+        self.switches = acceleration.resolve(
+            settings, device, "train", settings.steps, restorer=self.restorer
+        )
         acceleration.prepare_model(self.restorer, self.switches, notify)
         self.scaler = acceleration.grad_scaler(self.switches)
         self.network = _distributed(self.restorer, cluster, device)  # after the switches

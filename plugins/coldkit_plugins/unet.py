@@ -162,6 +162,13 @@ class UNet(nn.Module):
             nn.init.zeros_(self.head[-1].weight)
             nn.init.zeros_(self.head[-1].bias)
 
+    def float32_layers(self) -> list[nn.Module]:
+        """The layers that stay float32 under bf16/fp16 autocast
+        (:func:`coldkit.runtime.acceleration.end_layers`): the input level, where the faint
+        harmonics of a heavily degraded input are amplified — the stem, the first encoder level
+        and its downsampling — and the output convolution."""
+        return [self.stem, self.down[0], self.downsample[0], self.head[-1]]
+
     def forward(self, x_t: Tensor, t: Tensor) -> Tensor:
         factor = self.params.pixel_unshuffle
         time = self.time_mlp(sinusoidal_embedding(t, self.params.width))
