@@ -4,9 +4,8 @@ autocast.
 The same three keys exist in ``[train]`` (training) and ``[sampling]`` (every restorer call of
 evaluation, generation and restoration). :func:`resolve` turns a section's values into
 :class:`Switches` for a device: ``"auto"`` -> :func:`coldkit.runtime.auto.choices` for what
-:func:`coldkit.runtime.auto.probe` finds the device computes natively (bf16 stays off even
-where the processor has it: it did not keep results, :data:`coldkit.runtime.auto.BF16_KEEPS_RESULTS`),
-with a reason per switch; unsupported choices -> off with a note saying why.
+:func:`coldkit.runtime.auto.probe` finds the device computes natively (bf16 where the processor
+has it and the restorer names its ``float32_layers``), with a reason per switch; unsupported choices -> off with a note saying why.
 :func:`prepare_model` applies them to a restorer *in place*:
 
 * the module keeps its identity, parameters and ``state_dict`` keys (no ``_orig_mod.``
