@@ -53,7 +53,9 @@ def check_restorer(
       network that starts as the identity (a zero-initialised output layer, like the built-in
       ``unet`` with ``residual = true``) ignores ``t`` until it is trained, so if the output does
       not depend on ``t``, every all-zero parameter (of the checked copy) is set to small seeded values
-      and the check is repeated; only a network that still ignores ``t`` then fails.
+      and the check is repeated; only a network that still ignores ``t`` then fails;
+    * float32 layers (only for a restorer with ``float32_layers()``) -- it returns a non-empty
+      list of the restorer's own submodules (they stay float32 under autocast).
     """
     context = DEFAULT_RESTORER_CONTEXT if context is None else as_build_context(context)
     if None in (context.channels, context.image_size, context.steps):
@@ -64,6 +66,9 @@ def check_restorer(
 
     _check_interface(module, label)
     passed.append("interface")
+    if callable(getattr(module, "float32_layers", None)):
+        _check_float32_layers(module, label)
+        passed.append("float32 layers are its own")
 
     x = make_test_images(batch, context.image_size, context.channels, seed)
     t = _mixed_levels(context.steps, batch, seed)
@@ -102,6 +107,18 @@ def _check_interface(module: object, label: str) -> None:
     )
     trainable = [name for name, p in module.named_parameters() if p.requires_grad]
     assert trainable, f"{label}: has no trainable parameters, so there is nothing to train"
+
+
+def _check_float32_layers(module: nn.Module, label: str) -> None:
+    """``float32_layers()`` names some of the restorer's own submodules."""
+    layers = list(module.float32_layers())  # type: ignore[operator]
+    assert layers, f"{label}: float32_layers() returned nothing; drop the method or name layers"
+    own = {id(sub) for sub in module.modules()}
+    strangers = [type(layer).__name__ for layer in layers if id(layer) not in own]
+    assert not strangers, (
+        f"{label}: float32_layers() returned modules that are not the restorer's own submodules "
+        f"({', '.join(strangers)}); return layers of this module (e.g. [self.stem, self.head])"
+    )
 
 
 def _check_output(

@@ -67,6 +67,8 @@ class Good(nn.Module):
 def test_builtin_and_good_restorers_pass(build):
     passed = check_restorer(build)
     assert passed[-1] == "time conditioning" and "gradients reach every parameter" in passed
+    # the U-Net names the layers it keeps in float32 under autocast; Good names none
+    assert ("float32 layers are its own" in passed) == (build is not Good)
 
 
 def test_restorer_with_a_zero_initialised_head_passes_although_it_starts_as_the_identity():
@@ -109,6 +111,16 @@ class WrongDtype(Good):
 class IgnoresTime(Good):
     def forward(self, x, t):
         return x + self.conv(x) + 0 * sum(p.sum() for p in self.time.parameters())
+
+
+class StrangeFloat32Layers(Good):
+    def float32_layers(self):
+        return [nn.Conv2d(1, 1, 3)]  # not one of its own
+
+
+class NoFloat32Layers(Good):
+    def float32_layers(self):
+        return []
 
 
 class Noisy(Good):
@@ -160,6 +172,8 @@ class NaNOutput(Good):
         (Unused, "no gradient reaches 2 parameter\\(s\\): spare.weight, spare.bias"),
         (InfiniteGradient, "gradients of zero hold NaN or inf"),
         (IgnoresTime, "does not depend on t"),
+        (StrangeFloat32Layers, "not the restorer's own submodules \\(Conv2d\\)"),
+        (NoFloat32Layers, "float32_layers\\(\\) returned nothing"),
     ],
     ids=lambda value: value.__name__ if isinstance(value, type) else None,
 )
