@@ -62,13 +62,8 @@ def check_restorer(
         raise ValueError("check_restorer needs a context with channels, image_size and steps set")
     module = _build(factory_or_module, context)
     label = _named(module, "restorer")
-    passed: list[str] = []
-
     _check_interface(module, label)
-    passed.append("interface")
-    if callable(getattr(module, "float32_layers", None)):
-        _check_float32_layers(module, label)
-        passed.append("float32 layers are its own")
+    passed = ["interface", *_check_float32_layers(module, label)]
 
     x = make_test_images(batch, context.image_size, context.channels, seed)
     t = _mixed_levels(context.steps, batch, seed)
@@ -109,8 +104,11 @@ def _check_interface(module: object, label: str) -> None:
     assert trainable, f"{label}: has no trainable parameters, so there is nothing to train"
 
 
-def _check_float32_layers(module: nn.Module, label: str) -> None:
-    """``float32_layers()`` names some of the restorer's own submodules."""
+def _check_float32_layers(module: nn.Module, label: str) -> list[str]:
+    """``float32_layers()``, where the restorer has it, names some of its own submodules; the
+    check's name if it ran."""
+    if not callable(getattr(module, "float32_layers", None)):
+        return []
     layers = list(module.float32_layers())  # type: ignore[operator]
     assert layers, f"{label}: float32_layers() returned nothing; drop the method or name layers"
     own = {id(sub) for sub in module.modules()}
@@ -119,6 +117,7 @@ def _check_float32_layers(module: nn.Module, label: str) -> None:
         f"{label}: float32_layers() returned modules that are not the restorer's own submodules "
         f"({', '.join(strangers)}); return layers of this module (e.g. [self.stem, self.head])"
     )
+    return ["float32 layers are its own"]
 
 
 def _check_output(
