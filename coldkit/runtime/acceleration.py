@@ -5,7 +5,8 @@ The same three keys exist in ``[train]`` (training) and ``[sampling]`` (every re
 evaluation, generation and restoration). :func:`resolve` turns a section's values into
 :class:`Switches` for a device: ``"auto"`` -> :func:`coldkit.runtime.auto.choices` for what
 :func:`coldkit.runtime.auto.probe` finds the device computes natively (bf16 where the processor
-has it and the restorer names its ``float32_layers``), with a reason per switch; unsupported choices -> off with a note saying why.
+has it and the restorer names its ``float32_layers``), with a reason per switch; unsupported
+choices -> off with a note saying why.
 :func:`prepare_model` applies them to a restorer *in place*:
 
 * the module keeps its identity, parameters and ``state_dict`` keys (no ``_orig_mod.``
@@ -141,7 +142,7 @@ def resolve(
     values = {key: getattr(settings, key) for key in keys}
     if automatic:
         capability = capability if capability is not None else auto.probe(device)
-        names_layers = restorer is None or callable(getattr(restorer, "float32_layers", None))
+        names_layers = restorer is None or names_float32_layers(restorer)
         forced = None if settings.autocast == "auto" else settings.autocast
         chosen, why = auto.choices(capability, where, steps, names_layers, forced)
         values.update({key: chosen[key] for key in automatic})
@@ -266,6 +267,11 @@ class Float32Forward:
         return Float32Forward(copy.deepcopy(self.eager, memo), self.device_type)
 
 
+def names_float32_layers(model: object) -> bool:
+    """Whether the restorer says which of its layers stay float32 (``float32_layers()``)."""
+    return callable(getattr(model, "float32_layers", None))
+
+
 def end_layers(model: nn.Module) -> list[nn.Module]:
     """The restorer's layers kept in float32 under autocast: those its ``float32_layers()``
     names (coldkit's U-Net: its input level — the ``stem``, the first encoder level and its
@@ -278,9 +284,8 @@ def end_layers(model: nn.Module) -> list[nn.Module]:
     convolution in float32 lost 0.27 direct SSIM on MNIST blur at T = 20; with its input level
     too, 0.005: docs/performance.md). Deeper layers carry the amplified signal and take bf16.
     """
-    declared = getattr(model, "float32_layers", None)
-    if callable(declared):
-        return list(dict.fromkeys(declared()))
+    if names_float32_layers(model):
+        return list(dict.fromkeys(model.float32_layers()))  # type: ignore[operator]
     convolutions = [m for m in model.modules() if isinstance(m, nn.modules.conv._ConvNd)]
     return [] if not convolutions else list(dict.fromkeys([convolutions[0], convolutions[-1]]))
 
@@ -360,6 +365,7 @@ __all__ = [
     "compile_unavailable",
     "end_layers",
     "grad_scaler",
+    "names_float32_layers",
     "plain_forward",
     "prepare_model",
     "prepare_sampling",

@@ -125,8 +125,8 @@ def choices(
         channels_last, why_channels = False, f"auto: channels-last off (no measured gain on {kind})"
     elif (forced_autocast or autocast) != "off":
         channels_last, why_channels = False, (
-            f"auto: channels-last off (beside bf16 on {kind}: GroupNorm on channels-last bf16 "
-            "cost more than the layout saved)"
+            f"auto: channels-last off (beside {forced_autocast or autocast} on {kind}: GroupNorm "
+            "on channels-last bf16 cost more than the layout saved)"
         )
     else:
         channels_last, why_channels = True, f"auto: channels-last on (measured faster on {kind})"

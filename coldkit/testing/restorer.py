@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from coldkit.plugins.compat import RestorerContext, as_build_context
 from coldkit.protocols import BuildContext
+from coldkit.runtime.acceleration import names_float32_layers
 from coldkit.testing._common import (
     _generator,
     _max_difference,
@@ -107,7 +108,7 @@ def _check_interface(module: object, label: str) -> None:
 def _check_float32_layers(module: nn.Module, label: str) -> list[str]:
     """``float32_layers()``, where the restorer has it, names some of its own submodules; the
     check's name if it ran."""
-    if not callable(getattr(module, "float32_layers", None)):
+    if not names_float32_layers(module):
         return []
     layers = list(module.float32_layers())  # type: ignore[operator]
     assert layers, f"{label}: float32_layers() returned nothing; drop the method or name layers"
