@@ -56,17 +56,26 @@ def fit_mixture(features: Any, params: MixtureParams, seed: int = 0) -> dict[str
     }
 
 
-def sample_mixture(state: dict[str, Tensor], count: int, generator: torch.Generator) -> Tensor:
-    """Draw ``count`` points ``(count, D)`` (float64) from a mixture stored by :func:`fit_mixture`."""
+def sample_mixture(
+    state: dict[str, Tensor], count: int, generator: torch.Generator, temperature: float = 1.0
+) -> Tensor:
+    """Draw ``count`` points ``(count, D)`` (float64) from a mixture stored by :func:`fit_mixture`.
+
+    ``temperature`` scales each component's spread (its Cholesky factor): 1 draws from the
+    fitted mixture; below 1 keeps draws nearer the component means, which the restorer maps to
+    cleaner images where the data lie on a thinner set than the mixture's ellipsoids
+    (docs/generation.md). The same generator state gives the same components at any temperature.
+    """
     component = torch.multinomial(state["weights"], count, replacement=True, generator=generator)
     z = torch.randn(count, state["means"].shape[1], 1, generator=generator, dtype=torch.float64)
-    return state["means"][component] + (state["cholesky"][component] @ z)[..., 0]
+    return state["means"][component] + temperature * (state["cholesky"][component] @ z)[..., 0]
 
 
 class PcaMixturePrior:
     """A prior over ``x_T``: a mixture over the leading principal components of ``D(x0, T)``
     (those above ``rank_tolerance`` of the largest, at most ``dims``), mapped back to images by
-    the same basis, plus Gaussian noise of std ``noise``. Follows :class:`coldkit.Prior`.
+    the same basis, plus Gaussian noise of std ``noise``; ``temperature`` below 1 narrows each
+    component when drawing. Follows :class:`coldkit.Prior`.
 
     Use it as it is, subclass it with your ``name``, ``description`` and ``Params`` (a subclass
     of :class:`~coldkit.params.PcaMixtureParams`), or wrap it in :class:`PriorWithDrawnParams`.
@@ -101,7 +110,7 @@ class PcaMixturePrior:
         if not self.state:
             raise RuntimeError(f"prior {self.name!r} is not fitted: call fit() first")
         shape = tuple(int(v) for v in self.state["shape"])
-        codes = sample_mixture(self.state, count, generator)
+        codes = sample_mixture(self.state, count, generator, self.params.temperature)
         images = (self.state["centre"] + codes @ self.state["basis"]).float().view(count, *shape)
         if self.params.noise > 0:
             noise = torch.randn(images.shape, generator=generator, dtype=images.dtype)

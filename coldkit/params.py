@@ -94,6 +94,13 @@ class MixtureParams(BaseModel):
     noise: float = Field(
         0.0, ge=0.0, description="std of Gaussian noise added to every pixel of a drawn x_T"
     )
+    temperature: float = Field(
+        1.0,
+        gt=0.0,
+        le=1.0,
+        description="scales each component's spread when drawing (1 = as fitted): below 1 "
+        "draws stay nearer the component means, trading a little diversity for fidelity",
+    )
 
 
 class PcaMixtureParams(MixtureParams):

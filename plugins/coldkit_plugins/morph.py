@@ -150,7 +150,11 @@ class MorphTarget:
         self.x0_prior: PcaGmm | None = None
         if self.keep_T > 0:
             self.x0_prior = PcaGmm(
-                PcaGmmParams(components=self.params.x0_components, dims=self.params.x0_dims)
+                PcaGmmParams(
+                    components=self.params.x0_components,
+                    dims=self.params.x0_dims,
+                    temperature=self.params.x0_temperature,
+                )
             )
 
     def fit(self, x_T: Tensor, seed: int = 0, params: DegradationParams | None = None) -> None:

@@ -75,7 +75,7 @@ class Gmm(_MixturePrior):
 
     def sample(self, count: int, generator: torch.Generator) -> Tensor:
         channels, height, width = self._shape()
-        means = sample_mixture(self.state, count, generator).float()
+        means = sample_mixture(self.state, count, generator, self.params.temperature).float()
         flat = means.view(count, channels, 1, 1).expand(count, channels, height, width)
         return self._with_noise(flat.contiguous(), generator)
 

@@ -63,3 +63,38 @@ def test_the_refusal_without_params_points_a_third_party_author_at_the_adapter()
     message = str(refused.value)
     assert "coldkit.blocks.PriorWithDrawnParams" in message
     assert "its documentation names the setting" in message
+
+
+def test_temperature_narrows_each_component_around_its_mean_with_the_same_components():
+    import pytest
+    from pydantic import ValidationError
+
+    from coldkit.blocks import sample_mixture
+
+    state = {
+        "weights": torch.tensor([0.3, 0.7], dtype=torch.float64),
+        "means": torch.tensor([[0.0, 0.0], [10.0, -5.0]], dtype=torch.float64),
+        "cholesky": torch.tensor([[[1.0, 0.0], [0.5, 2.0]], [[3.0, 0.0], [0.0, 0.1]]],
+                                 dtype=torch.float64),
+    }
+    full = sample_mixture(state, 400, torch.Generator().manual_seed(4))
+    narrow = sample_mixture(state, 400, torch.Generator().manual_seed(4), temperature=0.5)
+    # the components drawn first from the same generator state: the same at any temperature
+    drawn = torch.multinomial(state["weights"], 400, True, generator=torch.Generator().manual_seed(4))
+    centres = state["means"][drawn]
+    assert torch.allclose(narrow - centres, 0.5 * (full - centres))
+    assert torch.equal(full, sample_mixture(state, 400, torch.Generator().manual_seed(4), 1.0))
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValidationError):
+            PcaMixtureParams(temperature=bad)
+
+
+def test_a_prior_draws_at_its_temperature():
+    x_T = make_test_images(count=32)
+    spreads = []
+    for temperature in (1.0, 0.25):
+        prior = PcaGmm(PcaGmm.Params(components=2, dims=4, temperature=temperature))
+        prior.fit(x_T, seed=1)
+        drawn = prior.sample(200, torch.Generator().manual_seed(0))
+        spreads.append(float(drawn.std(dim=0).mean()))
+    assert spreads[1] < 0.5 * spreads[0]

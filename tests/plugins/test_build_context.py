@@ -241,6 +241,15 @@ def test_morph_target_learns_x0_from_the_params_and_draws_x_T_with_them():
     assert torch.equal(again.sample(8, torch.Generator().manual_seed(1)), drawn)
 
 
+def test_morph_targets_x0_temperature_reaches_its_x0_mixture():
+    registry = Registry.discover()
+    context = checks_context(degradation=_synthetic_morph(alpha_end=0.09))
+    prior = registry.get("prior", "morph-target").build({"x0_temperature": 0.6}, context)
+    assert prior.x0_prior.params.temperature == 0.6
+    default = registry.get("prior", "morph-target").build({}, context)
+    assert default.x0_prior.params.temperature == 1.0
+
+
 def test_a_tiny_morph_run_with_alpha_end_fits_its_prior_on_params_and_generates(tmp_path: Path):
     registry = Registry.discover(extra_plugins=[("other_data", OTHER_DATA)])
     data = _morph_experiment(tmp_path)

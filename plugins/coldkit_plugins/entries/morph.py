@@ -90,6 +90,11 @@ class MorphTargetParams(BaseModel):
     x0_dims: int = Field(
         32, ge=1, description="with alpha_end > 0: principal components of x0 it is fitted on"
     )
+    x0_temperature: float = Field(
+        1.0, gt=0.0, le=1.0,
+        description="with alpha_end > 0: the x0 mixture's temperature (below 1: draws nearer "
+        "its component means; pca-gmm's temperature)",
+    )
 
 
 MORPH = Listing(
