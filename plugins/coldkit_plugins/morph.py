@@ -6,7 +6,9 @@ of the ``target`` dataset drawn per sample (the degradation's random parameter) 
 from 1 at ``t = 0`` to 0 at ``t = T``. So ``D(x0, T) = z``: generation starts from a real image of
 the target dataset (the ``morph-target`` prior) and the restorer turns it into the training domain.
 With ``alpha_end > 0``, ``a_T`` stays above 0: x_T keeps a faint x0, which the prior draws from a
-mixture fitted on the training x0 (docs/generation.md says why and what it changes).
+mixture fitted on the training x0 (docs/generation.md says why and what it changes). With
+``blur_end > 0`` x0 also blurs as it fades (a Gaussian whose sigma grows linearly to ``blur_end``
+at T): ``D(x0, t) = sqrt(a_t) B_t(x0) + sqrt(1 - a_t) z``, and the faint x0 at T is a blurred one.
 
 Both components read the target through their build context (plugin API 2): the split they serve
 (training images while training, the evaluation split while evaluating and generating), at the
@@ -53,6 +55,18 @@ def weights(params: MorphParams) -> tuple[Tensor, Tensor]:
     if params.blend == "convex":
         return a, 1.0 - a
     return a.sqrt(), (1.0 - a).sqrt()
+
+
+def blur_transfer(sigmas: Tensor, height: int, width: int) -> Tensor:
+    """Fourier transfer functions of a circular Gaussian blur of each sigma, ``(len, H, W//2+1)``.
+
+    ``exp(-2 pi^2 sigma^2 |f|^2)`` at the image's discrete frequencies: a periodic Gaussian, so
+    one FFT pair blurs a batch whatever sigma each image has (1 exactly where sigma is 0).
+    """
+    fy = torch.fft.fftfreq(height, dtype=torch.float64).view(-1, 1)
+    fx = torch.fft.rfftfreq(width, dtype=torch.float64).view(1, -1)
+    squared = (fy**2 + fx**2).unsqueeze(0)
+    return torch.exp(-2 * math.pi**2 * sigmas.view(-1, 1, 1) ** 2 * squared)
 
 
 class _TargetImages:
@@ -103,6 +117,11 @@ class Morph:
         self.random_params: tuple[str, ...] = ("z",)
         self.keep, self.mix = weights(self.params)
         self.targets = _TargetImages(self.params, context)
+        #: sigma of the blur on x0 at t = 0 .. T (zeros without ``blur_end``).
+        self.blur_sigmas = self.params.blur_end * torch.arange(
+            self.steps + 1, dtype=torch.float64
+        ) / self.steps
+        self._transfer: dict[tuple[int, int, torch.device], Tensor] = {}
 
     def sample_params(
         self, x0: Tensor, generator: torch.Generator | None = None
@@ -125,7 +144,20 @@ class Morph:
             raise ValueError(f"params['z'] has shape {tuple(z.shape)}, x0 {tuple(x0.shape)}")
         keep = self.keep.to(device=x0.device, dtype=x0.dtype)[t].view(-1, 1, 1, 1)
         mix = self.mix.to(device=x0.device, dtype=x0.dtype)[t].view(-1, 1, 1, 1)
-        return torch.where((t == 0).view(-1, 1, 1, 1), x0, keep * x0 + mix * z)
+        faded = keep * self.blurred(x0, t) + mix * z
+        return torch.where((t == 0).view(-1, 1, 1, 1), x0, faded)
+
+    def blurred(self, x0: Tensor, t: Tensor) -> Tensor:
+        """x0 blurred as far as level ``t`` (``blur_end``); x0 itself without a blur."""
+        if self.params.blur_end == 0:
+            return x0
+        height, width = x0.shape[-2:]
+        key = (height, width, x0.device)
+        if key not in self._transfer:
+            transfer = blur_transfer(self.blur_sigmas, height, width)
+            self._transfer[key] = transfer.to(device=x0.device, dtype=torch.float32)
+        spectrum = torch.fft.rfft2(x0.float()) * self._transfer[key][t][:, None]
+        return torch.fft.irfft2(spectrum, s=(height, width)).to(x0.dtype)
 
 
 class MorphTarget:
@@ -134,6 +166,7 @@ class MorphTarget:
     When the morph degradation keeps part of x0 at T (``alpha_end > 0``), x_T = keep_T g +
     mix_T z with z as above and g drawn from a mixture over x0's principal components, fitted on
     the training x0 that ``fit`` recovers from x_T and its params (x0 = (x_T - mix_T z) / keep_T).
+    With ``blur_end`` the x0 left at T is blurred, and so are the g the mixture learns and draws.
     """
 
     name: ClassVar[str] = MORPH_TARGET.name

@@ -190,7 +190,8 @@ def _synthetic_morph(**params):
 def _every_builtin_degradation():
     names = {degradation.name for degradation in builtin_degradations()}
     extra = [] if "morph" in names else [_synthetic_morph()]  # no Fashion-MNIST here
-    return [*builtin_degradations(), *extra]
+    blurring = _synthetic_morph(alpha_end=0.05, blur_end=2.0)  # blurs x0 as it fades
+    return [*builtin_degradations(), *extra, blurring]
 
 
 @pytest.mark.parametrize("degradation", _every_builtin_degradation(), ids=lambda d: d.name)
@@ -217,6 +218,51 @@ def test_morph_with_alpha_end_keeps_a_faint_x0_at_T():
     params = morph.sample_params(x0, torch.Generator().manual_seed(0))
     at_T = morph.degrade(x0, torch.full((4,), morph.steps), params)
     assert torch.allclose(at_T, 0.2 * x0 + 0.96**0.5 * params["z"], atol=1e-6)
+
+
+def test_morph_with_blur_end_blurs_x0_as_it_fades_and_without_it_is_unchanged():
+    import kornia
+
+    x0 = make_test_images(4)
+    plain, blurred = _synthetic_morph(alpha_end=0.04), _synthetic_morph(alpha_end=0.04, blur_end=2.0)
+    check_degradation(blurred, check_speed=False)
+    params = plain.sample_params(x0, torch.Generator().manual_seed(0))
+    t = torch.tensor([0, 1, 3, 5])
+    faded = plain.degrade(x0, t, params)
+    assert torch.equal(_synthetic_morph(alpha_end=0.04, blur_end=0.0).degrade(x0, t, params), faded)
+    both = blurred.degrade(x0, t, params)
+    assert torch.equal(both[0], x0[0])  # D(x0, 0) = x0 exactly
+    # sigma grows linearly: 0.4, 1.2, 2.0 pixels at t = 1, 3, 5; from about one pixel on, the
+    # periodic Gaussian is kornia's sampled one (below, sampling a kernel aliases)
+    for index in (2, 3):
+        sigma = 2.0 * int(t[index]) / 5
+        reference = kornia.filters.gaussian_blur2d(
+            x0[index : index + 1], (15, 15), (sigma, sigma), border_type="circular"
+        )
+        keep, mix = float(plain.keep[t[index]]), float(plain.mix[t[index]])
+        expected = keep * reference[0] + mix * params["z"][index]
+        assert torch.allclose(both[index], expected, atol=1e-3)
+    assert not torch.allclose(both[1:], faded[1:], atol=1e-3)
+
+
+def test_morph_target_with_blur_end_draws_the_blurred_x0_the_path_leaves_at_T():
+    registry = Registry.discover()
+    morph = _synthetic_morph(alpha_end=0.09, blur_end=3.0)
+    prior = registry.get("prior", "morph-target").build(
+        {"x0_components": 2}, checks_context(degradation=morph)
+    )
+    x0 = make_test_images(30)
+    x_T, params = degrade_fully_with_params(morph, x0, seed=0)
+    prior.fit(x_T, seed=0, params=params)
+    drawn, drawn_params = prior.sample_with_params(30, torch.Generator().manual_seed(1))
+    g = (drawn - 0.91**0.5 * drawn_params["z"]) / 0.3
+
+    def roughness(images):  # mean absolute difference of neighbouring pixels
+        return float((images[..., 1:] - images[..., :-1]).abs().mean())
+
+    at_T = morph.blurred(x0, torch.full((30,), morph.steps))
+    assert roughness(g) < 0.5 * roughness(x0)  # smooth, as the blurred x0 it learnt
+    assert roughness(g) < 1.5 * roughness(at_T)
 
 
 def test_morph_target_learns_x0_from_the_params_and_draws_x_T_with_them():

@@ -65,6 +65,14 @@ class MorphParams(TargetParams):
         description="a_T, the share of x0 left at t = T (0: the paper's, D(x0, T) = z; above 0 "
         "x_T keeps a faint x0, which morph-target then draws from a mixture fitted on x0)",
     )
+    blur_end: float = Field(
+        0.0,
+        ge=0.0,
+        le=64.0,
+        description="sigma (pixels) of a Gaussian blur on x0 at t = T, growing linearly in t "
+        "(0: none, the paper's). x0 blurs as it fades, so with alpha_end > 0 x_T keeps a faint "
+        "blurred x0, which morph-target's mixture draws far better than a sharp one",
+    )
 
 
 class MorphTargetParams(BaseModel):
