@@ -11,7 +11,11 @@ FID, which would cost more than the training here):
   in bf16 too (what ``autocast = "bf16"`` did before they were kept in float32);
 * ``bf16, float32 ends``: bf16 autocast as coldkit runs it now (the restorer's input level and
   last convolution in float32, :func:`coldkit.runtime.acceleration.end_layers`);
-* ``bf16, two float32 input levels``: the same with the restorer's first two levels in float32.
+* ``bf16, two float32 input levels``: the same with the restorer's first two levels in float32;
+* ``float32, standardised input`` and ``bf16, standardised input``: the U-Net with
+  ``restorer.standardize_input`` (as the example now runs it), whose ``float32_layers`` are only
+  its stem and last convolution. The four cases above run without it
+  (``restorer.standardize_input=false``), as they were measured.
 
 With ``--sample-in both`` each trained model is scored twice, sampled in float32 and in bf16,
 which separates what training in bf16 costs from what sampling in bf16 costs (without it, a
@@ -39,7 +43,8 @@ OFF = ["train.compile=false", "train.channels_last=false", "sampling.compile=fal
        "sampling.channels_last=false"]
 #: Each case's training precision (``train.autocast``).
 CASES = {"float32": "off", "bf16, whole network": "bf16", "bf16, float32 ends": "bf16",
-         "bf16, two float32 input levels": "bf16"}
+         "bf16, two float32 input levels": "bf16", "float32, standardised input": "off",
+         "bf16, standardised input": "bf16"}
 #: ``--sample-in`` choices: the sampling precisions (``sampling.autocast``) a model is scored in.
 SAMPLE_IN = {"same": None, "both": ("off", "bf16")}
 #: The case that runs with the input and output layers in bf16 too.
@@ -57,6 +62,7 @@ def overrides(case: str, steps: int, images: int, sampling: str | None = None) -
         f"train.checkpoint_every={steps}", "dataset.val_fraction=0.1", 'evaluate.split="val"',
         f"evaluate.num_images={images}", "evaluate.fid_images=0", *OFF,
         f'train.autocast="{training}"', f'sampling.autocast="{sampling or training}"',
+        f"restorer.standardize_input={'true' if 'standardised' in case else 'false'}",
     ]
 
 

@@ -275,8 +275,9 @@ def names_float32_layers(model: object) -> bool:
 def end_layers(model: nn.Module) -> list[nn.Module]:
     """The restorer's layers kept in float32 under autocast: those its ``float32_layers()``
     names (coldkit's U-Net: its input level — the ``stem``, the first encoder level and its
-    downsampling — and the last convolution of its ``head``), else its first and last
-    convolution; none for a restorer without convolutions.
+    downsampling — and the last convolution of its ``head``; with ``standardize_input`` only
+    the stem and that convolution), else its first and last convolution; none for a restorer
+    without convolutions.
 
     Why more than the ends where the restorer can say: a restorer that undoes heavy blur
     amplifies harmonics a few per cent strong in its first layers, and bf16 rounding there is

@@ -27,6 +27,10 @@ from coldkit import BuildContext
 from coldkit_plugins.entries.unet import UNetParams, UNET
 
 
+#: The smallest standard deviation a standardised input is divided by (a flat x_t stays finite).
+STD_FLOOR = 1e-4
+
+
 def sinusoidal_embedding(t: Tensor, dim: int) -> Tensor:
     """Transformer-style sinusoidal embedding of (integer) levels ``t``, shape ``(B, dim)``."""
     half = dim // 2
@@ -126,6 +130,8 @@ class UNet(nn.Module):
         self.time_mlp = nn.Sequential(
             nn.Linear(width, time_dim), nn.SiLU(), nn.Linear(time_dim, time_dim)
         )
+        # With a standardised input the network still needs each x_t's level and contrast.
+        self.input_stats = nn.Linear(2, time_dim) if params.standardize_input else None
         packed = context.channels * factor**2
         self.stem = nn.Conv2d(packed, width, 3, padding=1)
         dims = [width * m for m in params.multipliers]
@@ -166,13 +172,29 @@ class UNet(nn.Module):
         """The layers that stay float32 under bf16/fp16 autocast
         (:func:`coldkit.runtime.acceleration.end_layers`): the input level, where the faint
         harmonics of a heavily degraded input are amplified — the stem, the first encoder level
-        and its downsampling — and the output convolution."""
+        and its downsampling — and the output convolution. With ``standardize_input`` the faint
+        harmonics reach the network at unit scale, so only the stem and the output convolution."""
+        if self.params.standardize_input:
+            return [self.stem, self.head[-1]]
         return [self.stem, self.down[0], self.downsample[0], self.head[-1]]
+
+    def _network_input(self, x_t: Tensor, time: Tensor) -> tuple[Tensor, Tensor]:
+        """The stem's input and the conditioning vector. Standardised in float32: a heavily
+        blurred x_t is its mean plus harmonics a few per cent strong, which the mean would push
+        out of bf16's 8-bit mantissa."""
+        if not self.params.standardize_input:
+            return x_t * 2 - 1, time
+        x = x_t.float()
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        std = x.std(dim=(1, 2, 3), keepdim=True, correction=0).clamp_min(STD_FLOOR)
+        stats = torch.cat([mean.flatten(1) * 2 - 1, std.flatten(1).log()], dim=1)
+        return (x - mean) / std, time + self.input_stats(stats)
 
     def forward(self, x_t: Tensor, t: Tensor) -> Tensor:
         factor = self.params.pixel_unshuffle
         time = self.time_mlp(sinusoidal_embedding(t, self.params.width))
-        h = F.pixel_unshuffle(x_t * 2 - 1, factor) if factor > 1 else x_t * 2 - 1
+        h, time = self._network_input(x_t, time)
+        h = F.pixel_unshuffle(h, factor) if factor > 1 else h
         h = self.stem(h)
         skips = []
         for level, downsample in zip(self.down, self.downsample):

@@ -17,6 +17,11 @@ def test_each_case_trains_in_its_precision_on_the_validation_split():
     trained_in_bf16 = bf16_numerics.overrides("bf16, float32 ends", 10, 20, sampling="off")
     assert 'train.autocast="bf16"' in trained_in_bf16
     assert 'sampling.autocast="off"' in trained_in_bf16
+    # the cases measured before standardize_input keep the network they were measured with
+    assert "restorer.standardize_input=false" in trained_in_bf16
+    standardised = bf16_numerics.overrides("bf16, standardised input", 10, 20)
+    assert "restorer.standardize_input=true" in standardised
+    assert 'train.autocast="bf16"' in standardised
 
 
 def test_sample_in_both_scores_one_trained_model_in_each_precision(tmp_path, monkeypatch, capsys):

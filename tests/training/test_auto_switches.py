@@ -254,3 +254,60 @@ def test_evaluation_follows_the_sampling_switches_and_the_instruments_stay_float
     assert "sampling.auto: bf16 on (amx_bf16)" in log
     why = json.loads((root / "run.json").read_text())["switches"]["sampling"]["why"]
     assert "sampling.auto: bf16 on (amx_bf16)" in why
+
+
+# ------------------------------------------- a standardised input: only the ends stay float32
+def standardized_unet(seed: int = 0) -> nn.Module:
+    from coldkit.protocols import BuildContext
+    from coldkit_plugins.unet import UNet, UNetParams
+
+    torch.manual_seed(seed)
+    return UNet(UNetParams(width=8, multipliers=[1, 2], attention_levels=[1],
+                           standardize_input=True),
+                context=BuildContext(image_size=16, channels=1, steps=4))
+
+
+def faint_pattern_images() -> torch.Tensor:
+    """A heavily blurred image's shape: a level of 0.4 plus harmonics 0.1 % strong."""
+    grid = torch.linspace(0, 2 * torch.pi, 16)
+    pattern = torch.sin(grid)[:, None] * torch.cos(2 * grid)[None, :]
+    return (0.4 + 0.001 * pattern).expand(2, 1, 16, 16).clone()
+
+
+def test_a_standardized_input_reaches_the_network_at_unit_scale():
+    model = standardized_unet()
+    x = faint_pattern_images()
+    network_input, _ = model._network_input(x, torch.zeros(2, model.input_stats.out_features))
+    assert network_input.mean(dim=(1, 2, 3)).abs().max() < 1e-4
+    assert torch.allclose(network_input.std(dim=(1, 2, 3), correction=0), torch.ones(2))
+    # what bf16 keeps of the pattern: nearly all of it standardised, little of it as x * 2 - 1
+    def kept(values: torch.Tensor) -> float:
+        error = values.bfloat16().float() - values
+        return 1 - float(error.std() / (values - values.mean()).std())
+    assert kept(network_input) > 0.99
+    assert kept(x * 2 - 1) < 0.8
+
+
+def test_a_standardized_unet_keeps_only_its_ends_in_float32_and_starts_as_the_identity():
+    model = standardized_unet()
+    assert acceleration.end_layers(model) == [model.stem, model.head[-1]]
+    first_level = model.down[0].blocks[0].conv1
+    recorder = Recorder({"stem": model.stem, "head": model.head[-1], "first level": first_level})
+    prepare_model(model, Switches("cpu", autocast="bf16"))
+    x, t = faint_pattern_images(), torch.tensor([1, 3])
+    restored = model(x, t)
+    assert restored.dtype == torch.float32
+    assert recorder.dtypes == {"stem": torch.float32, "head": torch.float32,
+                               "first level": torch.bfloat16}
+    assert torch.equal(restored, x)  # residual, zero-initialised head: the identity at first
+    flat = torch.full((2, 1, 16, 16), 0.25)  # no contrast at all: finite, not a division by 0
+    assert torch.isfinite(model(flat, t)).all()
+
+
+def test_a_standardized_unet_trains_and_its_checkpoint_loads(tmp_path: Path):
+    trainer = make_trainer(tmp_path, standardized_unet(), steps=3)
+    trainer.fit()
+    state = torch.load(tmp_path / "last.pt", weights_only=False)
+    fresh = standardized_unet(seed=1)
+    fresh.load_state_dict(state["model"] if "model" in state else state["restorer"])
+    assert any("input_stats" in key for key in fresh.state_dict())

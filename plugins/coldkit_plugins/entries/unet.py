@@ -51,6 +51,11 @@ class UNetParams(BaseModel):
     linear_attention: bool = Field(..., description="linear (cheap) instead of full attention")
     residual: bool = Field(..., description="predict a correction added to the input")
     groups: int = Field(8, ge=1, description="GroupNorm groups")
+    standardize_input: bool = Field(
+        False,
+        description="feed each x_t to the network as (x_t - its mean) / its standard deviation "
+        "(in float32), with the mean and log standard deviation conditioning it beside t",
+    )
 
     @model_validator(mode="before")
     @classmethod
