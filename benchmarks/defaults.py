@@ -5,7 +5,7 @@ Builds the trainer of ``examples/mnist_blur.toml`` (the README's main job) three
 process and times its training step, interleaved:
 
 * ``before``: every speed switch off and Adam's per-parameter loop (the trainer before the
-  fused optimizer);
+  fused optimizer), and coldkit's U-Net without ``standardize_input`` (the network before it);
 * ``switches off``: ``compile``, ``channels_last`` and ``autocast`` forced off;
 * ``defaults``: the config as written (every switch ``auto``: what
   :func:`coldkit.runtime.auto.choices` decides on this machine, printed).
@@ -97,9 +97,11 @@ def trainers(config: Path, threads: int, stack: contextlib.ExitStack) -> dict:
 
     registry, built = Registry.discover(), {}
     for case, overrides in CASES.items():
-        experiment = load_experiment(
-            config, registry, ['device="cpu"', f"threads={threads}", *overrides]
-        )
+        settings = ['device="cpu"', f"threads={threads}", *overrides]
+        experiment = load_experiment(config, registry, settings)
+        if case == "before" and experiment.config.restorer.name == "unet":
+            settings.append("restorer.standardize_input=false")
+            experiment = load_experiment(config, registry, settings)
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         run = stack.enter_context(RunContext.start(experiment, RunPaths(folder),
                                                    Console(quiet=True)))

@@ -18,6 +18,19 @@ def test_the_three_cases_are_timed_and_the_defaults_are_the_configs_own(tiny_con
     assert all(t.precision == "float32" and t.peak > 0 and t.utilisation > 0 for t in timings)
 
 
+def test_before_is_the_network_before_standardize_input(tmp_path):
+    from coldkit.config import write_toml
+    from tests.conftest import tiny_experiment
+
+    config = tmp_path / "standardised.toml"
+    write_toml(config, tiny_experiment(restorer={"standardize_input": True}))
+    with defaults.contextlib.ExitStack() as stack:
+        built = defaults.trainers(config, 1, stack)
+        assert built["before"].restorer.input_stats is None
+        assert built["switches off"].restorer.input_stats is not None
+        assert built["defaults"].restorer.input_stats is not None
+
+
 def test_utilisation_is_achieved_flops_over_the_peak_of_the_precision():
     timing = Timing("defaults", "bf16", 1.0, 0.5, 100, "bf16", flops=2e9, peak=8e9)
     assert timing.utilisation == 0.5  # 2 GFLOP in 0.5 s = 4 GFLOP/s of 8
