@@ -60,9 +60,10 @@ class Good(nn.Module):
             UNetParams(preset="paper", **TINY_UNET, blocks_per_level=1), context=context
         ),
         lambda context: UNet(UNetParams(**TINY_UNET), context=context),
+        lambda context: UNet(UNetParams(**TINY_UNET, standardize_input=True), context=context),
         Good,
     ],
-    ids=["unet-small", "unet-paper-tiny", "unet-tiny", "good"],
+    ids=["unet-small", "unet-paper-tiny", "unet-tiny", "unet-tiny-standardised", "good"],
 )
 def test_builtin_and_good_restorers_pass(build):
     passed = check_restorer(build)
