@@ -128,15 +128,16 @@ def check_trained_for(path: Path, state: dict[str, Any], expected: dict[str, Any
     """Refuse a checkpoint trained for another model than ``expected`` (T, the degradation and
     restorer settings, the image size and channels: :func:`coldkit.runs.folder.trained_for`).
 
-    Checkpoints written before this record existed carry none and are not checked.
+    Checkpoints written before this record existed carry none and are not checked. A setting
+    the record lacks was added to its plugin after the checkpoint was written, so it is not
+    compared: a plugin adds a setting with a default that keeps the old behaviour (and a value
+    that changes the weights' shapes is still refused when they load).
     """
     recorded = state.get("trained_for")
     if not recorded:
         return
     recorded, expected = _flat(recorded), _flat(expected)
-    differs = sorted(
-        key for key in set(recorded) | set(expected) if recorded.get(key) != expected.get(key)
-    )
+    differs = sorted(key for key in recorded if recorded[key] != expected.get(key))
     if differs:
         details = "; ".join(
             f"{key}: checkpoint {recorded.get(key)!r}, config {expected.get(key)!r}"

@@ -124,3 +124,21 @@ def test_opening_a_run_with_another_restorer_is_a_short_message(finished_run, re
         open_run(finished_run, config=config)
     message = str(caught.value)
     assert "last.pt" in message and len(message.splitlines()) == 1 and len(message) < 600
+
+
+def test_a_checkpoint_from_before_a_setting_existed_still_opens(finished_run):
+    """A run trained before a plugin gained a setting (here the U-Net's standardize_input) opens
+    with the setting's default, and a value that changes the weights is still refused."""
+    from coldkit.errors import CheckpointError
+    from coldkit.runs.opened import open_run
+
+    path = finished_run / "checkpoints" / "last.pt"
+    state = torch.load(path, weights_only=True)
+    del state["trained_for"]["restorer"]["standardize_input"]
+    torch.save(state, path)
+    succeeded(invoke("generate", finished_run, "-n", "2", "--no-judge"))
+    config = read_toml(finished_run / "config.toml")
+    config["restorer"]["standardize_input"] = True
+    with pytest.raises(CheckpointError) as caught:
+        open_run(finished_run, config=config)
+    assert "last.pt" in str(caught.value) and len(str(caught.value).splitlines()) == 1
