@@ -10,7 +10,9 @@ nearest-neighbour upsampling, attention at chosen levels. Two presets:
 * ``paper``: shaped like the paper's MNIST network: full resolution, width 64, multipliers
   (1, 2, 4, 8), two residual blocks and linear attention at every level.
 
-With ``residual = true`` the network predicts a correction added to its input.
+With ``residual = true`` the network predicts a correction added to its input. With
+``standardize_input = true`` it sees each x_t at unit scale (minus its mean, over its standard
+deviation), conditioned on both, so bf16 autocast can run all but its stem and output layer.
 """
 
 from __future__ import annotations
@@ -182,7 +184,7 @@ class UNet(nn.Module):
         """The stem's input and the conditioning vector. Standardised in float32: a heavily
         blurred x_t is its mean plus harmonics a few per cent strong, which the mean would push
         out of bf16's 8-bit mantissa."""
-        if not self.params.standardize_input:
+        if self.input_stats is None:
             return x_t * 2 - 1, time
         x = x_t.float()
         mean = x.mean(dim=(1, 2, 3), keepdim=True)
