@@ -31,10 +31,10 @@ CHANNELS_LAST = Switches("cpu", channels_last=True)
 BF16 = Switches("cpu", autocast="bf16")
 
 
-def tiny_unet(seed: int = 0) -> UNet:
+def tiny_unet(seed: int = 0, **params: object) -> UNet:
     torch.manual_seed(seed)
     return UNet(
-        UNetParams(width=8, multipliers=[1, 2], attention_levels=[1]),
+        UNetParams(width=8, multipliers=[1, 2], attention_levels=[1], **params),
         context=BuildContext(image_size=16, channels=1, steps=4),
     )
 

@@ -258,13 +258,7 @@ def test_evaluation_follows_the_sampling_switches_and_the_instruments_stay_float
 
 # ------------------------------------------- a standardised input: only the ends stay float32
 def standardized_unet(seed: int = 0) -> nn.Module:
-    from coldkit.protocols import BuildContext
-    from coldkit_plugins.unet import UNet, UNetParams
-
-    torch.manual_seed(seed)
-    return UNet(UNetParams(width=8, multipliers=[1, 2], attention_levels=[1],
-                           standardize_input=True),
-                context=BuildContext(image_size=16, channels=1, steps=4))
+    return tiny_unet(seed, standardize_input=True)
 
 
 def faint_pattern_images() -> torch.Tensor:
@@ -309,5 +303,6 @@ def test_a_standardized_unet_trains_and_its_checkpoint_loads(tmp_path: Path):
     trainer.fit()
     state = torch.load(tmp_path / "last.pt", weights_only=False)
     fresh = standardized_unet(seed=1)
-    fresh.load_state_dict(state["model"] if "model" in state else state["restorer"])
+    fresh.load_state_dict(state["model"])
     assert any("input_stats" in key for key in fresh.state_dict())
+    assert torch.equal(fresh.input_stats.weight, state["model"]["input_stats.weight"])
